@@ -1,0 +1,1 @@
+"""Small CLI verbs that are not a module of their own."""

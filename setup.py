@@ -1,0 +1,80 @@
+"""ament_python package for lnn_control: colcon builds it unchanged, pip installs it on machines without ROS."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "lnn_control"
+
+NODES = {
+    "perception_node": "perception",
+    "policy_node": "policy",
+    "drive_node": "drive",
+    "command_mux_node": "mux",
+    "teleop_keyboard_node": "teleop_keyboard",
+    "joy_teleop_node": "joy_teleop",
+    "recorder_node": "recorder",
+    "sim_node": "sim",
+    "demonstrator_node": "demonstrator",
+}
+
+ROS_WHEELS = [
+    "ros-jazzy-rclpy",
+    "ros-jazzy-sensor-msgs",
+    "ros-jazzy-geometry-msgs",
+    "ros-jazzy-std-msgs",
+    "ros-jazzy-std-srvs",
+    "ros-jazzy-rmw-fastrtps-cpp",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Camera-to-command control with liquid neural networks (LTC, CfC, NCP) for ROS 2 and plain Python",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(exclude=["test", "test.*", "bench"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/models", glob("models/*.safetensors") + glob("models/*.json") + glob("models/*.md")),
+    ],
+    package_data={PACKAGE: ["py.typed"]},
+    install_requires=[
+        "setuptools",
+        "numpy>=1.24",
+        "torch>=2.2",
+        "safetensors>=0.4",
+        "opencv-python-headless>=4.8",
+        "pyyaml>=6",
+        "rosbags>=0.10",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "ros": ROS_WHEELS,
+        "sim": ["gymnasium[box2d]>=1.0"],
+        "export": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "train": ["tensorboard>=2.14"],
+        "dev": [
+            "pytest>=7",
+            "ruff>=0.4",
+            "ncps==1.0.1",
+            "colcon-common-extensions>=0.3",
+            "onnx>=1.15",
+            "onnxruntime>=1.17",
+            "tensorboard>=2.14",
+            "gymnasium[box2d]>=1.0",
+        ],
+    },
+    zip_safe=True,
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [f"{name}={PACKAGE}.nodes.{mod}:main" for name, mod in NODES.items()]
+        + [f"lnn-control={PACKAGE}.cli:main"],
+    },
+)
