@@ -83,6 +83,7 @@ class TubRecord:
     angle: float
     throttle: float
     mode: str
+    deleted: bool = False
 
 
 def _topic(name: str) -> str:
@@ -122,7 +123,7 @@ def read_manifest(root: Path) -> tuple[list[str], set[int]]:
 
 
 def iter_records(root: Path, report: TubImportReport) -> Iterator[TubRecord]:
-    """Catalog records in order; bad lines are counted in ``report`` and skipped."""
+    """Catalog records in order, deleted ones flagged; bad lines are counted in ``report`` and skipped."""
     catalogs, deleted = read_manifest(root)
     for name in catalogs:
         path = root / name
@@ -143,9 +144,6 @@ def iter_records(root: Path, report: TubImportReport) -> Iterator[TubRecord]:
                         report.problems.append(f"{path}:{number}: unreadable record: {exc}")
                     continue
                 report.records += 1
-                if index in deleted:
-                    report.skipped_deleted += 1
-                    continue
                 stamp = item.get("_timestamp_ms")
                 yield TubRecord(
                     index=index,
@@ -154,14 +152,16 @@ def iter_records(root: Path, report: TubImportReport) -> Iterator[TubRecord]:
                     angle=angle,
                     throttle=throttle,
                     mode=str(item.get("user/mode", "user")),
+                    deleted=index in deleted,
                 )
 
 
 def _extract(archive: Path, into: Path) -> Path:
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = [m for m in tar.getmembers() if not Path(m.name).name.startswith("._")]
-            tar.extractall(into, members=members, filter="data")
+        with tarfile.open(archive, "r|*") as tar:  # one sequential pass, no seeking back in the gzip stream
+            for member in tar:
+                if not Path(member.name).name.startswith("._"):
+                    tar.extract(member, into, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise TubError(f"{archive}: cannot extract: {exc}") from exc
     return into
@@ -236,7 +236,6 @@ def _convert(
         start_ns: int | None = None
         last_ns: int | None = None
         for position, rec in enumerate(iter_records(root, report)):
-            report.modes[rec.mode] = report.modes.get(rec.mode, 0) + 1
             if trust_timestamps:
                 if rec.timestamp_ms is None:
                     raise TubError(f"{root}: record {rec.index} has no _timestamp_ms; drop --trust-timestamps")
@@ -250,6 +249,10 @@ def _convert(
                     start_ns = (rec.timestamp_ms or 0) * 1_000_000
                 stamp = start_ns + position * period_ns
             last_ns = stamp
+            if rec.deleted:
+                report.skipped_deleted += 1
+                continue
+            report.modes[rec.mode] = report.modes.get(rec.mode, 0) + 1
             if rec.mode != "user":
                 report.skipped_not_user += 1
                 continue
