@@ -80,6 +80,10 @@ def test_tolerance_and_latest_command_at_or_before(tmp_path):
     assert sorted(pairs) == [0, 1, 2, 3, 4, 5, 6, 10, 11]
     assert pairs[6].command.steering == pytest.approx(steering_of(4))  # latest at or before, never a later one
     assert pairer.report.skipped_no_command == 3  # frames 7, 8, 9
+    # replay wants every frame: the unpaired ones come with command None, and the counts stay the same
+    every = pair_frames(path, PairingConfig(tolerance_s=0.12), all_frames=True)
+    assert [p.command is None for p in every] == [i in (7, 8, 9) for i in range(12)]
+    assert (every.report.paired, every.report.skipped_no_command) == (9, 3)
     # a command stamped just after each frame is never used for it
     late = write_drive_bag(tmp_path / "late", n=5, command_lead_ns=-10_000_000)
     pairs = list(pair_frames(late))

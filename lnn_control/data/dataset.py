@@ -262,7 +262,7 @@ def _write_cache(
         pairer = pair_frames(opened, pairing, decode=True, progress=progress)
         with (out / "frames.u8").open("wb") as fh:
             for pair in pairer:
-                assert pair.frame is not None
+                assert pair.frame is not None and pair.command is not None
                 try:
                     small = preprocess(pair.frame, pre)
                 except ValueError as exc:  # a crop that does not fit the frame: a config problem, named

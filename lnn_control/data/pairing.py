@@ -117,8 +117,9 @@ class Pair:
     stamp_ns: int
     frame: np.ndarray | None
     """HxWx3 uint8 RGB, or None when pairing without decoding."""
-    command: Command
-    """Steering and velocity, with ``stamp_ns`` of the command message."""
+    command: Command | None
+    """Steering and velocity, with ``stamp_ns`` of the command message; None only with ``all_frames=True`` for a
+    frame that has no command in force (such frames are still counted in ``skipped_no_command``)."""
 
 
 def choose_stamp(record: Record, source: str) -> int:
@@ -151,7 +152,9 @@ class FramePairer:
     """Iterate the :class:`Pair` s of one bag; :attr:`report` fills in as it goes and is complete at the end.
 
     ``bag`` is an open :class:`Bag` (left open) or a path (opened and closed here). Topic and type problems raise
-    :class:`BagError` at construction; stamp and size problems while iterating.
+    :class:`BagError` at construction; stamp and size problems while iterating. With ``all_frames=True`` frames
+    without a command in force are yielded too, with ``command=None`` (offline replay feeds every frame to the
+    policy, so its dt stays real, and scores only the paired ones).
     """
 
     def __init__(
@@ -161,6 +164,7 @@ class FramePairer:
         *,
         decode: bool = True,
         progress: bool = False,
+        all_frames: bool = False,
     ) -> None:
         self.config = config or PairingConfig()
         self._own = not isinstance(bag, Bag)
@@ -179,6 +183,7 @@ class FramePairer:
             raise
         self.decode = decode
         self.progress = progress
+        self.all_frames = all_frames
         self.report = PairReport(
             bag=str(self.bag.path),
             image_topic=self.image_topic,
@@ -235,6 +240,7 @@ class FramePairer:
         tol_ns = int(round(cfg.tolerance_s * 1e9))
         prev: int | None = None
         first_stamp: int | None = None
+        first_decode_error = ""
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -260,21 +266,25 @@ class FramePairer:
                 prev = stamp
                 self._check_size(rec, index)
                 j = int(np.searchsorted(cmd_stamps, stamp, side="right")) - 1
-                if j < 0 or stamp - int(cmd_stamps[j]) > tol_ns or not valid[j]:
+                command = None if j < 0 or stamp - int(cmd_stamps[j]) > tol_ns or not valid[j] else commands[j]
+                if command is None:
                     rep.skipped_no_command += 1
-                    continue
+                    if not self.all_frames:
+                        continue
                 frame = None
                 if self.decode:
                     try:
                         frame = decode_msg(rec.msg, max_pixels=cfg.max_pixels)
                     except ImageDecodeError as exc:
-                        rep.skipped_undecodable += 1
-                        self._note(f"{topic} frame {index} (log {rec.log_ns}): {exc}")
+                        if command is not None:  # a frame without a command is counted once, as that
+                            rep.skipped_undecodable += 1
+                        problem = f"{topic} frame {index} (log {rec.log_ns}): {exc}"
+                        first_decode_error = first_decode_error or problem
+                        self._note(problem)
                         continue
                     self._check_shape(frame, index)
-                rep.paired += 1
-                command = commands[j]
-                assert command is not None
+                if command is not None:
+                    rep.paired += 1
                 yield Pair(index=index, stamp_ns=stamp, frame=frame, command=command)
         finally:
             if bar is not None:
@@ -282,7 +292,7 @@ class FramePairer:
         if rep.frames == 0:
             raise BagError(path, "has no messages", topic=topic)
         if rep.paired == 0 and rep.skipped_undecodable:
-            raise BagError(path, f"none of the frames decodes; first problem: {rep.errors[0]}", topic=topic)
+            raise BagError(path, f"none of the frames decodes; first problem: {first_decode_error}", topic=topic)
         if rep.paired == 0 and first_stamp is not None and prev is not None:
             lo, hi = int(cmd_stamps[0]), int(cmd_stamps[-1])
             if prev < lo or first_stamp > hi + tol_ns:
@@ -314,10 +324,15 @@ class FramePairer:
 
 
 def pair_frames(
-    bag: Bag | str | Path, config: PairingConfig | None = None, *, decode: bool = True, progress: bool = False
+    bag: Bag | str | Path,
+    config: PairingConfig | None = None,
+    *,
+    decode: bool = True,
+    progress: bool = False,
+    all_frames: bool = False,
 ) -> FramePairer:
     """Pairs of one bag, as an iterable whose ``report`` is complete once iterated (see :class:`FramePairer`)."""
-    return FramePairer(bag, config, decode=decode, progress=progress)
+    return FramePairer(bag, config, decode=decode, progress=progress, all_frames=all_frames)
 
 
 def count_pairs(bag: Bag | str | Path, config: PairingConfig | None = None, *, decode: bool = True) -> PairReport:
