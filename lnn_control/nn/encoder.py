@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 #: (out_channels, kernel, stride) of the five convolutions.
 CONV_LAYERS: tuple[tuple[int, int, int], ...] = ((24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1), (8, 3, 1))
+#: Smallest height and width the five convolutions accept.
+MIN_SIZE = 53
 
 
 class ConvHead(nn.Module):
@@ -35,10 +37,10 @@ class ConvHead(nn.Module):
             layers += [nn.Conv2d(channels, out, kernel, stride), nn.ReLU()]
             channels = out
         self.convs = nn.Sequential(*layers)
+        if min(height, width) < MIN_SIZE:
+            raise ValueError(f"input {height}x{width} is too small for the conv head (at least {MIN_SIZE}x{MIN_SIZE})")
         with torch.no_grad():
             shape = self.convs(torch.zeros(1, 3, height, width)).shape
-        if shape[2] < 1 or shape[3] < 1:
-            raise ValueError(f"input {height}x{width} is too small for the conv head")
         self.flat = int(shape[1] * shape[2] * shape[3])
         self.dropout = nn.Dropout(dropout)
         self.reduce = nn.Linear(self.flat, features)
