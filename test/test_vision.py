@@ -199,3 +199,14 @@ def test_unsupported_compressed_formats():
 def test_bayer_too_small():
     with pytest.raises(ImageDecodeError, match="at least 2x2"):
         decode_image("bayer_rggb8", 1, 4, 4, bytes(4))
+
+
+def test_rclpy_messages_decode_the_same_way():
+    """The nodes hand rclpy messages (``data`` is an array.array) to the same functions; no DDS is needed here."""
+    msgs = pytest.importorskip("sensor_msgs.msg", reason="ROS 2 message packages are not installed")
+    raw = msgs.Image(height=6, width=10, encoding="bgr8", step=30, data=RGB[..., ::-1].tobytes())
+    np.testing.assert_array_equal(decode_msg(raw), RGB)
+    png = cv2.imencode(".png", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))[1].tobytes()
+    np.testing.assert_array_equal(decode_msg(msgs.CompressedImage(format="png", data=png)), RGB)
+    with pytest.raises(ImageDecodeError, match=r"data has 5 bytes but step\*height is 180"):
+        decode_msg(msgs.Image(height=6, width=10, encoding="rgb8", step=30, data=b"12345"))

@@ -115,16 +115,19 @@ def bag_fingerprint(path: str | Path) -> str:
     if not path.exists():
         raise BagError(path, "does not exist")
     digest = hashlib.sha256()
-    for file in bag_files(path):
-        size = file.stat().st_size
-        digest.update(f"{file.name}\0{size}\0".encode())
-        with file.open("rb") as fh:
-            if size <= 2 * FINGERPRINT_CHUNK:
-                digest.update(fh.read())
-            else:
-                digest.update(fh.read(FINGERPRINT_CHUNK))
-                fh.seek(size - FINGERPRINT_CHUNK)
-                digest.update(fh.read(FINGERPRINT_CHUNK))
+    try:
+        for file in bag_files(path):
+            size = file.stat().st_size
+            digest.update(f"{file.name}\0{size}\0".encode())
+            with file.open("rb") as fh:
+                if size <= 2 * FINGERPRINT_CHUNK:
+                    digest.update(fh.read())
+                else:
+                    digest.update(fh.read(FINGERPRINT_CHUNK))
+                    fh.seek(size - FINGERPRINT_CHUNK)
+                    digest.update(fh.read(FINGERPRINT_CHUNK))
+    except OSError as exc:
+        raise BagError(path, f"cannot read: {exc}") from exc
     return digest.hexdigest()
 
 
