@@ -8,7 +8,7 @@ import torch
 
 from lnn_control.driver import Driver, DriverConfig, LimitsConfig, TimingConfig, Watchdog
 from lnn_control.nn.policy import Policy, PolicyConfig
-from lnn_control.vision import PreprocessConfig
+from lnn_control.vision import PreprocessConfig, preprocess
 
 MS = 1_000_000
 
@@ -30,8 +30,7 @@ def test_observe_equals_policy_act_with_real_dt(policy: Policy) -> None:
     for i, (frame, stamp) in enumerate(zip(frames(5), stamps)):
         command = driver.observe(frame, stamp)
         dt = 0.05 if i == 0 else (stamp - stamps[i - 1]) / 1e9
-        x = torch.from_numpy(driver.preprocess and __import__("lnn_control.vision").vision.preprocess(
-            frame, policy.config.preprocess)).unsqueeze(0)
+        x = torch.from_numpy(preprocess(frame, policy.config.preprocess)).unsqueeze(0)
         with torch.no_grad():
             y, h = policy.act(x, h, torch.tensor([[dt]]))
         assert driver.last.dt_s == pytest.approx(dt)

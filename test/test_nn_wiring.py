@@ -12,9 +12,8 @@ from lnn_control.nn.wiring import NCP, Wiring, auto_ncp, fully_connected
 
 
 def paper_wiring(seed: int = 22222) -> Wiring:
-    return NCP(12, 6, 1, sensory_fanout=6, inter_fanout=4, recurrent_command_synapses=4, motor_fanin=6, seed=seed).build(
-        32
-    )
+    layout = NCP(12, 6, 1, sensory_fanout=6, inter_fanout=4, recurrent_command_synapses=4, motor_fanin=6, seed=seed)
+    return layout.build(32)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 22222])
