@@ -20,7 +20,7 @@ from data_helpers import (
     write_drive_bag,
 )
 
-from lnn_control.data.bags import Bag, BagError, BagWriter, discover_bags, read_records
+from lnn_control.data.bags import Bag, BagError, BagWriter, discover_bags, read_records, recover_mcap
 from lnn_control.vision import decode_msg
 
 
@@ -172,3 +172,29 @@ def test_missing_topic_lists_what_exists(tmp_path):
     assert "topic /front/image: no such topic" in text
     assert "/camera/image_raw (sensor_msgs/msg/Image, 2)" in text and "/teleop/cmd_vel" in text
     assert err.value.topic == "/front/image"
+
+
+def test_recover_a_truncated_mcap_up_to_its_last_complete_chunk(tmp_path):
+    # 24 frames of 320x240 rgb8 (230 KB each): the writer flushes a chunk about every MiB
+    path = write_drive_bag(tmp_path / "killed", n=24, command="ackermann", size_of=lambda i: (320, 240))
+    with Bag(path) as bag:
+        original = list(bag.raw())
+    mcap = next(path.glob("*.mcap"))
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: int(len(data) * 0.7)])  # killed: no summary, the last chunk half written
+    (path / "metadata.yaml").unlink()
+    with pytest.raises(BagError, match=r"killed.mcap: cannot open \(mcap\).*recover_mcap"):
+        Bag(mcap)
+    counts = recover_mcap(path, tmp_path / "saved")
+    with Bag(tmp_path / "saved") as bag:
+        saved = list(bag.raw())
+        acks = list(bag.records([CMD_TOPIC]))
+    assert 6 <= counts[IMAGE_TOPIC] < 24 and len(saved) == sum(counts.values())
+    assert saved == original[: len(saved)]  # a prefix, byte for byte
+    assert acks[0].msg.drive.speed == pytest.approx(1.0)  # the custom type came from the file's own schemas
+    junk = tmp_path / "junk.mcap"
+    junk.write_bytes(b"#ROSBAG V2.0\n")
+    with pytest.raises(BagError, match="junk.mcap: not an MCAP file"):
+        recover_mcap(junk, tmp_path / "x")
+    with pytest.raises(BagError, match="nothere.mcap: does not exist"):
+        recover_mcap(tmp_path / "nothere.mcap", tmp_path / "y")

@@ -159,7 +159,10 @@ class Bag:
             self._reader = AnyReader([self.path], default_typestore=default)
             self._reader.open()
         except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds; all mean "cannot read this file"
-            raise BagError(self.path, f"cannot open ({self.kind}): {exc} (truncated or corrupt file?)") from exc
+            hint = "truncated or corrupt file?"
+            if self.kind == "mcap":
+                hint += " recover_mcap() in lnn_control.data.bags salvages a recording that was cut short"
+            raise BagError(self.path, f"cannot open ({self.kind}): {exc} ({hint})") from exc
         self._add_missing_types(default)
         self.topics: dict[str, TopicSummary] = {
             name: TopicSummary(name, info.msgtype or "?", int(info.msgcount))
@@ -367,3 +370,115 @@ class BagWriter:
             self.close()
         else:
             self.abort()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Salvage of a truncated MCAP file (a recorder killed mid-write)
+# --------------------------------------------------------------------------------------------------------------------
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def _mcap_records(buf: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, memoryview]]:
+    """``(opcode, content)`` of the complete records in ``buf`` from ``start``; stops at the first incomplete one."""
+    view = memoryview(buf)
+    pos = start
+    while pos + 9 <= len(view):
+        opcode = view[pos]
+        length = int.from_bytes(view[pos + 1 : pos + 9], "little")
+        end = pos + 9 + length
+        if end > len(view):
+            return
+        yield opcode, view[pos + 9 : end]
+        pos = end
+
+
+def _mcap_string(rec: memoryview, pos: int) -> tuple[str, int]:
+    n = int.from_bytes(rec[pos : pos + 4], "little")
+    return bytes(rec[pos + 4 : pos + 4 + n]).decode(), pos + 4 + n
+
+
+def _register_schema(store: Typestore, name: str, encoding: str, text: str) -> None:
+    """Register an MCAP schema (ros2msg, or ros2idl as rosbag2 writes it) in ``store``."""
+    from rosbags.typesys import get_types_from_idl, get_types_from_msg
+
+    if encoding == "ros2msg":
+        store.register(get_types_from_msg(text, name))
+        return
+    sep = "=" * 80 + "\n"
+    for part in text.split(sep)[1:] if text.startswith(sep) else [text]:
+        store.register(get_types_from_idl(part.split("\n", 1)[1] if part.startswith("IDL:") else part))
+
+
+def recover_mcap(src: str | Path, dst: str | Path, *, storage: str = "mcap") -> dict[str, int]:
+    """Salvage a truncated or damaged MCAP file into a new bag ``dst``; returns the messages kept per topic.
+
+    A recorder killed mid-write leaves an MCAP without its summary and end magic, which readers refuse. This walks the
+    file from the start and keeps every message of every complete record and chunk up to the damage, with the
+    message definitions the file carries (so custom types survive). ``src`` is the ``.mcap`` file or its bag folder.
+    """
+    from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+
+    src = Path(src)
+    if not src.exists():
+        raise BagError(src, "does not exist")
+    if src.is_dir():
+        files = sorted(src.glob("*.mcap"))
+        if len(files) != 1:
+            raise BagError(src, f"expected one .mcap file to recover, found {len(files)}")
+        src = files[0]
+    data = src.read_bytes()
+    if not data.startswith(MCAP_MAGIC):
+        raise BagError(src, "not an MCAP file (bad magic); nothing to recover")
+    schemas: dict[int, tuple[str, str, str]] = {}
+    channels: dict[int, tuple[str, int]] = {}
+    store = get_typestore(Stores.EMPTY)
+    declared: set[int] = set()
+    counts: dict[str, int] = {}
+
+    def handle(writer: BagWriter, opcode: int, rec: memoryview) -> None:
+        if opcode == 0x03:  # schema
+            sid = int.from_bytes(rec[0:2], "little")
+            name, pos = _mcap_string(rec, 2)
+            encoding, pos = _mcap_string(rec, pos)
+            n = int.from_bytes(rec[pos : pos + 4], "little")
+            schemas[sid] = (name, encoding, bytes(rec[pos + 4 : pos + 4 + n]).decode())
+        elif opcode == 0x04:  # channel
+            cid = int.from_bytes(rec[0:2], "little")
+            sid = int.from_bytes(rec[2:4], "little")
+            topic, _ = _mcap_string(rec, 4)
+            channels[cid] = (topic, sid)
+        elif opcode == 0x05:  # message
+            cid = int.from_bytes(rec[0:2], "little")
+            log_ns = int.from_bytes(rec[6:14], "little")
+            if cid not in channels or channels[cid][1] not in schemas:
+                return
+            topic, sid = channels[cid]
+            name, encoding, text = schemas[sid]
+            if cid not in declared:
+                if name not in store.fielddefs:
+                    _register_schema(store, name, encoding, text)
+                writer.add_topic(topic, name, typestore=store)
+                declared.add(cid)
+            writer.write(topic, log_ns, bytes(rec[22:]))
+            counts[topic] = counts.get(topic, 0) + 1
+
+    with BagWriter(dst, storage=storage, typestore=store) as writer:
+        for opcode, rec in _mcap_records(data, len(MCAP_MAGIC)):
+            if opcode in (0x0F, 0x02):  # data end, footer: the rest is summary
+                break
+            if opcode == 0x06:  # chunk
+                compression, pos = _mcap_string(rec, 28)
+                size = int.from_bytes(rec[pos : pos + 8], "little")
+                body = bytes(rec[pos + 8 : pos + 8 + size])
+                try:
+                    inner = DECOMPRESSORS[compression](body, int.from_bytes(rec[16:24], "little"))
+                except Exception:  # noqa: BLE001 - a damaged chunk ends the salvage
+                    break
+                for inner_op, inner_rec in _mcap_records(inner):
+                    handle(writer, inner_op, inner_rec)
+            else:
+                handle(writer, opcode, rec)
+        if not counts:
+            raise BagError(src, "no complete message to recover")
+    return counts
