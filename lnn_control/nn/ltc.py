@@ -57,20 +57,18 @@ class _Derived(NamedTuple):
     """Synapse-level tensors computed from the parameters once per sequence (or cached in inference).
 
     Only existing synapses are stored (``E`` recurrent, ``Es`` sensory), so the solver's work scales with the
-    wiring's synapses, not with ``N*N``.
+    wiring's synapses, not with ``N*N``. A synapse's activation ``sigmoid(sigma (v_pre - mu))`` is one matrix product
+    with a gather matrix that holds ``sigma`` (and, for sensory synapses, the affine input mapping) plus a bias.
     """
 
-    spre: Tensor  # (Es,) input index of each sensory synapse
-    ssigma: Tensor  # (Es,)
-    smusig: Tensor  # (Es,) mu * sigma
+    sgather: Tensor  # (S, Es): input k -> sensory synapse e, times sigma_e * input_w[k]
+    sbias: Tensor  # (Es,): sigma_e * input_b[pre_e] - mu_e * sigma_e
     sroute: Tensor  # (Es, 2N): [w*erev | w] routed to the post-synaptic neuron
-    pre: Tensor  # (E,) pre-synaptic neuron of each synapse
-    sigma: Tensor  # (E,)
-    musig: Tensor  # (E,)
+    gather: Tensor  # (N, E): neuron i -> synapse e, times sigma_e
+    bias: Tensor  # (E,): -mu_e * sigma_e
     route: Tensor  # (E, 2N)
-    cm: Tensor  # (N,) positive
-    gleak: Tensor  # (N,) positive
-    leak: Tensor  # (N,) gleak * vleak
+    base: Tensor  # (2N,): [gleak*vleak | gleak + epsilon], the constant parts of numerator and denominator
+    cm_unfolds: Tensor  # (N,): cm * ode_unfolds, so that cm_t = cm_unfolds / dt
 
 
 def _synapse_index(mask: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -125,6 +123,7 @@ class LTCCell(RecurrentCore):
         self.register_buffer("post_onehot", eye[post], persistent=False)  # (E, N)
         self.register_buffer("pre_onehot", eye[pre], persistent=False)  # (E, N)
         self.register_buffer("spost_onehot", eye[spost], persistent=False)  # (Es, N)
+        self.register_buffer("spre_onehot", torch.eye(s)[spre], persistent=False)  # (Es, S)
         self._cache_key: tuple[int, ...] | None = None
         self._cache: _Derived | None = None
 
@@ -138,33 +137,27 @@ class LTCCell(RecurrentCore):
         pre, post, spre, spost = self.pre, self.post, self.spre, self.spost
         w = F.softplus(self.w_raw[pre, post])
         sw = F.softplus(self.sensory_w_raw[spre, spost])
-        route = torch.cat([self.post_onehot * (w * self.erev[pre, post]).unsqueeze(1),
-                           self.post_onehot * w.unsqueeze(1)], dim=1)
-        sroute = torch.cat([self.spost_onehot * (sw * self.sensory_erev[spre, spost]).unsqueeze(1),
-                            self.spost_onehot * sw.unsqueeze(1)], dim=1)
         sigma = self.sigma[pre, post]
         ssigma = self.sensory_sigma[spre, spost]
         gleak = F.softplus(self.gleak_raw)
         return _Derived(
-            spre=spre,
-            ssigma=ssigma,
-            smusig=self.sensory_mu[spre, spost] * ssigma,
-            sroute=sroute,
-            pre=pre,
-            sigma=sigma,
-            musig=self.mu[pre, post] * sigma,
-            route=route,
-            cm=F.softplus(self.cm_raw),
-            gleak=gleak,
-            leak=gleak * self.vleak,
+            sgather=self.spre_onehot.t() * (ssigma * self.input_w[spre]),
+            sbias=ssigma * (self.input_b[spre] - self.sensory_mu[spre, spost]),
+            sroute=torch.cat([self.spost_onehot * (sw * self.sensory_erev[spre, spost]).unsqueeze(1),
+                              self.spost_onehot * sw.unsqueeze(1)], dim=1),
+            gather=self.pre_onehot.t() * sigma,
+            bias=-self.mu[pre, post] * sigma,
+            route=torch.cat([self.post_onehot * (w * self.erev[pre, post]).unsqueeze(1),
+                             self.post_onehot * w.unsqueeze(1)], dim=1),
+            base=torch.cat([gleak * self.vleak, gleak + self.epsilon]),
+            cm_unfolds=F.softplus(self.cm_raw) * self.ode_unfolds,
         )
 
     @torch.jit.unused
     def _cached_derive(self) -> _Derived:
         if torch.is_grad_enabled():
             return self._derive()
-        params = list(self.parameters())
-        key = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
+        key = tuple(p._version for p in self.parameters()) + tuple(id(p) for p in self.parameters())
         if self._cache is None or key != self._cache_key:
             with torch.no_grad():
                 self._cache = _Derived(*(t.detach().clone() for t in self._derive()))
@@ -181,12 +174,11 @@ class LTCCell(RecurrentCore):
 
     def _constants(self, d: _Derived, x: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
         """``cm_t`` (..., N) and the constant part (..., 2N) of numerator and denominator of a step."""
-        x = x * self.input_w + self.input_b
-        act = torch.sigmoid(torch.addcmul(-d.smusig, x.index_select(-1, d.spre), d.ssigma))
-        both = act @ d.sroute
-        cm_t = d.cm * (self.ode_unfolds / dt)
-        const = torch.cat([d.leak.expand_as(cm_t), cm_t + d.gleak + self.epsilon], dim=-1)
-        return cm_t, both + const
+        act = torch.sigmoid(torch.matmul(x, d.sgather) + d.sbias)
+        const = torch.matmul(act, d.sroute) + d.base
+        cm_t = d.cm_unfolds / dt
+        const[..., self.state_size :] += cm_t
+        return cm_t, const
 
     def _readout(self, v: Tensor) -> Tensor:
         return v[..., : self.output_size] * self.output_w + self.output_b
@@ -198,7 +190,7 @@ class LTCCell(RecurrentCore):
         v = h
         n = self.state_size
         for _ in range(self.ode_unfolds):
-            act = torch.sigmoid(torch.addcmul(-d.musig, v.index_select(1, d.pre), d.sigma))
+            act = torch.sigmoid(torch.addmm(d.bias, v, d.gather))
             nd = torch.addmm(const, act, d.route)
             v = torch.addcmul(nd[:, :n], cm_t, v) / nd[:, n:]
         return self._readout(v), v
@@ -214,7 +206,7 @@ class LTCCell(RecurrentCore):
         d = self.derived()
         cm_t, const = self._constants(d, x, dt)
         v0 = self.initial_state(x.shape[0], x.device).to(x.dtype) if h0 is None else h0
-        states = _Unfold.apply(v0, cm_t, const, d.pre, self.pre_onehot, d.sigma, d.musig, d.route, self.ode_unfolds)
+        states = _Unfold.apply(v0, cm_t, const, d.gather, d.bias, d.route, self.ode_unfolds)
         return self._readout(states), states[:, -1]
 
     def recurrent_parameter_count(self) -> int:
@@ -230,25 +222,22 @@ class LTCCell(RecurrentCore):
 class _Unfold(torch.autograd.Function):
     """Every sub-step of a sequence as one autograd node.
 
-    Inputs: ``v0`` (B, N), ``cm_t`` (B, T, N), ``const`` (B, T, 2N), the synapses' pre-synaptic index (E,) and
-    one-hot (E, N), their ``sigma`` and ``mu*sigma`` (E,) and ``route`` (E, 2N). Output: the state after every step
-    (B, T, N). Gradients flow to ``v0``, ``cm_t``, ``const``, ``sigma``, ``musig`` and ``route``.
+    Inputs: ``v0`` (B, N), ``cm_t`` (B, T, N), ``const`` (B, T, 2N), the synapses' ``gather`` (N, E), ``bias``
+    (E,) and ``route`` (E, 2N) (see :class:`_Derived`). Output: the state after every step (B, T, N).
     """
 
     @staticmethod
-    def forward(ctx, v0, cm_t, const, pre, pre_onehot, sigma, musig, route, unfolds):  # noqa: D102
+    def forward(ctx, v0, cm_t, const, gather, bias, route, unfolds):  # noqa: D102
         n = v0.shape[1]
         v = v0
-        acts, dacts, dens, vs, vpres, outs = [], [], [], [], [], []
+        acts, dacts, dens, vs, outs = [], [], [], [], []
         for t in range(cm_t.shape[1]):
             c, k = cm_t[:, t], const[:, t]
             for _ in range(unfolds):
-                vpre = v.index_select(1, pre)
-                act = torch.sigmoid(torch.addcmul(-musig, vpre, sigma))
+                act = torch.sigmoid(torch.addmm(bias, v, gather))
                 nd = torch.addmm(k, act, route)
                 den = nd[:, n:]
                 vs.append(v)
-                vpres.append(vpre)
                 v = torch.addcmul(nd[:, :n], c, v) / den
                 acts.append(act)
                 dacts.append(act - act * act)
@@ -256,18 +245,17 @@ class _Unfold(torch.autograd.Function):
             outs.append(v)
         out = torch.stack(outs, dim=1)
         ctx.unfolds = unfolds
-        ctx.lists = (acts, dacts, dens, vs, vpres)
-        ctx.save_for_backward(cm_t, pre_onehot, sigma, route, out)
+        ctx.lists = (acts, dacts, dens, vs)
+        ctx.save_for_backward(cm_t, gather, route, out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        cm_t, pre_onehot, sigma, route, out = ctx.saved_tensors
-        acts, dacts, dens, vs, vpres = ctx.lists
+        cm_t, gather, route, out = ctx.saved_tensors
+        acts, dacts, dens, vs = ctx.lists
         unfolds = ctx.unfolds
         batch, steps, n = out.shape
-        to_pre = sigma.unsqueeze(1) * pre_onehot  # (E, N): g_z -> gradient of the pre-synaptic state
-        route_t = route.t()
+        gather_t, route_t = gather.t(), route.t()
         g_v = torch.zeros_like(out[:, 0])
         g_cm = torch.empty_like(cm_t)
         g_const = torch.empty(batch, steps, 2 * n, dtype=out.dtype, device=out.device)
@@ -286,16 +274,14 @@ class _Unfold(torch.autograd.Function):
                 g_k = g_k + g_nd
                 g_c = torch.addcmul(g_c, g_num, vs[i])
                 g_z = (g_nd @ route_t) * dacts[i]
-                g_v = torch.addcmul(g_z @ to_pre, g_num, c)
+                g_v = torch.addcmul(g_z @ gather_t, g_num, c)
                 g_nds.append(g_nd)
                 g_zs.append(g_z)
             g_cm[:, t] = g_c
             g_const[:, t] = g_k
         g_nds.reverse()
         g_zs.reverse()
-        g_nd_all = torch.cat(g_nds)  # (K*B, 2N), in forward order
-        g_z_all = torch.cat(g_zs)  # (K*B, E)
-        g_route = torch.cat(acts).t() @ g_nd_all
-        g_sigma = (g_z_all * torch.cat(vpres)).sum(0)
-        g_musig = -g_z_all.sum(0)
-        return g_v, g_cm, g_const, None, None, g_sigma, g_musig, g_route, None
+        g_z_all = torch.cat(g_zs)  # (K*B, E), in forward order
+        g_route = torch.cat(acts).t() @ torch.cat(g_nds)
+        g_gather = torch.cat(vs).t() @ g_z_all
+        return g_v, g_cm, g_const, g_gather, g_z_all.sum(0), g_route, None
