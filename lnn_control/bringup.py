@@ -1,0 +1,456 @@
+"""``lnn-control up``: start a node set from the same config YAML the launch files use, without launch_ros.
+
+    lnn-control up drive|drive-split|record|sim-drive|record-sim [--config FILE ...] [--set NODE.PARAM=VALUE ...]
+                   [--duration S] [--processes] [--local] [--without NODE ...] [--with NODE ...] [--namespace NS]
+
+The node sets are the table :data:`NODE_SETS`; a test holds it (and the launch files) to the console scripts in
+``setup.py`` and the files in ``config/``. Parameters: the set's config files (``config/<name>.yaml``, in the
+standard ``node_name: ros__parameters:`` form), then ``use_sim_time: true`` for the simulator sets, then every
+``--config FILE`` in order, then every ``--set``; later wins. They are merged into one parameter file whose keys
+match the nodes in any namespace (``/**/node_name``). When the command mux is part of the set, the node that drives
+(policy_node or drive_node) is remapped from ``cmd_vel`` to ``lnn/cmd_vel``, the mux's input, as in the launch files.
+
+By default all nodes run in this process on a MultiThreadedExecutor (each node's callbacks stay serial);
+``--processes`` runs each node's console script in a process of its own with
+``--ros-args --params-file FILE -r ...`` instead, and stops them all when one exits.
+
+DDS: ``FASTDDS_DEFAULT_PROFILES_FILE`` (and the Fast DDS 2.x name) is set to ``config/fastdds.xml`` (a 16 MiB
+shared-memory segment, so 640x480 frames cross processes) unless the user set one; ``--local`` instead keeps every
+packet on this machine (loopback-only profile, ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, the caller's
+``ROS_DOMAIN_ID`` or a random one), which tests and demos use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lnn_control.paths import config_file
+from lnn_control.ros import env as ros_env
+
+#: Console script -> module under ``lnn_control.nodes`` (the same pairs as ``NODES`` in setup.py; a test checks).
+NODE_MODULES: dict[str, str] = {
+    "perception_node": "perception",
+    "policy_node": "policy",
+    "drive_node": "drive",
+    "command_mux_node": "mux",
+    "teleop_keyboard_node": "teleop_keyboard",
+    "joy_teleop_node": "joy_teleop",
+    "recorder_node": "recorder",
+    "sim_node": "sim",
+    "demonstrator_node": "demonstrator",
+}
+
+MUX = "command_mux_node"
+#: Nodes whose ``cmd_vel`` becomes ``lnn/cmd_vel`` (the mux's policy input) when the mux runs beside them.
+DRIVING_NODES = ("policy_node", "drive_node")
+MUXED_REMAPS = (("cmd_vel", "lnn/cmd_vel"),)
+WILDCARD = "*"
+
+
+@dataclass(frozen=True)
+class NodeSet:
+    """Executables started together, and the config files (under ``config/``) their parameters come from."""
+
+    nodes: tuple[str, ...]
+    configs: tuple[str, ...]
+    description: str
+    sim_time: bool = False
+
+
+#: The one table of node sets; launch/*.launch.py start the same nodes from the same files.
+NODE_SETS: dict[str, NodeSet] = {
+    "drive": NodeSet(
+        ("drive_node", MUX),
+        ("drive.yaml",),
+        "camera -> drive_node (perception and policy fused) -> command mux -> cmd_vel",
+    ),
+    "drive-split": NodeSet(
+        ("perception_node", "policy_node", MUX),
+        ("drive.yaml",),
+        "camera -> perception_node -> lnn/features -> policy_node -> command mux -> cmd_vel",
+    ),
+    "record": NodeSet(
+        ("recorder_node", MUX),
+        ("drive.yaml", "record.yaml"),
+        "a person drives (teleop -> command mux -> cmd_vel) while the recorder writes episodes",
+    ),
+    "sim-drive": NodeSet(
+        ("sim_node", "drive_node", MUX),
+        ("drive.yaml", "sim.yaml"),
+        "the simulator's camera -> drive_node -> command mux -> the simulator, on sim time",
+        sim_time=True,
+    ),
+    "record-sim": NodeSet(
+        ("sim_node", "demonstrator_node", "recorder_node", MUX),
+        ("drive.yaml", "sim.yaml", "record.yaml"),
+        "the demonstrator drives the simulator through the mux while the recorder writes episodes, on sim time",
+        sim_time=True,
+    ),
+}
+
+
+class BringupError(RuntimeError):
+    """Something ``up`` cannot start; the message says what and how to fix it."""
+
+
+# -- parameters -----------------------------------------------------------------------------------------------------
+
+Params = dict[str, dict[str, Any]]  # node name (or WILDCARD) -> parameter -> value
+
+
+def _node_key(key: str) -> str:
+    """YAML node key -> node name: ``drive_node``, ``/drive_node`` and ``/**/drive_node`` alike; ``/**`` is WILDCARD."""
+    key = str(key)
+    if key in ("/**", "**"):
+        return WILDCARD
+    for prefix in ("/**/", "/"):
+        if key.startswith(prefix) and "/" not in key[len(prefix) :]:
+            return key[len(prefix) :]
+    return key
+
+
+def read_params(path: Path) -> Params:
+    """A ``node_name: ros__parameters: {...}`` file -> {node: {param: value}}; errors name the file and the key."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise BringupError(f"{path}: cannot read the parameter file ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise BringupError(f"{path}: not valid YAML ({exc})") from exc
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise BringupError(f"{path}: expected 'node_name: ros__parameters: ...' mappings at the top level")
+    params: Params = {}
+    for key, body in document.items():
+        if not isinstance(body, dict) or not isinstance(body.get("ros__parameters"), dict):
+            raise BringupError(f"{path}: node {key!r} has no 'ros__parameters:' mapping")
+        params.setdefault(_node_key(key), {}).update(_flatten(body["ros__parameters"]))
+    return params
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML mappings -> dotted parameter names, as rcl reads them."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def merge(base: Params, update: Params) -> Params:
+    """``base`` with ``update``'s values put over it (new dict)."""
+    merged = {node: dict(values) for node, values in base.items()}
+    for node, values in update.items():
+        merged.setdefault(node, {}).update(values)
+    return merged
+
+
+def parse_sets(items: Iterable[str], nodes: Iterable[str], typed: Params) -> Params:
+    """``NODE.PARAM=VALUE`` strings -> Params. Values are YAML scalars; an integer given for a parameter the config
+    files hold as a float becomes a float (``max_speed=1`` means 1.0). ``*.PARAM`` sets it for every node."""
+    nodes = set(nodes)
+    params: Params = {}
+    for item in items:
+        target, sep, text = item.partition("=")
+        node, dot, name = target.partition(".")
+        if not sep or not dot or not node or not name:
+            raise BringupError(f"--set {item!r}: expected NODE.PARAM=VALUE, e.g. drive_node.max_speed=0.5")
+        if node != WILDCARD and node not in nodes:
+            raise BringupError(f"--set {item!r}: node {node!r} is not in this set ({', '.join(sorted(nodes))})")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, dict):
+            value = text
+        known = typed.get(node, {}).get(name, typed.get(WILDCARD, {}).get(name))
+        if isinstance(value, int) and not isinstance(value, bool) and isinstance(known, float):
+            value = float(value)
+        params.setdefault(node, {})[name] = value
+    return params
+
+
+def params_document(params: Params) -> dict[str, Any]:
+    """Params -> the rcl parameter-file document, keys matching the nodes in any namespace."""
+    return {
+        ("/**" if node == WILDCARD else f"/**/{node}"): {"ros__parameters": values}
+        for node, values in params.items()
+        if values
+    }
+
+
+# -- the plan -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What ``up`` starts: the nodes, their merged parameters, the global ROS arguments and the environment."""
+
+    name: str
+    nodes: list[str]
+    params: Params
+    configs: list[Path]
+    remaps: list[tuple[str, str, str]] = field(default_factory=list)  # (node, from, to)
+    namespace: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def ros_args(self, params_file: Path) -> list[str]:
+        args = ["--ros-args", "--params-file", str(params_file)]
+        for node, source, target in self.remaps:
+            args += ["-r", f"{node}:{source}:={target}"]
+        if self.namespace:
+            args += ["-r", f"__ns:={self.namespace}"]
+        return args
+
+
+def module_name(executable: str) -> str:
+    return f"lnn_control.nodes.{NODE_MODULES[executable]}"
+
+
+def make_plan(args: argparse.Namespace, base_env: Mapping[str, str] | None = None) -> Plan:
+    """Check the set, its node modules and config files; merge the parameters; choose the DDS environment."""
+    node_set = NODE_SETS[args.set]
+    nodes = [n for n in node_set.nodes if n not in (args.without or [])]
+    for extra in args.with_nodes or []:
+        if extra not in NODE_MODULES:
+            raise BringupError(f"--with {extra!r}: unknown node; choose from {', '.join(NODE_MODULES)}")
+        if extra not in nodes:
+            nodes.append(extra)
+    for name in args.without or []:
+        if name not in node_set.nodes:
+            raise BringupError(f"--without {name!r}: not in set {args.set!r} ({', '.join(node_set.nodes)})")
+    if not nodes:
+        raise BringupError(f"nothing left to start in set {args.set!r}")
+    missing = [n for n in nodes if importlib.util.find_spec(module_name(n)) is None]
+    if missing:
+        raise BringupError(
+            f"node set {args.set!r} needs "
+            + ", ".join(f"{n} ({module_name(n)})" for n in missing)
+            + ", which this install does not have yet; leave it out with --without, or pick another set "
+            f"({', '.join(NODE_SETS)})"
+        )
+    configs = [config_file(name) for name in node_set.configs]
+    for path in configs:
+        if not path.is_file():
+            raise BringupError(f"node set {args.set!r} reads {path}, which does not exist")
+    params: Params = {}
+    for path in configs:
+        params = merge(params, read_params(path))
+    if node_set.sim_time:
+        params = merge(params, {WILDCARD: {"use_sim_time": True}})
+    for name in args.config or []:
+        path = Path(name).expanduser()
+        configs.append(path)
+        params = merge(params, read_params(path))
+    params = merge(params, parse_sets(args.set_params or [], nodes, params))
+    remaps = [(n, s, t) for n in nodes if n in DRIVING_NODES and MUX in nodes for s, t in MUXED_REMAPS]
+    source = dict(os.environ if base_env is None else base_env)
+    if args.local:
+        domain = source.get("ROS_DOMAIN_ID", "").strip()
+        env = ros_env.local_env(int(domain) if domain.isdigit() else None, base=source)
+    else:
+        env = ros_env.robot_env(source)
+    return Plan(args.set, nodes, params, configs, remaps, args.namespace or "", env)
+
+
+# -- running ----------------------------------------------------------------------------------------------------------
+
+
+def console_command(executable: str) -> list[str]:
+    """How to run a node's console script: next to this Python, in a colcon ``lib/lnn_control``, on PATH, or by
+    importing its ``main`` when no script is installed."""
+    for folder in (Path(sys.executable).parent, Path(sys.prefix) / "lib" / "lnn_control"):
+        candidate = folder / executable
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return [str(candidate)]
+    found = shutil.which(executable)
+    if found:
+        return [found]
+    return [sys.executable, "-c", f"import sys; from {module_name(executable)} import main; sys.exit(main())"]
+
+
+def _node_class(executable: str) -> type:
+    from rclpy.node import Node
+
+    module = importlib.import_module(module_name(executable))
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, Node) and obj is not Node and obj.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        raise BringupError(
+            f"{module.__name__} defines {len(classes)} rclpy Node classes, so {executable} cannot run in this "
+            "process; use --processes"
+        )
+    return classes[0]
+
+
+def run_in_process(plan: Plan, params_file: Path, duration: float | None) -> int:
+    """All nodes in this process on one MultiThreadedExecutor."""
+    ros_env.apply(plan.env)
+    import rclpy
+    from rclpy.exceptions import ParameterException
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.task import Future
+
+    classes = {name: _node_class(name) for name in plan.nodes}
+    rclpy.init(args=plan.ros_args(params_file))
+    nodes = []
+    executor = None
+    try:
+        for name, cls in classes.items():
+            try:
+                nodes.append(cls())
+            except (ValueError, ParameterException) as exc:
+                print(f"error: {name}: {exc}", file=sys.stderr)
+                return 2
+        for node in nodes:
+            _warn_unknown_params(node, plan.params)
+        executor = MultiThreadedExecutor(num_threads=max(2, len(nodes)))
+        for node in nodes:
+            executor.add_node(node)
+        try:
+            if duration is None:
+                executor.spin()
+            else:
+                executor.spin_until_future_complete(Future(), timeout_sec=duration)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        return 0
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _warn_unknown_params(node: Any, params: Params) -> None:
+    """Parameters given for a node that it does not declare are ignored by rclpy: say so (typos)."""
+    unknown = sorted(name for name in params.get(node.get_name(), {}) if not node.has_parameter(name))
+    if unknown:
+        node.get_logger().warning(f"ignoring parameters it does not declare: {', '.join(unknown)}")
+
+
+def run_processes(plan: Plan, params_file: Path, duration: float | None) -> int:
+    """One process per node (its console script); all stop when one exits, on Ctrl-C/SIGTERM, or after duration."""
+    procs: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for name in plan.nodes:
+            command = console_command(name) + plan.ros_args(params_file)
+            procs[name] = subprocess.Popen(command, env=plan.env, start_new_session=True)
+        end = None if duration is None else time.monotonic() + duration
+        failed: list[str] = []
+        while not stopping and (end is None or time.monotonic() < end):
+            exited = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
+            if exited:
+                failed = [f"{name} exited with status {rc}" for name, rc in exited.items()]
+                break
+            time.sleep(0.1)
+        _stop_all(procs)
+        if failed:
+            print(f"error: {'; '.join(failed)}: stopped the others", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        _stop_all(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_all(procs: Mapping[str, subprocess.Popen], grace_s: float = 10.0) -> None:
+    """SIGINT (the nodes shut down cleanly), then SIGKILL whatever is still running after ``grace_s``."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    for p in procs.values():
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+# -- the verb ---------------------------------------------------------------------------------------------------------
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lnn-control up``."""
+    parser.add_argument(
+        "set", choices=list(NODE_SETS), help="; ".join(f"{k}: {v.description}" for k, v in NODE_SETS.items())
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        metavar="FILE",
+        help="extra parameter YAML, applied after the set's own (repeatable)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="set_params",
+        action="append",
+        metavar="NODE.PARAM=VALUE",
+        help="one parameter (repeatable); NODE may be * for all",
+    )
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
+    parser.add_argument("--processes", action="store_true", help="one process per node instead of one for all")
+    parser.add_argument("--local", action="store_true", help="keep all DDS traffic on this machine (tests, demos)")
+    parser.add_argument("--without", action="append", metavar="NODE", help="leave a node of the set out (repeatable)")
+    parser.add_argument("--with", dest="with_nodes", action="append", metavar="NODE", help="add a node (repeatable)")
+    parser.add_argument("--namespace", metavar="NS", help="push every node into this namespace (e.g. /robot1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the set; returns the exit status."""
+    if args.duration is not None and args.duration <= 0:
+        print("error: --duration must be positive", file=sys.stderr)
+        return 2
+    try:
+        plan = make_plan(args)
+    except BringupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="lnn-up-") as folder:
+        params_file = Path(folder) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params_document(plan.params), sort_keys=False))
+        layout = "one process per node" if args.processes else "one process, MultiThreadedExecutor"
+        print(
+            f"lnn-control up {plan.name}: {', '.join(plan.nodes)} ({layout}); parameters from "
+            f"{', '.join(str(p) for p in plan.configs)}; ROS_DOMAIN_ID={plan.env.get('ROS_DOMAIN_ID', '0')}",
+            flush=True,
+        )
+        try:
+            if args.processes:
+                return run_processes(plan, params_file, args.duration)
+            return run_in_process(plan, params_file, args.duration)
+        except BringupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2

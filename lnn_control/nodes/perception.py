@@ -1,0 +1,145 @@
+"""perception_node: camera frames -> CNN features, stamped with the camera's header.
+
+Subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8, ...) or, with
+``image_transport:=compressed``, ``camera/image_raw/compressed`` (sensor_msgs/CompressedImage: jpeg, png), with
+sensor-data QoS. Frames are decoded by :mod:`lnn_control.vision` from numpy views of ``msg.data`` (no cv_bridge),
+cropped and resized as the model was trained, and encoded by :meth:`Driver.features` — the first half of the one
+frame-to-command path; policy_node runs the second half.
+
+Features go out on ``lnn/features`` as **sensor_msgs/Image with encoding 32FC1, height 1, width N** (N = the
+model's feature count, ``step = 4 N``, ``is_bigendian = 0``: little-endian float32), with the **camera image's
+header** (stamp and frame_id) copied unchanged, so that the policy integrates over camera time, not arrival time.
+Why an Image: the pip install has no custom message package, and Image is the standard type that carries a header
+next to a flat float32 buffer (Float32MultiArray has no header); ``ros2 bag record`` and ``rqt`` handle it as is.
+The publisher is reliable with a depth of 5, so both reliable and best-effort subscribers match.
+
+A frame that cannot be used (unsupported encoding, step or size mismatch, empty data, corrupt JPEG or PNG, an absurd
+size, a crop that leaves nothing) is dropped and counted, with a warning naming the topic and the problem, throttled
+per kind of problem; the node carries on with the next frame.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from lnn_control.driver import Driver
+from lnn_control.nodes.driver_params import (
+    CAMERA_PARAMETERS,
+    MODEL_PARAMETERS,
+    Throttle,
+    build_driver,
+    declare,
+    log_summary,
+    run_node,
+)
+from lnn_control.ros.qos import SENSOR
+from lnn_control.vision import decode_msg
+
+RAW_TOPIC = "camera/image_raw"
+COMPRESSED_TOPIC = "camera/image_raw/compressed"
+FEATURES_TOPIC = "lnn/features"
+FEATURES_ENCODING = "32FC1"
+#: Reliable, keep last 5: matches best-effort (sensor-data) and reliable subscribers alike.
+FEATURES_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+_LITTLE = np.dtype("<f4")
+
+
+def features_to_msg(features: np.ndarray, header: Header) -> Image:
+    """float32 features (N,) -> sensor_msgs/Image 32FC1, 1 x N, with ``header`` (the camera's)."""
+    data = np.ascontiguousarray(features, dtype=_LITTLE).reshape(-1)
+    msg = Image(header=header, height=1, width=data.size, encoding=FEATURES_ENCODING, is_bigendian=0)
+    msg.step = 4 * data.size
+    msg.data = array.array("B", data.tobytes())
+    return msg
+
+
+def features_from_msg(msg: Image, expected: int) -> np.ndarray:
+    """sensor_msgs/Image 32FC1 1 x N -> float32 (N,) (a view of ``msg.data``); ``ValueError`` names the problem."""
+    if msg.encoding != FEATURES_ENCODING:
+        raise ValueError(f"encoding {msg.encoding!r}, expected {FEATURES_ENCODING!r}")
+    if msg.height != 1 or msg.width != expected:
+        raise ValueError(f"size {msg.width}x{msg.height}, expected {expected}x1 (the policy's feature count)")
+    if msg.step != 4 * expected or len(msg.data) != 4 * expected:
+        raise ValueError(
+            f"step {msg.step} and {len(msg.data)} data bytes, expected {4 * expected} for {expected} float32"
+        )
+    return np.frombuffer(msg.data, dtype=">f4" if msg.is_bigendian else _LITTLE)
+
+
+class CameraInput:
+    """The camera half shared by perception_node and drive_node: subscription, decoding, features, drop counting.
+
+    Calls ``on_features(features, header)`` for every usable frame, with the camera message's header.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        values: dict[str, Any],
+        driver: Driver,
+        on_features: Callable[[np.ndarray, Header], None],
+    ) -> None:
+        self.node = node
+        self.driver = driver
+        self.on_features = on_features
+        self.max_pixels = int(values["max_pixels"])
+        raw = values["image_transport"] == "raw"
+        self.subscription = node.create_subscription(
+            Image if raw else CompressedImage, RAW_TOPIC if raw else COMPRESSED_TOPIC, self._on_image, SENSOR
+        )
+        self.topic = self.subscription.topic_name
+        self.received = 0
+        self.dropped = 0
+        self._throttle = Throttle()
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        self.received += 1
+        try:
+            features = self.driver.features(decode_msg(msg, max_pixels=self.max_pixels))
+        except ValueError as exc:  # ImageDecodeError, or a crop that leaves nothing of this frame
+            self.dropped += 1
+            problem = f"{self.topic}: frame dropped: {exc}"
+            if self._throttle.ready(problem):
+                self.node.get_logger().warning(f"{problem} ({self.dropped} of {self.received} frames dropped so far)")
+            return
+        self.on_features(features, msg.header)
+
+    def summary(self) -> str:
+        """One line for the shutdown log."""
+        return f"{self.topic}: {self.received} frames received, {self.dropped} dropped"
+
+
+class PerceptionNode(Node):
+    """Camera -> features on ``lnn/features`` (the perception half of the path)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("perception_node", **kwargs)
+        values = declare(self, MODEL_PARAMETERS + CAMERA_PARAMETERS)
+        self.driver = build_driver(self, values)
+        self.publisher = self.create_publisher(Image, FEATURES_TOPIC, FEATURES_QOS)
+        self.camera = CameraInput(self, values, self.driver, self._publish)
+        self.get_logger().info(f"{self.camera.topic} -> {self.publisher.topic_name}")
+
+    def _publish(self, features: np.ndarray, header: Header) -> None:
+        self.publisher.publish(features_to_msg(features, header))
+
+    def destroy_node(self) -> None:
+        log_summary(self, self.camera.summary())
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""policy_node: CNN features -> steering and velocity, integrating the liquid network over camera time.
+
+Subscribes ``lnn/features`` (sensor_msgs/Image 32FC1, 1 x N, the camera's header; see
+:mod:`lnn_control.nodes.perception`) and runs :meth:`Driver.command_from_features`, the second half of the one
+frame-to-command path: dt is the time between consecutive **header stamps** (clamped to ``[min_dt, max_dt]``; the
+state resets on a gap above ``reset_gap`` or when time goes backwards, e.g. a bag looping), then the limits
+``max_speed``, ``min_speed``, ``max_steering`` and ``max_steering_rate`` apply.
+
+Publishes on ``cmd_vel`` (remapped to ``lnn/cmd_vel`` when the command mux runs) a geometry_msgs/Twist, or with
+``stamped:=true`` a TwistStamped whose header stamp is the camera stamp: ``linear.x`` = velocity in m/s, ``angular.z``
+= steering, normalised to [-1, 1] with **positive turning left** (REP 103; see :mod:`lnn_control.command`), a steering
+command rather than a yaw rate. Everything else in the Twist is zero.
+
+Safety, all on the node clock (so ``use_sim_time`` applies to stamps and timers alike):
+
+- watchdog: a timer at ``watchdog_rate`` checks that input arrived within ``timeout`` (default 0.2 s); if not, it
+  publishes zero velocity and keeps publishing it at the timer rate until input returns;
+- a NaN or infinite network output gives zero velocity, an error log and a state reset (the Driver resets);
+- ``~/enable`` (std_srvs/SetBool): disabled, the node keeps integrating frames but publishes zero velocity;
+- ``~/reset`` (std_srvs/Trigger): forget the recurrent state; the next frame starts afresh.
+
+The neuron activity after every step goes out on ``~/state`` (std_msgs/Float32MultiArray) for inspection.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import Twist, TwistStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
+from std_srvs.srv import SetBool, Trigger
+
+from lnn_control.command import Command
+from lnn_control.driver import Driver, Watchdog
+from lnn_control.nodes.driver_params import (
+    COMMAND_PARAMETERS,
+    MODEL_PARAMETERS,
+    Throttle,
+    build_driver,
+    declare,
+    driver_config,
+    log_summary,
+    on_set_driver_parameters,
+    run_node,
+)
+from lnn_control.nodes.perception import FEATURES_TOPIC, features_from_msg
+from lnn_control.ros.qos import COMMAND, SENSOR
+from lnn_control.ros.stamps import stamp_to_ns
+
+CMD_TOPIC = "cmd_vel"
+
+
+class CommandOutput:
+    """The command half shared by policy_node and drive_node: step, limits, watchdog, services, state topic.
+
+    ``input_topic`` names what the watchdog waits for, in its log messages.
+    """
+
+    def __init__(self, node: Node, values: dict[str, Any], driver: Driver, input_topic: str) -> None:
+        self.node = node
+        self.driver = driver
+        self.input_topic = input_topic
+        self.stamped = bool(values["stamped"])
+        self.frame_id = str(values["frame_id"])
+        self.enabled = bool(values["enabled"])
+        self.watchdog = Watchdog(values["timeout"])
+        self.stopped = False  # the watchdog is holding zero velocity
+        self.publisher = node.create_publisher(TwistStamped if self.stamped else Twist, CMD_TOPIC, COMMAND)
+        self.state_publisher = node.create_publisher(Float32MultiArray, "~/state", COMMAND)
+        self.timer = node.create_timer(1.0 / values["watchdog_rate"], self._check_watchdog)
+        self.reset_service = node.create_service(Trigger, "~/reset", self._on_reset)
+        self.enable_service = node.create_service(SetBool, "~/enable", self._on_enable)
+        self.faults = 0
+        self._throttle = Throttle()
+        on_set_driver_parameters(node, values, self._apply)
+
+    # -- per frame --------------------------------------------------------------------------------------------------
+
+    def step(self, features: np.ndarray, header: Header) -> None:
+        """Features of the frame with this camera header -> command published (zero when disabled or faulted)."""
+        self.watchdog.feed(self.node.get_clock().now().nanoseconds)
+        if self.stopped:
+            self.stopped = False
+            self._log("info", f"{self.input_topic}: input is back, driving")
+        command = self.driver.command_from_features(features, stamp_to_ns(header.stamp))
+        info = self.driver.last
+        if info.fault:
+            self.faults += 1
+            self._log("error", f"{info.event} (raw output {info.raw}, {self.faults} faults so far)")
+        elif info.event:
+            self._log("warning", f"{self.input_topic}: {info.event}")
+        if not self.enabled:
+            command = Command(0.0, 0.0, command.stamp_ns)
+        self._publish(command.steering, command.velocity, header.stamp)
+        self._publish_state(header)
+
+    # -- publishing -------------------------------------------------------------------------------------------------
+
+    def _publish(self, steering: float, velocity: float, stamp: Any) -> None:
+        twist = Twist()
+        twist.linear.x = float(velocity)
+        twist.angular.z = float(steering)
+        if self.stamped:
+            msg = TwistStamped(twist=twist)
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.frame_id
+            self.publisher.publish(msg)
+        else:
+            self.publisher.publish(twist)
+
+    def _publish_state(self, header: Header) -> None:
+        activity = np.ascontiguousarray(self.driver.activity, dtype=np.float32).reshape(-1)
+        msg = Float32MultiArray()
+        msg.layout.dim = [MultiArrayDimension(label="neurons", size=activity.size, stride=activity.size)]
+        msg.data = array.array("f", activity.tobytes())
+        self.state_publisher.publish(msg)
+
+    def _log(self, level: str, message: str) -> None:
+        if self._throttle.ready(message):
+            getattr(self.node.get_logger(), level)(message)
+
+    # -- watchdog, services, parameters --------------------------------------------------------------------------------
+
+    def _check_watchdog(self) -> None:
+        now = self.node.get_clock().now()
+        if not self.watchdog.expired(now.nanoseconds):
+            return
+        if not self.stopped:
+            self.stopped = True
+            what = (
+                "no input yet" if self.watchdog.last_ns is None else f"no input for {self.watchdog.timeout_ns / 1e9} s"
+            )
+            self.node.get_logger().warning(f"{self.input_topic}: {what}: publishing zero velocity until it returns")
+        self._publish(0.0, 0.0, now.to_msg())
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.driver.reset()
+        self.node.get_logger().info("state reset on request")
+        response.success = True
+        response.message = "state reset"
+        return response
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.enabled = bool(request.data)
+        response.success = True
+        response.message = "enabled" if self.enabled else "disabled: publishing zero velocity"
+        self.node.get_logger().info(response.message)
+        return response
+
+    def _apply(self, values: dict[str, Any]) -> None:
+        self.driver.config = driver_config(values)
+        self.watchdog.timeout_ns = int(values["timeout"] * 1e9)
+
+    def summary(self) -> str:
+        """One line for the shutdown log."""
+        return f"{self.faults} non-finite outputs"
+
+
+class PolicyNode(Node):
+    """Features on ``lnn/features`` -> commands on ``cmd_vel`` (the policy half of the path)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("policy_node", **kwargs)
+        values = declare(self, MODEL_PARAMETERS + COMMAND_PARAMETERS)
+        self.driver = build_driver(self, values)
+        self.features = self.driver.policy.config.features
+        self.subscription = self.create_subscription(Image, FEATURES_TOPIC, self._on_features, SENSOR)
+        self.output = CommandOutput(self, values, self.driver, self.subscription.topic_name)
+        self.received = 0
+        self.dropped = 0
+        self._throttle = Throttle()
+        self.get_logger().info(f"{self.subscription.topic_name} -> {self.output.publisher.topic_name}")
+
+    def _on_features(self, msg: Image) -> None:
+        self.received += 1
+        try:
+            features = features_from_msg(msg, self.features)
+        except ValueError as exc:
+            self.dropped += 1
+            problem = f"{self.subscription.topic_name}: features dropped: {exc}"
+            if self._throttle.ready(problem):
+                self.get_logger().warning(f"{problem} ({self.dropped} of {self.received} dropped so far)")
+            return
+        self.output.step(features, msg.header)
+
+    def destroy_node(self) -> None:
+        log_summary(
+            self,
+            f"{self.subscription.topic_name}: {self.received} received, {self.dropped} dropped; {self.output.summary()}"
+        )
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
