@@ -1,0 +1,250 @@
+"""demonstrator_node: the simulator's expert driver, publishing on the teleop topic as a person at a keyboard would.
+
+The driving logic is :class:`lnn_control.sim.expert.Expert` (pure pursuit on the track centreline and a curvature
+speed profile; see that module); this node only feeds it and publishes what it decides.
+
+**Privileged state, over topics.** The demonstrator runs as a node of its own, not inside sim_node: sim_node
+publishes the track once per episode (inside the ``start`` event on ``sim/episode``, latched) and the vehicle state
+with every frame (``sim/pose``, geometry_msgs/PoseStamped, and ``sim/velocity``, geometry_msgs/TwistStamped, with
+the frame's stamp). So the demonstrator starts, stops and restarts like any teleop, runs in its own process or
+beside the sim (``lnn-control up`` in one process), and can label states while something else drives (DAgger: remap
+its output away from the mux and record it). The state topics are a simulator's privilege; a learned policy never
+subscribes them.
+
+**Output** ``teleop/cmd_vel`` (geometry_msgs/Twist, or TwistStamped with ``stamped: true``): ``angular.z`` =
+steering in [-1, 1], +1 full left; ``linear.x`` = target speed, m/s: the same topic and type as
+teleop_keyboard_node, so the command mux and the recorder treat it as a person. Stamps: the sim time of the state
+the command answers (which is the camera frame's stamp, so a lockstep sim counts it as the answer to that frame).
+``~/label`` carries the clean expert command (same type and stamp) beside the executed one: with imperfection on,
+record it as the training target (noise injection as in DART: the data shows drifting off and coming back, while
+the label is always the expert's correction).
+
+**When it publishes** (``rate``): ``0`` (default): one command per vehicle state, as soon as the pose and velocity
+of one stamp have both arrived, which keeps a lockstep sim stepping at full speed. ``> 0``: a timer at that rate on
+the node clock (sim time under ``use_sim_time``) publishes the command for the latest state, the way a keyboard
+teleop repeats; nothing is published while the state is older than ``state_timeout`` (the sim stopped), so the mux
+falls back as it would for a person who let go.
+
+**Imperfection** (``steering_noise``, ``drift_rate``, ...): mapped one to one onto
+:class:`~lnn_control.sim.expert.ExpertConfig` (Ornstein-Uhlenbeck steering noise and occasional drifts with
+recovery, applied to the executed command only). Off by default; config/sim.yaml turns a moderate amount on for
+recording, because data from a perfect driver never shows a recovery and a policy trained on it compounds its first
+error. Episode k's noise is seeded with ``seed + k``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from lnn_control.command import Command
+from lnn_control.nodes.sim import EPISODE_QOS, EPISODE_TOPIC, POSE_TOPIC, VELOCITY_TOPIC
+from lnn_control.ros.msgs import command_to_twist, twist_type
+from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
+from lnn_control.ros.qos import COMMAND
+from lnn_control.ros.stamps import stamp_to_ns
+from lnn_control.sim.base import Truth
+from lnn_control.sim.expert import Expert, ExpertConfig
+from lnn_control.sim.track import Track
+
+TELEOP_TOPIC = "teleop/cmd_vel"
+LABEL_TOPIC = "~/label"
+_EXPERT = ExpertConfig()
+
+
+@dataclass(frozen=True)
+class DemonstratorConfig:
+    """Parameters of demonstrator_node (config/sim.yaml); the expert's are named as in ExpertConfig."""
+
+    stamped: bool = param(False, "publish geometry_msgs/TwistStamped instead of Twist")
+    frame_id: str = param("base_link", "header frame_id of TwistStamped commands")
+    rate: float = param(
+        0.0, "Hz of commands on the node clock, like a teleop's repeat; 0: one command per vehicle state", min=0.0,
+        max=1000.0,
+    )
+    state_timeout: float = param(
+        0.5, "rate > 0: publish nothing while the latest state is older than this, s (node clock)", min=0.001,
+        max=3600.0,
+    )
+    seed: int = param(0, "seed of the imperfection noise; episode k uses seed + k", min=0, max=2**31 - 1)
+    steering_noise: float = param(
+        _EXPERT.steering_noise, "std of the Ornstein-Uhlenbeck steering noise, steering units; 0: off", min=0.0,
+        max=1.0,
+    )
+    noise_tau_s: float = param(_EXPERT.noise_tau_s, "correlation time of the steering noise, s", min=0.001, max=60.0)
+    drift_rate_hz: float = param(_EXPERT.drift_rate_hz, "mean drift episodes per second; 0: off", min=0.0, max=100.0)
+    drift_duration_min_s: float = param(_EXPERT.drift_duration_s[0], "shortest drift, s", min=0.0, max=60.0)
+    drift_duration_max_s: float = param(_EXPERT.drift_duration_s[1], "longest drift, s", min=0.0, max=60.0)
+    drift_steering: float = param(_EXPERT.drift_steering, "steering bias held during a drift (random sign)",
+                                  min=0.0, max=1.0)
+    v_max: float = param(_EXPERT.v_max, "top target speed, m/s", min=0.0, max=1000.0)
+    v_recover: float = param(_EXPERT.v_recover, "target speed off the road or facing away from the track, m/s",
+                             min=0.0, max=1000.0)
+    a_lat: float = param(_EXPERT.a_lat, "lateral acceleration allowed in corners, m/s^2", min=0.1, max=1000.0)
+    steer_max_rad: float = param(
+        _EXPERT.steer_max_rad, "front-wheel angle of steering = +-1, rad (must match sim_node's)", min=0.01, max=1.0
+    )
+
+    def expert(self) -> ExpertConfig:
+        """The :class:`ExpertConfig` these parameters describe (the other gains keep their defaults)."""
+        if self.drift_duration_min_s > self.drift_duration_max_s:
+            raise ValueError(
+                f"parameter 'drift_duration_min_s' ({self.drift_duration_min_s}) is above 'drift_duration_max_s' "
+                f"({self.drift_duration_max_s})"
+            )
+        return ExpertConfig(
+            steering_noise=self.steering_noise,
+            noise_tau_s=self.noise_tau_s,
+            drift_rate_hz=self.drift_rate_hz,
+            drift_duration_s=(self.drift_duration_min_s, self.drift_duration_max_s),
+            drift_steering=self.drift_steering,
+            v_max=self.v_max,
+            v_recover=self.v_recover,
+            a_lat=self.a_lat,
+            steer_max_rad=self.steer_max_rad,
+        )
+
+
+def track_from_event(event: dict[str, Any]) -> Track:
+    """The :class:`Track` of a ``start`` event; ``ValueError`` naming the field that is missing or wrong."""
+    track = event.get("track")
+    if not isinstance(track, dict):
+        raise ValueError("start event has no 'track' (is sim_node's publish_privileged off, or the backend trackless?)")
+    try:
+        points = np.asarray(track["points"], dtype=np.float64)
+        half_width = float(track["half_width"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"start event: bad 'track' ({exc})") from exc
+    return Track(points, half_width)
+
+
+class DemonstratorNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = "demonstrator_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.config = c = declare_config(self, DemonstratorConfig)
+        self.expert = Expert(c.expert())
+        msg_type = twist_type(c.stamped)
+        self.publisher = self.create_publisher(msg_type, TELEOP_TOPIC, COMMAND)
+        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, COMMAND)
+        self.create_subscription(String, EPISODE_TOPIC, self._on_episode, EPISODE_QOS)
+        self.create_subscription(PoseStamped, POSE_TOPIC, self._on_pose, COMMAND)
+        self.create_subscription(TwistStamped, VELOCITY_TOPIC, self._on_velocity, COMMAND)
+        self._throttle = Throttle(5.0)
+        self.episode: int | None = None
+        self.pose: tuple[int, float, float, float] | None = None  # stamp_ns, x, y, heading
+        self.velocity: tuple[int, float, float] | None = None  # stamp_ns, speed, yaw rate
+        self.state_received_ns: int | None = None  # node clock
+        self.acted_ns: int | None = None  # stamp of the last state acted on (rate 0)
+        self.commands = 0
+        self.drifting_commands = 0
+        if c.rate > 0:
+            self.create_timer(1.0 / c.rate, self._on_timer)
+        self.get_logger().info(
+            f"{self.resolve_topic_name(POSE_TOPIC)} + {self.resolve_topic_name(VELOCITY_TOPIC)} -> "
+            f"{self.publisher.topic_name} ({'TwistStamped' if c.stamped else 'Twist'}, "
+            f"{'one per state' if c.rate <= 0 else f'{c.rate:g} Hz'}); steering noise {c.steering_noise:g}, "
+            f"drifts {c.drift_rate_hz:g}/s; waiting for a track on {self.resolve_topic_name(EPISODE_TOPIC)}"
+        )
+
+    # -- inputs -------------------------------------------------------------------------------------------------------
+
+    def _on_episode(self, msg: String) -> None:
+        topic = self.resolve_topic_name(EPISODE_TOPIC)
+        try:
+            event = json.loads(msg.data)
+            if not isinstance(event, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            self._warn("episode", f"{topic}: ignoring an event that is not JSON ({exc})")
+            return
+        if event.get("event") != "start":
+            return
+        try:
+            track = track_from_event(event)
+            episode = int(event.get("episode", 0))
+        except (TypeError, ValueError) as exc:
+            self._warn("track", f"{topic}: {exc}")
+            return
+        self.expert.reset(track, seed=self.config.seed + episode)
+        self.episode = episode
+        self.acted_ns = None
+        self.get_logger().info(f"episode {episode}: track of {track.n} points, {track.length:.0f} m")
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        q = msg.pose.orientation
+        heading = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        self.pose = (stamp_to_ns(msg.header.stamp), msg.pose.position.x, msg.pose.position.y, heading)
+        self._on_state()
+
+    def _on_velocity(self, msg: TwistStamped) -> None:
+        self.velocity = (stamp_to_ns(msg.header.stamp), msg.twist.linear.x, msg.twist.angular.z)
+        self._on_state()
+
+    def _on_state(self) -> None:
+        """Act once per stamp, when the pose and the velocity of that stamp are both in."""
+        if self.pose is None or self.velocity is None or self.pose[0] != self.velocity[0]:
+            return
+        self.state_received_ns = self.get_clock().now().nanoseconds
+        if self.config.rate > 0 or self.pose[0] == self.acted_ns:
+            return
+        self.acted_ns = self.pose[0]
+        self._act(self.pose[0])
+
+    def _on_timer(self) -> None:
+        if self.state_received_ns is None:
+            return
+        age = self.get_clock().now().nanoseconds - self.state_received_ns
+        if age > self.config.state_timeout * 1e9:
+            return
+        self._act(self.get_clock().now().nanoseconds)
+
+    # -- output -------------------------------------------------------------------------------------------------------
+
+    def _act(self, stamp_ns: int) -> None:
+        if self.expert.track is None:
+            self._warn("no_track", f"no track yet on {self.resolve_topic_name(EPISODE_TOPIC)}: not driving")
+            return
+        assert self.pose is not None and self.velocity is not None
+        _, x, y, heading = self.pose
+        _, speed, yaw_rate = self.velocity
+        truth = Truth(speed=speed, position=(x, y), heading=heading, yaw_rate=yaw_rate)
+        action = self.expert.act(truth, stamp_ns)
+        self.commands += 1
+        self.drifting_commands += int(action.drifting)
+        self._send(self.publisher, action.command, stamp_ns)
+        self._send(self.label_publisher, action.label, stamp_ns)
+
+    def _send(self, publisher: Any, command: Command, stamp_ns: int) -> None:
+        stamped = Command(command.steering, command.velocity, stamp_ns)
+        publisher.publish(command_to_twist(stamped, stamped=self.config.stamped, frame_id=self.config.frame_id))
+
+    def _warn(self, key: str, message: str) -> None:
+        if self._throttle(key):
+            self.get_logger().warning(message)
+
+    def destroy_node(self) -> None:
+        text = f"{self.commands} commands ({self.drifting_commands} while drifting)"
+        if self.context.ok():
+            self.get_logger().info(text)
+        else:
+            print(f"[{self.get_name()}] {text}", file=sys.stderr, flush=True)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``demonstrator_node``."""
+    return run_node(DemonstratorNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

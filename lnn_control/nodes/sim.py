@@ -1,0 +1,506 @@
+"""sim_node: a simulator backend (CarRacing-v3 by default) as a camera and a vehicle on ROS topics, on sim time.
+
+The node owns a :class:`~lnn_control.sim.base.Simulator` (parameter ``backend``; :data:`BACKENDS` maps names to
+factories, so a second backend is one entry there) and is the only source of time for the graph: it publishes
+``/clock``, and every other node of the sim sets runs with ``use_sim_time: true``.
+
+**Topics** (relative names, so a namespace or remap applies):
+
+- ``camera/image_raw`` (sensor_msgs/Image, ``rgb8``, ``frame_width`` x ``frame_height``, sensor-data QoS): the frame,
+  header stamp = the sim time of the state it shows, ``frame_id`` = parameter ``frame_id``.
+- ``/clock`` (rosgraph_msgs/Clock, reliable, keep last 1): sim time, published just before each frame.
+- ``cmd_vel`` (subscribed; geometry_msgs/Twist, or TwistStamped with ``stamped: true``): ``angular.z`` = steering in
+  [-1, 1], +1 full left (REP 103); ``linear.x`` = target forward speed, m/s (see :mod:`lnn_control.command`).
+  A command with a NaN or infinite field is replaced by straight ahead at zero speed, an out-of-range one is clamped
+  (:func:`~lnn_control.sim.base.sanitize_command`, bounds ``[-1, 1]`` and ``[0, max_velocity]``), with a warning
+  throttled per kind of problem; the simulator keeps stepping.
+- ``sim/truth`` (std_msgs/Float64MultiArray, reliable): ground truth of each published frame, the values in the order
+  of :data:`TRUTH_FIELDS` (also written, comma-separated, into ``layout.dim[0].label`` so a bag is self-describing).
+- ``sim/pose`` (geometry_msgs/PoseStamped, frame ``map_frame``) and ``sim/velocity`` (geometry_msgs/TwistStamped,
+  frame ``base_frame``: ``linear.x`` = forward speed m/s, ``angular.z`` = yaw rate rad/s), same stamp as the frame:
+  the privileged vehicle state a demonstrator needs; a learned policy must never read them.
+- ``sim/episode`` (std_msgs/String, JSON; reliable, transient local, keep last 10): episode events.
+  ``{"event": "start", "episode": k, "seed": s, "backend": ..., "stamp_ns": ..., "dt_ns": ..., "steps_per_frame":
+  ..., "frame_size": [h, w], "max_steps": ..., "track": {"half_width": m, "points": [[x, y], ...]}}`` (the track's
+  centreline in driving order, for backends with one) and ``{"event": "end", "episode": k, "seed": s, "reason":
+  "lap_finished" | "terminated" | "max_steps" | "reset", "steps": n, "score": total reward, "laps": ...,
+  "tiles_visited": ..., "tiles_total": ..., "lap_progress": ..., "stamp_ns": ...}``.
+
+**Service** ``~/reset`` (std_srvs/Trigger): ends the running episode (reason ``reset``) and starts the next one at
+step 0, with seed ``seed + episode index``, whether or not ``episodes`` were already done.
+
+**Stepping.** One *tick* advances ``steps_per_frame`` simulator steps with one command, then publishes the clock,
+the truth, the pose, the velocity and, last, the frame of the final step.
+
+- ``lockstep: true``: the frame of tick k+1 is published only after a command *answering* the frame of tick k
+  arrived on ``cmd_vel``, so a slow controller never loses sim time. A ``TwistStamped`` answers the pending frame
+  when its header stamp is at or after that frame's stamp (or is zero); a ``Twist`` has no stamp, so any command
+  received while a frame is pending answers it. The tick runs with the answering command. If nothing answers within
+  ``lockstep_timeout`` seconds of wall time, the tick runs with the last command received (held; after
+  ``command_timeout`` of sim time without any command: straight ahead at zero speed) and a throttled warning; while
+  no node publishes on ``cmd_vel`` at all, the pending frame is re-published instead, so the car waits for its
+  controller. A command stamped before the pending frame (late, or a repeat) is kept as the held command only.
+  Use ``stamped: true`` whenever something between controller and sim repeats commands on a timer (the command mux
+  does, while its input is quiet), or such repeats can answer frames.
+- ``lockstep: false`` (free-running): a steady-clock timer ticks at ``rate`` Hz with the latest command (held as
+  above), so sim time runs ``rate * steps_per_frame * dt`` seconds per wall second while the machine keeps up.
+
+Sim time never runs backwards: episode k starts ``episode_gap`` seconds after episode k-1 ended (and the first one
+``episode_gap`` after zero, which ROS reads as "no time yet"), so timers on sim time stay sane across resets, and a
+Driver on the other side sees a gap longer than its ``reset_gap`` and starts the new episode with a fresh state.
+Episodes end when the backend says so (lap finished, left the playfield) or after ``max_steps``; with ``auto_reset``
+the next starts at once until ``episodes`` are done (0: forever), then the node idles until ``~/reset``.
+
+The node's own timers use the steady clock, so it runs the same whether or not its ``use_sim_time`` is set (the
+sim sets set it for every node).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # CarRacing imports pygame, which greets on stdout
+
+from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
+from rclpy.clock import Clock, ClockType  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rosgraph_msgs.msg import Clock as ClockMsg  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from lnn_control.command import Command  # noqa: E402
+from lnn_control.ros.msgs import image_msg, twist_to_command, twist_type  # noqa: E402
+from lnn_control.ros.node_util import Throttle, declare_config, param, run_node  # noqa: E402
+from lnn_control.ros.qos import COMMAND, SENSOR  # noqa: E402
+from lnn_control.ros.stamps import ns_to_stamp  # noqa: E402
+from lnn_control.sim.base import SAFE_COMMAND, Observation, Simulator, sanitize_command  # noqa: E402
+
+CAMERA_TOPIC = "camera/image_raw"
+CLOCK_TOPIC = "/clock"
+CMD_TOPIC = "cmd_vel"
+TRUTH_TOPIC = "sim/truth"
+POSE_TOPIC = "sim/pose"
+VELOCITY_TOPIC = "sim/velocity"
+EPISODE_TOPIC = "sim/episode"
+
+#: The values of ``sim/truth``, in order: sim time (s), episode index, step in the episode, forward speed (m/s),
+#: reward of the tick (sum over its steps), total reward since reset, on track (1/0), lap progress (0..1), tiles
+#: visited, tiles of the track, laps completed, signed offset from the centreline (m, + left), and two node counters
+#: since start: commands clamped or replaced, and lockstep timeouts.
+TRUTH_FIELDS = (
+    "time",
+    "episode",
+    "step",
+    "speed",
+    "reward",
+    "total_reward",
+    "on_track",
+    "lap_progress",
+    "tiles_visited",
+    "tiles_total",
+    "laps_completed",
+    "track_offset",
+    "bad_commands",
+    "timeouts",
+)
+
+CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+#: Episode events: a late joiner (the demonstrator) gets the latest events, the last start among them.
+EPISODE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def _carracing(config: SimNodeConfig) -> Simulator:
+    from lnn_control.sim.carracing import CarRacingConfig, CarRacingSim
+
+    return CarRacingSim(
+        CarRacingConfig(
+            frame_size=(config.frame_height, config.frame_width),
+            steer_max_rad=config.steer_max_rad,
+            max_velocity=config.max_velocity,
+            max_episode_steps=config.max_steps * config.steps_per_frame,
+        )
+    )
+
+
+#: Backend name -> factory from the node's configuration.
+BACKENDS: dict[str, Callable[[SimNodeConfig], Simulator]] = {"carracing": _carracing}
+
+
+@dataclass(frozen=True)
+class SimNodeConfig:
+    """Parameters of sim_node (config/sim.yaml)."""
+
+    backend: str = param("carracing", "simulator backend", choices=tuple(BACKENDS))
+    seed: int = param(0, "seed of the first episode; episode k uses seed + k", min=0, max=2**31 - 1)
+    episodes: int = param(0, "episodes to run before idling (0: forever)", min=0, max=2**31 - 1)
+    max_steps: int = param(1000, "ticks (published frames) per episode before it is cut (reason max_steps)",
+                           min=1, max=2**31 - 1)
+    auto_reset: bool = param(True, "start the next episode when one ends (else idle until ~/reset)")
+    frame_width: int = param(96, "camera frame width, pixels", min=8, max=4096)
+    frame_height: int = param(96, "camera frame height, pixels", min=8, max=4096)
+    frame_id: str = param("camera", "header frame_id of the camera frames")
+    map_frame: str = param("map", "header frame_id of sim/pose")
+    base_frame: str = param("base_link", "header frame_id of sim/velocity")
+    stamped: bool = param(False, "cmd_vel is geometry_msgs/TwistStamped instead of Twist")
+    lockstep: bool = param(True, "publish the next frame only when a command answered the last one (else free-run)")
+    lockstep_timeout: float = param(
+        0.5, "lockstep: wall seconds to wait for an answer before stepping with the held command", min=0.001, max=3600.0
+    )
+    rate: float = param(50.0, "free-running: ticks per wall second", min=0.1, max=10000.0)
+    steps_per_frame: int = param(1, "simulator steps per tick (one command, one frame)", min=1, max=1000)
+    command_timeout: float = param(
+        0.5, "sim seconds a received command is held; older: straight ahead at zero speed (0: hold forever)",
+        min=0.0, max=3600.0,
+    )
+    max_velocity: float = param(120.0, "largest accepted target speed, m/s; larger commands are clamped",
+                                min=0.0, max=1000.0)
+    steer_max_rad: float = param(0.4, "front-wheel angle of steering = +-1, rad (CarRacing's joint stops at 0.4)",
+                                 min=0.01, max=1.0)
+    episode_gap: float = param(2.0, "sim seconds between the end of an episode and the start of the next",
+                               min=0.0, max=3600.0)
+    publish_privileged: bool = param(True, "publish sim/pose, sim/velocity and the track (for a demonstrator)")
+
+
+def end_reason(obs: Observation, steps: int, max_steps: int) -> str | None:
+    """Why the episode ends after ``obs`` (``steps`` ticks done), or None if it goes on."""
+    if obs.info.get("lap_finished"):
+        return "lap_finished"
+    if obs.terminated:
+        return "terminated"
+    if obs.truncated or steps >= max_steps:
+        return "max_steps"
+    return None
+
+
+def truth_msg(values: dict[str, float]) -> Float64MultiArray:
+    """``sim/truth`` from a dict holding every name of :data:`TRUTH_FIELDS`."""
+    msg = Float64MultiArray()
+    n = len(TRUTH_FIELDS)
+    msg.layout.dim = [MultiArrayDimension(label=",".join(TRUTH_FIELDS), size=n, stride=n)]
+    msg.data = [float(values[name]) for name in TRUTH_FIELDS]
+    return msg
+
+
+def truth_values(msg: Float64MultiArray) -> dict[str, float]:
+    """``sim/truth`` back to a dict by :data:`TRUTH_FIELDS`; ``ValueError`` if the layout does not match."""
+    label = msg.layout.dim[0].label if msg.layout.dim else ""
+    if label != ",".join(TRUTH_FIELDS) or len(msg.data) != len(TRUTH_FIELDS):
+        raise ValueError(f"sim/truth layout {label!r} with {len(msg.data)} values is not {','.join(TRUTH_FIELDS)}")
+    return dict(zip(TRUTH_FIELDS, (float(v) for v in msg.data)))
+
+
+class SimNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = "sim_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.config = c = declare_config(self, SimNodeConfig)
+        self.sim = BACKENDS[c.backend](c)
+        self.dt_ns = int(self.sim.dt_ns)
+        self.image_pub = self.create_publisher(Image, CAMERA_TOPIC, SENSOR)
+        self.clock_pub = self.create_publisher(ClockMsg, CLOCK_TOPIC, CLOCK_QOS)
+        self.truth_pub = self.create_publisher(Float64MultiArray, TRUTH_TOPIC, COMMAND)
+        self.pose_pub = self.create_publisher(PoseStamped, POSE_TOPIC, COMMAND)
+        self.velocity_pub = self.create_publisher(TwistStamped, VELOCITY_TOPIC, COMMAND)
+        self.episode_pub = self.create_publisher(String, EPISODE_TOPIC, EPISODE_QOS)
+        self.cmd_sub = self.create_subscription(twist_type(c.stamped), CMD_TOPIC, self._on_command, COMMAND)
+        self.cmd_topic = self.cmd_sub.topic_name
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self._throttle = Throttle(5.0)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+
+        # state
+        self.episode = -1
+        self.episode_seed = c.seed
+        self.steps = 0  # ticks in the episode
+        self.running = False
+        self.obs: Observation | None = None
+        self.time_base_ns = 0  # sim time of the current episode's step 0
+        self.end_ns = 0  # sim time of the last published frame
+        self.pending_ns: int | None = None  # lockstep: stamp of the frame awaiting an answer
+        self.held = SAFE_COMMAND
+        self.held_ns: int | None = None  # sim time at which ``held`` arrived
+        self.episodes_done = 0
+        self.ticks = 0
+        self.answered = 0
+        self.timeouts = 0
+        self.bad_commands = 0
+        self.late_commands = 0
+
+        if c.lockstep:
+            self.timer = self.create_timer(c.lockstep_timeout, self._on_timeout, clock=steady)
+        else:
+            self.timer = self.create_timer(1.0 / c.rate, self._on_tick, clock=steady)
+        mode = (
+            f"lockstep (timeout {c.lockstep_timeout} s)" if c.lockstep else f"free-running at {c.rate:g} Hz"
+        )
+        self.get_logger().info(
+            f"{self.sim.name} {c.frame_width}x{c.frame_height}, dt {self.dt_ns / 1e9:g} s x {c.steps_per_frame} "
+            f"step(s) per frame, {mode}; {CAMERA_TOPIC}, /clock, {TRUTH_TOPIC} <- {self.cmd_topic} "
+            f"({'TwistStamped' if c.stamped else 'Twist'}); seed {c.seed}, "
+            f"{c.episodes or 'unlimited'} episode(s) of at most {c.max_steps} frames"
+        )
+        if self.get_parameter("use_sim_time").value:
+            self.get_logger().info("use_sim_time is set: this node publishes /clock; its own timers run on the "
+                                   "steady clock")
+        self._start_episode()
+
+    # -- episodes -----------------------------------------------------------------------------------------------------
+
+    def _start_episode(self) -> None:
+        c = self.config
+        self.episode += 1
+        self.episode_seed = c.seed + self.episode
+        obs = self.sim.reset(seed=self.episode_seed)
+        self.time_base_ns = self.end_ns + int(round(c.episode_gap * 1e9))
+        self.steps = 0
+        self.obs = obs
+        self.running = True
+        self.held = SAFE_COMMAND
+        self.held_ns = None
+        event: dict[str, Any] = {
+            "event": "start",
+            "episode": self.episode,
+            "seed": self.episode_seed,
+            "backend": self.sim.name,
+            "stamp_ns": self.time_base_ns,
+            "dt_ns": self.dt_ns,
+            "steps_per_frame": c.steps_per_frame,
+            "frame_size": list(self.sim.frame_size),
+            "max_steps": c.max_steps,
+        }
+        track = self._track()
+        if track is not None and c.publish_privileged:
+            event["track"] = {
+                "half_width": float(track.half_width),
+                "points": [[round(float(x), 4), round(float(y), 4)] for x, y in track.points],
+            }
+        self._event(event)
+        self.get_logger().info(f"episode {self.episode} (seed {self.episode_seed}) starts at sim time "
+                               f"{self.time_base_ns / 1e9:.3f} s")
+        self._publish(obs, reward=0.0)
+
+    def _track(self) -> Any:
+        try:
+            return self.sim.track  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError):
+            return None
+
+    def _end_episode(self, reason: str) -> None:
+        obs = self.obs
+        assert obs is not None
+        t = obs.truth
+        self._event(
+            {
+                "event": "end",
+                "episode": self.episode,
+                "seed": self.episode_seed,
+                "reason": reason,
+                "steps": self.steps,
+                "score": float(t.total_reward),
+                "laps": int(t.laps_completed),
+                "tiles_visited": int(t.tiles_visited),
+                "tiles_total": int(t.tiles_total),
+                "lap_progress": float(t.lap_progress),
+                "stamp_ns": self.end_ns,
+            }
+        )
+        self.get_logger().info(
+            f"episode {self.episode} (seed {self.episode_seed}) ended ({reason}) after {self.steps} frames: "
+            f"score {t.total_reward:.1f}, {t.laps_completed} lap(s), {t.tiles_visited}/{t.tiles_total} tiles"
+        )
+        self.running = False
+        self.pending_ns = None
+        self.episodes_done += 1
+
+    def _event(self, event: dict[str, Any]) -> None:
+        self.episode_pub.publish(String(data=json.dumps(event, separators=(",", ":"))))
+
+    # -- stepping -----------------------------------------------------------------------------------------------------
+
+    def _tick(self, command: Command) -> None:
+        """``steps_per_frame`` simulator steps with ``command``, then publish; end (and restart) the episode."""
+        c = self.config
+        reward = 0.0
+        obs = self.obs
+        assert obs is not None
+        for _ in range(c.steps_per_frame):
+            obs = self.sim.step(command)
+            reward += obs.truth.reward
+            if obs.done:
+                break
+        self.obs = obs
+        self.steps += 1
+        self.ticks += 1
+        self._publish(obs, reward)
+        reason = end_reason(obs, self.steps, c.max_steps)
+        if reason is not None:
+            self._end_episode(reason)
+            if c.auto_reset and (c.episodes == 0 or self.episodes_done < c.episodes):
+                self._start_episode()
+            else:
+                self.get_logger().info(f"{self.episodes_done} episode(s) done: idle until ~/reset")
+
+    def _publish(self, obs: Observation, reward: float) -> None:
+        c = self.config
+        now = self.time_base_ns + int(obs.stamp_ns)
+        self.end_ns = now
+        stamp = ns_to_stamp(now)
+        self.clock_pub.publish(ClockMsg(clock=stamp))
+        t = obs.truth
+        self.truth_pub.publish(
+            truth_msg(
+                {
+                    "time": now / 1e9,
+                    "episode": self.episode,
+                    "step": self.steps,
+                    "speed": t.speed,
+                    "reward": reward,
+                    "total_reward": t.total_reward,
+                    "on_track": float(t.on_track),
+                    "lap_progress": t.lap_progress,
+                    "tiles_visited": t.tiles_visited,
+                    "tiles_total": t.tiles_total,
+                    "laps_completed": t.laps_completed,
+                    "track_offset": t.track_offset,
+                    "bad_commands": self.bad_commands,
+                    "timeouts": self.timeouts,
+                }
+            )
+        )
+        x, y = t.position
+        if c.publish_privileged and math.isfinite(x) and math.isfinite(y) and math.isfinite(t.heading):
+            pose = PoseStamped()
+            pose.header.stamp = stamp
+            pose.header.frame_id = c.map_frame
+            pose.pose.position.x = float(x)
+            pose.pose.position.y = float(y)
+            pose.pose.orientation.z = math.sin(t.heading / 2)
+            pose.pose.orientation.w = math.cos(t.heading / 2)
+            velocity = TwistStamped()
+            velocity.header.stamp = stamp
+            velocity.header.frame_id = c.base_frame
+            velocity.twist.linear.x = float(t.speed)
+            velocity.twist.angular.z = float(t.yaw_rate) if math.isfinite(t.yaw_rate) else 0.0
+            self.velocity_pub.publish(velocity)
+            self.pose_pub.publish(pose)
+        self.image_pub.publish(image_msg(obs.frame, encoding="rgb8", stamp_ns=now, frame_id=c.frame_id))
+        if c.lockstep:
+            self.pending_ns = now if self.running else None
+            self.timer.reset()
+
+    def _held_command(self) -> Command:
+        """The last command received, or stop when it is older than ``command_timeout`` (sim time)."""
+        timeout = self.config.command_timeout
+        if self.held_ns is None:
+            return SAFE_COMMAND
+        if timeout > 0 and self.end_ns - self.held_ns > timeout * 1e9:
+            self._warn("stale", f"{self.cmd_topic}: no command for more than {timeout:g} s of sim time: "
+                                "driving straight at zero speed")
+            return SAFE_COMMAND
+        return self.held
+
+    def _on_command(self, msg: Any) -> None:
+        command = twist_to_command(msg)
+        safe, problem = sanitize_command(command, self.config.max_velocity)
+        if problem is not None:
+            self.bad_commands += 1
+            self._warn(problem.split(" (")[0], f"{self.cmd_topic}: {problem} ({self.bad_commands} bad so far)")
+        self.held = safe
+        self.held_ns = self.end_ns
+        if not (self.config.lockstep and self.running and self.pending_ns is not None):
+            return
+        stamped = hasattr(msg, "header")
+        if stamped and command.stamp_ns != 0 and command.stamp_ns < self.pending_ns:
+            self.late_commands += 1
+            return
+        self.answered += 1
+        self.pending_ns = None
+        self._tick(safe)
+
+    def _on_timeout(self) -> None:
+        """Lockstep: nothing answered the pending frame within ``lockstep_timeout``."""
+        if not self.running or self.pending_ns is None or self.obs is None:
+            return
+        if self.count_publishers(self.cmd_topic) == 0:
+            # Nobody drives yet: show the frame again rather than run the car without a controller.
+            self._warn("nobody", f"{self.cmd_topic}: no publisher yet; waiting (re-publishing the frame)")
+            self.image_pub.publish(
+                image_msg(self.obs.frame, encoding="rgb8", stamp_ns=self.pending_ns, frame_id=self.config.frame_id)
+            )
+            return
+        self.timeouts += 1
+        command = self._held_command()
+        self._warn(
+            "timeout",
+            f"{self.cmd_topic}: no command answered the frame at {self.pending_ns / 1e9:.3f} s within "
+            f"{self.config.lockstep_timeout:g} s: stepping with steering {command.steering:.3f}, velocity "
+            f"{command.velocity:.3f} ({self.timeouts} timeouts so far)",
+        )
+        self.pending_ns = None
+        self._tick(command)
+
+    def _on_tick(self) -> None:
+        """Free-running: one tick per timer period with the held command."""
+        if self.running:
+            self._tick(self._held_command())
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.running:
+            self._end_episode("reset")
+        self._start_episode()
+        response.success = True
+        response.message = f"episode {self.episode} started with seed {self.episode_seed}"
+        return response
+
+    def _warn(self, key: str, message: str) -> None:
+        if self._throttle(key):
+            suppressed = self._throttle.take_suppressed(key)
+            self.get_logger().warning(message + (f" [{suppressed} similar suppressed]" if suppressed else ""))
+
+    # -- shutdown -----------------------------------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """One line for the shutdown log."""
+        return (
+            f"{self.ticks} frames in {self.episode + 1} episode(s); {self.answered} answered, {self.timeouts} "
+            f"lockstep timeouts, {self.late_commands} late and {self.bad_commands} bad commands"
+        )
+
+    def close(self) -> None:
+        """Log the summary and close the backend (idempotent: run_node calls it, then destroy_node)."""
+        sim, self.sim = getattr(self, "sim", None), None
+        if sim is None:
+            return
+        message = self.summary()
+        if self.context.ok():
+            self.get_logger().info(message)
+        else:
+            print(f"[{self.get_name()}] {message}", file=sys.stderr, flush=True)
+        sim.close()
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``sim_node``."""
+    return run_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
