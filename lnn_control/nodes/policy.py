@@ -121,8 +121,15 @@ class CommandOutput:
         self.state_publisher.publish(msg)
 
     def _log(self, level: str, message: str) -> None:
-        if self._throttle.ready(message):
-            getattr(self.node.get_logger(), level)(message)
+        if not self._throttle.ready(message):
+            return
+        logger = self.node.get_logger()  # rclpy wants one severity per call site: one call each
+        if level == "error":
+            logger.error(message)
+        elif level == "warning":
+            logger.warning(message)
+        else:
+            logger.info(message)
 
     # -- watchdog, services, parameters --------------------------------------------------------------------------------
 
