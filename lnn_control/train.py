@@ -1,0 +1,1037 @@
+"""``lnn-control train``: imitation learning from bags, backpropagation through time over windows of frames.
+
+One run reads its configuration from a YAML file (``config/train.yaml``: sections ``preprocess``, ``model``,
+``dataset``, ``training``, ``augment``; ``--set section.key=value`` overrides any field), builds the dataset cache
+(:mod:`lnn_control.data.dataset`), splits train and validation **by bag**, and trains a :class:`Policy` (``ltc``,
+``cfc``, ``lstm`` or ``cnn`` core behind the shared conv head) on windows of ``dataset.window`` frames with the real
+dt between them.
+
+- Targets are normalised with the training set's mean and standard deviation, stored in the policy's config
+  (``target_mean``, ``target_std``), so the checkpoint outputs commands in real units.
+- Loss: mean squared error in normalised space, each element weighted by ``exp(alpha * |y|)`` (the NCP paper's
+  weighting; ``y`` the target in command units, for the outputs named in ``training.weighted_outputs``;
+  ``training.loss_alpha = 0`` disables it) and by ``training.output_weights``.
+- Augmentation (:func:`augment_windows`) on the uint8 windows, one draw per window so all its frames change alike:
+  brightness and contrast, a shadow (a darkened half-plane), Gaussian noise, a small shift. Labels are unchanged.
+- AdamW with a cosine (linear warm-up, then cosine decay) or one-cycle (``torch.optim.lr_scheduler.OneCycleLR``)
+  schedule stepped per batch; gradient clipping; early stopping when the validation loss has not improved for
+  ``training.patience`` epochs.
+- ``--precision bf16`` runs the forward pass under ``torch.autocast`` (bfloat16); the loss stays float32.
+- Multi-GPU / multi-process through ``torchrun``: ``torch.distributed`` is initialised from its environment
+  variables (``nccl`` on CUDA, ``gloo`` on CPU), the model is wrapped in ``DistributedDataParallel`` and each process
+  reads its shard through ``DistributedSampler``; only rank 0 writes files.
+
+The output folder holds::
+
+    config.yaml               the resolved configuration (what --resume reads back)
+    run.json                  bags, validation bags, bags skipped and why, target statistics
+    best.safetensors/.json    the policy with the lowest validation loss (lnn_control.nn.checkpoint)
+    last.safetensors/.json    the policy after the last finished epoch
+    state.safetensors/.json   optimizer, scheduler, RNG and epoch counters, for an exact resume (no pickle)
+    metrics.csv               one row per epoch; tb/ TensorBoard scalars when tensorboard is installed
+
+Exact resume: the data order and the augmentation of every batch are functions of (seed, epoch, batch, rank), and
+the optimizer, scheduler and torch RNG states are saved after every epoch, so ``--resume DIR`` continues to the same
+weights as an uninterrupted run (on CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from lnn_control.data.bags import BagError, discover_bags
+from lnn_control.data.dataset import DatasetConfig, Episode, WindowDataset, load_episodes, split_by_bag
+from lnn_control.nn import checkpoint
+from lnn_control.nn.policy import Policy, PolicyConfig
+from lnn_control.paths import config_file
+from lnn_control.vision import PreprocessConfig
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+PRECISIONS = ("fp32", "bf16")
+STATE_FORMAT = "lnn_control.train_state"
+STATE_VERSION = 1
+SECTIONS = ("preprocess", "model", "dataset", "training", "augment")
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start or continue; the message says what to change."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], section: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {section} option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return cls(**dict(data))
+
+
+@dataclass
+class AugmentConfig:
+    """Photometric and geometric augmentation of training windows; one draw per window (see :func:`augment_windows`)."""
+
+    enabled: bool = True
+    brightness: float = 0.15
+    """Largest brightness offset, as a fraction of full scale (255)."""
+    contrast: float = 0.2
+    """Contrast factor drawn from [1 - contrast, 1 + contrast] (about mid-grey)."""
+    shadow_probability: float = 0.3
+    shadow_darkness: tuple[float, float] = (0.5, 0.85)
+    """Range of the factor the shadowed pixels are multiplied by."""
+    noise_std: float = 0.02
+    """Largest std of additive Gaussian noise, as a fraction of full scale; each window draws its std in [0, this]."""
+    max_shift: int = 3
+    """Largest shift in pixels, each axis (edges are replicated); labels are not changed, so keep it small."""
+
+    def __post_init__(self) -> None:
+        self.shadow_darkness = tuple(float(v) for v in self.shadow_darkness)  # type: ignore[assignment]
+        lo, hi = self.shadow_darkness
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"augment.shadow_darkness must be 0 <= lo <= hi <= 1, got {self.shadow_darkness}")
+        for name in ("brightness", "contrast", "noise_std"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.shadow_probability <= 1:
+            raise ValueError(f"augment.shadow_probability must be in [0, 1], got {self.shadow_probability}")
+        if self.max_shift < 0:
+            raise ValueError(f"augment.max_shift must be >= 0, got {self.max_shift}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, stopping, precision and bookkeeping of a run."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    """Windows per batch (per process under torchrun)."""
+    steps_per_epoch: int = 0
+    """Batches per epoch; 0 means every window once."""
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.05
+    """Share of all steps spent warming up (cosine) or rising to the peak (onecycle)."""
+    min_lr_ratio: float = 0.02
+    """Cosine: the last learning rate as a fraction of ``lr``."""
+    grad_clip: float = 1.0
+    """Largest gradient norm; 0 disables clipping."""
+    patience: int = 8
+    """Epochs without improvement of the validation loss before stopping; 0 never stops early."""
+    min_delta: float = 0.0
+    loss_alpha: float = 0.0
+    """NCP-paper weighting exp(alpha * |y|) of the squared error; 0 disables it."""
+    weighted_outputs: tuple[str, ...] = ("steering",)
+    output_weights: tuple[float, ...] = (1.0, 1.0)
+    val_fraction: float = 0.2
+    """Share of bags held out for validation when --val-bags is not given (by bag, never by frame)."""
+    seed: int = 0
+    threads: int = 2
+    precision: str = "fp32"
+    deterministic: bool = True
+    """torch.use_deterministic_algorithms (warn only where an op has no deterministic version)."""
+    workers: int = 0
+    """DataLoader worker processes (the cache is memory-mapped; 0 is usually fastest)."""
+    cache_dir: str | None = None
+    strict: bool = False
+    """Stop on the first bad bag instead of skipping it."""
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.weighted_outputs = tuple(self.weighted_outputs)
+        self.output_weights = tuple(float(w) for w in self.output_weights)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"training.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("epochs", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"training.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps_per_epoch", "patience", "workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"training.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"training.lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"training.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"training.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class RunConfig:
+    """The whole configuration of a run, as ``config/train.yaml`` lays it out."""
+
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: dict[str, Any] = field(default_factory=dict)
+    """PolicyConfig fields except ``preprocess``, ``target_mean`` and ``target_std`` (set by the run)."""
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Build from the YAML document; unknown sections or fields are errors naming them."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(SECTIONS))
+        if unknown:
+            raise ValueError(f"unknown config section(s): {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+        pre = _from_mapping(PreprocessConfig, data.get("preprocess") or {}, "preprocess")
+        model = dict(data.get("model") or {})
+        for reserved in ("preprocess", "target_mean", "target_std"):
+            if reserved in model:
+                raise ValueError(f"model.{reserved} is set by the run (preprocess: the top-level section)")
+        dataset_data = dict(data.get("dataset") or {})
+        if "preprocess" in dataset_data:
+            raise ValueError("dataset.preprocess: use the top-level preprocess section (model and cache share it)")
+        dataset = DatasetConfig.from_dict({**dataset_data, "preprocess": dataclasses.asdict(pre)})
+        config = cls(
+            preprocess=pre,
+            model=model,
+            dataset=dataset,
+            training=_from_mapping(TrainConfig, data.get("training") or {}, "training"),
+            augment=_from_mapping(AugmentConfig, data.get("augment") or {}, "augment"),
+        )
+        config.policy_config()  # validate the model section now, not after the cache is built
+        unknown_outputs = sorted(set(config.training.weighted_outputs) - set(config.policy_config().outputs))
+        if unknown_outputs:
+            raise ValueError(f"training.weighted_outputs names unknown output(s): {', '.join(unknown_outputs)}")
+        if len(config.training.output_weights) != len(config.policy_config().outputs):
+            raise ValueError("training.output_weights needs one value per model output")
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML document (round-trips through :meth:`from_dict`)."""
+        dataset = self.dataset.to_dict()
+        dataset.pop("preprocess")
+        return _plain(
+            {
+                "preprocess": dataclasses.asdict(self.preprocess),
+                "model": self.model,
+                "dataset": dataset,
+                "training": dataclasses.asdict(self.training),
+                "augment": dataclasses.asdict(self.augment),
+            }
+        )
+
+    def policy_config(self, target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None):
+        """The :class:`PolicyConfig` of this run, with the training set's target statistics when given."""
+        extra: dict[str, Any] = {"preprocess": self.preprocess}
+        if target_mean is not None:
+            extra["target_mean"] = tuple(float(v) for v in target_mean)
+        if target_std is not None:
+            extra["target_std"] = tuple(float(v) for v in target_std)
+        try:
+            return PolicyConfig(**{**self.model, **extra})
+        except TypeError as exc:
+            raise ValueError(f"model section: {exc}") from exc
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively (for YAML and JSON)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``["training.epochs=3", "model.core=cfc"]`` applied to a config document; values are parsed as YAML."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        parts = key.strip().split(".")
+        if len(parts) < 2 or parts[0] not in SECTIONS:
+            raise ValueError(f"--set {item!r}: the key must start with a section ({', '.join(SECTIONS)})")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {item!r}: {part} is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a train YAML (default: the package's ``config/train.yaml``) and apply ``--set`` overrides."""
+    path = Path(path) if path is not None else config_file("train.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise TrainError(f"{path}: cannot read the config: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise TrainError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TrainError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    try:
+        return RunConfig.from_dict(apply_overrides(data, overrides))
+    except (ValueError, TypeError) as exc:
+        raise TrainError(f"{path}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Augmentation, loss, schedule
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def batch_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
+    """The seed of one batch's augmentation: a fixed function of the run seed, epoch, batch and process."""
+    value = seed
+    for part in (epoch, step, rank):
+        value = (value * 1_000_003 + part + 1) % (2**61 - 1)
+    return value
+
+
+def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Augment uint8 windows ``(B, T, H, W, 3)``; every frame of a window gets the same draw (noise aside).
+
+    In order: a shift of up to ``max_shift`` pixels (edges replicated), contrast about mid-grey and a brightness
+    offset, a shadow (pixels on one side of a random line through the frame darkened) with probability
+    ``shadow_probability``, and Gaussian noise of a std drawn per window. Returns a new uint8 tensor of the same
+    shape; the same generator state gives the same result.
+    """
+    if frames.dtype != torch.uint8 or frames.dim() != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 windows (B, T, H, W, 3), got {tuple(frames.shape)} {frames.dtype}")
+    if not config.enabled:
+        return frames
+    b, _t, h, w, _ = frames.shape
+    dev = frames.device
+
+    def uniform(lo: float, hi: float, *shape: int) -> Tensor:
+        return lo + (hi - lo) * torch.rand(shape, generator=generator, device=dev)
+
+    x = frames
+    if config.max_shift > 0:
+        s = config.max_shift
+        dy = torch.randint(-s, s + 1, (b,), generator=generator, device=dev)
+        dx = torch.randint(-s, s + 1, (b,), generator=generator, device=dev)
+        rows = (torch.arange(h, device=dev)[None, :] - dy[:, None]).clamp(0, h - 1)
+        cols = (torch.arange(w, device=dev)[None, :] - dx[:, None]).clamp(0, w - 1)
+        bidx = torch.arange(b, device=dev)[:, None, None]
+        x = x.permute(0, 2, 3, 1, 4)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2, 4)
+    x = x.float()
+    if config.contrast > 0 or config.brightness > 0:
+        c = uniform(1 - config.contrast, 1 + config.contrast, b, 1, 1, 1, 1)
+        offset = uniform(-config.brightness, config.brightness, b, 1, 1, 1, 1) * 255.0
+        x = (x - 127.5) * c + 127.5 + offset
+    if config.shadow_probability > 0:
+        on = torch.rand(b, generator=generator, device=dev) < config.shadow_probability
+        top, bottom = uniform(0, w, b), uniform(0, w, b)
+        left_side = torch.rand(b, generator=generator, device=dev) < 0.5
+        factor = uniform(*config.shadow_darkness, b)
+        ys = torch.linspace(0, 1, h, device=dev)
+        boundary = top[:, None] + (bottom - top)[:, None] * ys[None, :]  # (B, H)
+        inside = torch.arange(w, device=dev)[None, None, :] < boundary[:, :, None]  # (B, H, W)
+        inside = torch.where(left_side[:, None, None], inside, ~inside) & on[:, None, None]
+        mult = torch.where(inside, factor[:, None, None], torch.ones((), device=dev))
+        x = x * mult[:, None, :, :, None]
+    if config.noise_std > 0:
+        sigma = uniform(0, config.noise_std, b, 1, 1, 1, 1) * 255.0
+        x = x + torch.randn(x.shape, generator=generator, device=dev) * sigma
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def weighted_mse(
+    pred: Tensor, target: Tensor, raw_target: Tensor, alpha: float, weighted: Tensor, output_weights: Tensor
+) -> Tensor:
+    """Mean of ``output_weights[o] * exp(alpha * |raw_target| * weighted[o]) * (pred - target)^2``.
+
+    ``pred`` and ``target`` are in normalised space (B, T, O); ``raw_target`` is the target in command units, whose
+    magnitude sets the NCP paper's weight for the outputs flagged in ``weighted`` (O,) of 0/1.
+    """
+    err = (pred.float() - target) ** 2
+    weight = output_weights
+    if alpha:
+        weight = weight * torch.exp(alpha * raw_target.abs() * weighted)
+    return (err * weight).mean()
+
+
+def lr_lambda_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
+    """Linear warm-up to 1, then a cosine decay to ``min_ratio`` at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    """The per-batch learning-rate schedule named by ``config.schedule``."""
+    total_steps = max(1, total_steps)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=max(config.warmup_fraction, 1e-3)
+        )
+    if config.schedule == "cosine":
+        warmup = int(round(config.warmup_fraction * total_steps))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda_cosine(total_steps, warmup, config.min_lr_ratio))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+
+
+def autocast(device: torch.device, precision: str):
+    """bfloat16 autocast for ``precision == "bf16"``, else a no-op context."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One step and one validation pass (the bench times train_step itself)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LossSpec:
+    """The loss's constants as tensors on the training device."""
+
+    alpha: float
+    weighted: Tensor
+    output_weights: Tensor
+
+    @classmethod
+    def build(cls, config: TrainConfig, outputs: Sequence[str], device: torch.device) -> LossSpec:
+        weighted = torch.tensor([1.0 if o in config.weighted_outputs else 0.0 for o in outputs], device=device)
+        return cls(config.loss_alpha, weighted, torch.tensor(config.output_weights, device=device))
+
+    def __call__(self, policy: Policy, pred_norm: Tensor, raw_target: Tensor) -> Tensor:
+        target = policy.normalise_targets(raw_target)
+        return weighted_mse(pred_norm, target, raw_target, self.alpha, self.weighted, self.output_weights)
+
+
+def train_step(
+    module: nn.Module,
+    policy: Policy,
+    batch: tuple[Tensor, Tensor, Tensor],
+    optimizer: torch.optim.Optimizer,
+    loss_spec: LossSpec,
+    *,
+    precision: str = "fp32",
+    grad_clip: float = 0.0,
+) -> float:
+    """Forward a batch of windows (``module`` is the policy or its DDP wrapper), backward, clip, step; the loss."""
+    frames, dt, targets = batch
+    with autocast(frames.device, precision):
+        pred, _ = module(frames, dt, None, True)
+    loss = loss_spec(policy, pred, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def validate(
+    policy: Policy, loader: DataLoader, loss_spec: LossSpec, device: torch.device, precision: str = "fp32"
+) -> dict[str, float]:
+    """Loss and per-output MAE (command units) over ``loader``; summed across processes under torch.distributed."""
+    was_training = policy.training
+    policy.eval()
+    n_out = len(policy.config.outputs)
+    sums = torch.zeros(2 + n_out, dtype=torch.float64, device=device)  # loss * windows, windows, |err| sums
+    frames_seen = 0.0
+    for frames, dt, targets in loader:
+        frames, dt, targets = frames.to(device), dt.to(device), targets.to(device)
+        with autocast(device, precision):
+            pred, _ = policy(frames, dt, None, True)
+        pred = pred.float()
+        sums[0] += float(loss_spec(policy, pred, targets)) * frames.shape[0]
+        sums[1] += frames.shape[0]
+        real = pred * policy.target_std + policy.target_mean
+        sums[2:] += (real - targets).abs().sum(dim=(0, 1)).double()
+        frames_seen += frames.shape[0] * frames.shape[1]
+    sums = torch.cat([sums, torch.tensor([frames_seen], dtype=torch.float64, device=device)])
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(sums)
+    policy.train(was_training)
+    windows, frames_total = float(sums[1]), float(sums[-1])
+    out = {"loss": float(sums[0]) / windows if windows else math.nan}
+    for i, name in enumerate(policy.config.outputs):
+        out[f"mae_{name}"] = float(sums[2 + i]) / frames_total if frames_total else math.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Training state (exact resume) in safetensors + JSON
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _state_paths(out: Path) -> tuple[Path, Path]:
+    return out / "state.safetensors", out / "state.json"
+
+
+def save_state(
+    out: Path, optimizer: torch.optim.Optimizer, scheduler: Any, counters: dict[str, Any]
+) -> None:
+    """Write the optimizer, scheduler, RNG states and ``counters`` (epoch, best, ...) as safetensors + JSON."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    opt = optimizer.state_dict()
+    for pid, entry in opt["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = rng
+    weights, doc_path = _state_paths(out)
+    tmp = weights.with_suffix(".safetensors.tmp")
+    save_file(tensors, str(tmp), metadata={"format": STATE_FORMAT})
+    tmp.replace(weights)
+    document = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "optimizer": {"param_groups": _plain(opt["param_groups"]), "scalars": scalars},
+        "scheduler": _plain(scheduler.state_dict()),
+        "counters": counters,
+    }
+    tmp_doc = doc_path.with_suffix(".json.tmp")
+    tmp_doc.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    tmp_doc.replace(doc_path)
+
+
+def load_state(out: Path, optimizer: torch.optim.Optimizer, scheduler: Any, device: torch.device) -> dict[str, Any]:
+    """Restore what :func:`save_state` wrote into ``optimizer`` and ``scheduler`` and the RNG; the counters."""
+    from safetensors.torch import load_file
+
+    weights, doc_path = _state_paths(out)
+    if not weights.is_file() or not doc_path.is_file():
+        raise TrainError(f"{out}: no training state (state.safetensors + state.json): cannot resume from it")
+    document = json.loads(doc_path.read_text(encoding="utf-8"))
+    if document.get("format") != STATE_FORMAT or document.get("version") != STATE_VERSION:
+        raise TrainError(f"{doc_path}: not an lnn_control training state of version {STATE_VERSION}")
+    tensors = load_file(str(weights))
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value.to(device) if key != "step" else value
+    for pid, entry in document["optimizer"]["scalars"].items():
+        state.setdefault(int(pid), {}).update(entry)
+    optimizer.load_state_dict({"state": state, "param_groups": document["optimizer"]["param_groups"]})
+    scheduler.load_state_dict(document["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
+    return document["counters"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Distributed (torchrun)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    active: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.active:
+            torch.distributed.barrier()
+
+
+def init_distributed(device_kind: str) -> Dist:
+    """Join the process group torchrun describes in the environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ...).
+
+    Without those variables this is a single process and nothing is initialised.
+    """
+    if "WORLD_SIZE" not in os.environ or "RANK" not in os.environ:
+        return Dist()
+    if not torch.distributed.is_available():
+        raise TrainError("WORLD_SIZE is set (torchrun?) but this torch build has no torch.distributed")
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend=backend)
+    return Dist(
+        rank=torch.distributed.get_rank(),
+        world=torch.distributed.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        active=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def target_statistics(episodes: Sequence[Episode], floor: float = 1e-6) -> tuple[list[float], list[float]]:
+    """Per-output mean and std of every training frame's target; a constant output gets std 1."""
+    targets = np.concatenate([np.asarray(e.targets, dtype=np.float64) for e in episodes])
+    mean = targets.mean(axis=0)
+    std = targets.std(axis=0)
+    std = np.where(std > floor, std, 1.0)
+    return mean.tolist(), std.tolist()
+
+
+def unused_parameters(policy: Policy) -> list[str]:
+    """Parameters that get no gradient from a forward pass (DDP must be told; e.g. mode-specific CfC weights).
+
+    Found with one tiny forward and backward pass whose randomness is forked off, so training is not disturbed.
+    """
+    pre = policy.config.preprocess
+    device = policy.target_mean.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        frames = torch.zeros(1, 1, pre.height, pre.width, 3, dtype=torch.uint8, device=device)
+        pred, _ = policy(frames, torch.full((1, 1, 1), policy.dt_unit_s, device=device), None, True)
+        pred.sum().backward()
+    unused = [name for name, p in policy.named_parameters() if p.requires_grad and p.grad is None]
+    policy.zero_grad(set_to_none=True)
+    return unused
+
+
+def resolve_device(name: str, dist: Dist) -> torch.device:
+    """``cpu`` or ``cuda`` (``cuda:LOCAL_RANK`` under torchrun); an error when CUDA is asked for and absent."""
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError("--device cuda: torch.cuda.is_available() is False (a CPU build of torch, or no GPU)")
+        torch.cuda.set_device(dist.local_rank)
+        return torch.device("cuda", dist.local_rank)
+    if name != "cpu":
+        raise TrainError(f"--device must be cpu or cuda, got {name!r}")
+    return torch.device("cpu")
+
+
+class MetricsLog:
+    """metrics.csv (one row per epoch) and TensorBoard scalars; rank 0 only."""
+
+    COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "monitor", "best", "seconds", "frames_per_s")
+
+    def __init__(self, out: Path, outputs: Sequence[str], keep_epochs: int, tensorboard: bool, step: int = 0) -> None:
+        self.path = out / "metrics.csv"
+        self.columns = list(self.COLUMNS) + [f"val_mae_{o}" for o in outputs]
+        rows: list[dict[str, str]] = []
+        if keep_epochs and self.path.is_file():  # a resumed run keeps the rows of the epochs it continues from
+            with self.path.open(newline="", encoding="utf-8") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= keep_epochs]
+        with self.path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, self.columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"), purge_step=step + 1 if step else None)
+            except ImportError:
+                log.warning("tensorboard is not installed: metrics go to metrics.csv only (pip install tensorboard)")
+
+    def step(self, step: int, loss: float, lr: float) -> None:
+        if self.tb is not None:
+            self.tb.add_scalar("train/loss", loss, step)
+            self.tb.add_scalar("train/lr", lr, step)
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="", encoding="utf-8") as fh:
+            csv.DictWriter(fh, self.columns).writerow({k: row.get(k, "") for k in self.columns})
+        if self.tb is not None:
+            for key, value in row.items():
+                if key.startswith("val_") and isinstance(value, float) and math.isfinite(value):
+                    self.tb.add_scalar(key.replace("val_", "val/", 1), value, row["epoch"])
+            self.tb.add_scalar("epoch/train_loss", row["train_loss"], row["epoch"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+@dataclass
+class TrainResult:
+    """What a run did."""
+
+    out: Path
+    epochs_run: int
+    """Epochs finished, counting those before a resume."""
+    best_epoch: int
+    best_monitor: float
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """The rows written to metrics.csv by this invocation."""
+    skipped_bags: list[dict[str, str]] = field(default_factory=list)
+
+
+def _load(bags: Sequence[str | Path], config: RunConfig, dist: Dist, what: str):
+    cfg = config.training
+    if not bags:
+        return [], []
+    kwargs = dict(cache_dir=cfg.cache_dir, strict=cfg.strict, progress=cfg.progress and dist.main)
+    if dist.main:
+        episodes, failures = load_episodes(bags, config.dataset, **kwargs)
+    dist.barrier()  # rank 0 built the caches; the others only read them
+    if not dist.main:
+        episodes, failures = load_episodes(bags, config.dataset, **{**kwargs, "progress": False})
+    for failure in failures:
+        if dist.main:
+            print(f"train: skipping {what} bag: {failure.error}", file=sys.stderr)
+    return episodes, failures
+
+
+def train(
+    config: RunConfig,
+    bags: Sequence[str | Path],
+    out: str | Path,
+    *,
+    val_bags: Sequence[str | Path] | None = None,
+    resume: str | Path | None = None,
+    device: str = "cpu",
+    stop_after_epochs: int | None = None,
+) -> TrainResult:
+    """Train as the module doc describes; returns a :class:`TrainResult`. Errors are :class:`TrainError`.
+
+    ``stop_after_epochs`` ends this invocation after that many epochs of the schedule (the state is saved, so
+    ``resume`` continues it), as a job with a time limit would.
+    """
+    cfg = config.training
+    out = Path(out)
+    dist = init_distributed(device)
+    dev = resolve_device(device, dist)
+    torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(cfg.seed)
+
+    # -- data ----------------------------------------------------------------------------------------------------
+    bag_paths = discover_bags(bags)
+    if not bag_paths:
+        raise TrainError("no bags given")
+    episodes, failures = _load(bag_paths, config, dist, "training")
+    val_paths = discover_bags(val_bags) if val_bags else []
+    if val_paths:
+        val_episodes, val_failures = _load(val_paths, config, dist, "validation")
+        failures += val_failures
+        train_episodes = episodes
+    elif cfg.val_fraction > 0 and len(episodes) >= 2:
+        train_episodes, val_episodes = split_by_bag(episodes, cfg.val_fraction, seed=cfg.seed)
+    else:
+        if cfg.val_fraction > 0 and dist.main:
+            print(
+                "train: one usable bag, so no validation split (give --val-bags or more bags); "
+                "early stopping is off",
+                file=sys.stderr,
+            )
+        train_episodes, val_episodes = episodes, []
+    if not train_episodes:
+        raise TrainError("no usable training bag: " + "; ".join(f.error for f in failures))
+    train_set = WindowDataset.from_config(train_episodes, config.dataset)
+    val_set = WindowDataset.from_config(val_episodes, config.dataset) if val_episodes else None
+    if len(train_set) == 0:
+        raise TrainError(
+            f"the training bags give no window of {config.dataset.window} frames "
+            f"({train_set.short_segments} segments are shorter): lower dataset.window or record longer"
+        )
+    if val_set is not None and len(val_set) == 0:
+        raise TrainError(f"the validation bags give no window of {config.dataset.window} frames")
+
+    # -- model, optimizer, schedule --------------------------------------------------------------------------------
+    resume_dir = Path(resume) if resume is not None else None
+    if resume_dir is not None:
+        policy = checkpoint.load(resume_dir / "last", device=dev).train()
+        mean, std = list(policy.config.target_mean), list(policy.config.target_std)
+    else:
+        mean, std = target_statistics(train_episodes)
+        policy = Policy(config.policy_config(mean, std)).to(dev)
+    policy.train()
+    module: nn.Module = policy
+    if dist.active:
+        module = nn.parallel.DistributedDataParallel(
+            policy, device_ids=[dev.index] if dev.type == "cuda" else None,
+            find_unused_parameters=bool(unused_parameters(policy)),
+        )
+    sampler = DistributedSampler(train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(
+        train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+        pin_memory=dev.type == "cuda", drop_last=False,
+    )
+    val_loader = None
+    if val_set is not None:
+        val_sampler = DistributedSampler(val_set, num_replicas=dist.world, rank=dist.rank, shuffle=False)
+        val_loader = DataLoader(val_set, batch_size=cfg.batch_size, sampler=val_sampler, num_workers=cfg.workers)
+    steps_per_epoch = min(len(loader), cfg.steps_per_epoch) if cfg.steps_per_epoch else len(loader)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
+    loss_spec = LossSpec.build(cfg, policy.config.outputs, dev)
+
+    counters: dict[str, Any] = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0}
+    if resume_dir is not None:
+        counters.update(load_state(resume_dir, optimizer, scheduler, dev))
+    start_epoch = int(counters["epoch"])
+
+    # -- bookkeeping (rank 0) --------------------------------------------------------------------------------------
+    run_info = {
+        "bags": [str(e.bag) for e in train_episodes],
+        "val_bags": [str(e.bag) for e in val_episodes],
+        "skipped_bags": [dataclasses.asdict(f) for f in failures],
+        "train_windows": len(train_set),
+        "val_windows": len(val_set) if val_set is not None else 0,
+        "train_frames": int(sum(len(e) for e in train_episodes)),
+        "target_mean": mean,
+        "target_std": std,
+        "world_size": dist.world,
+        "device": str(dev),
+        "parameters": policy.parameter_counts(),
+    }
+    metrics = None
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+        (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+        metrics = MetricsLog(out, policy.config.outputs, start_epoch, cfg.tensorboard, int(counters["step"]))
+        print(
+            f"train: {policy.config.core} policy, {policy.parameter_counts()['total']} parameters; "
+            f"{len(train_set)} windows from {len(train_episodes)} bag(s), "
+            f"{len(val_set) if val_set is not None else 0} validation windows from {len(val_episodes)} bag(s); "
+            f"{steps_per_epoch} steps per epoch on {dev}" + (f" x {dist.world} processes" if dist.active else ""),
+            file=sys.stderr,
+        )
+
+    def metadata(epoch: int, monitor: float) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "monitor": monitor,
+            "monitor_name": "val_loss" if val_loader is not None else "train_loss",
+            "bags": run_info["bags"],
+            "val_bags": run_info["val_bags"],
+            "dataset": config.dataset.to_dict(),
+            "training": _plain(dataclasses.asdict(cfg)),
+        }
+
+    history: list[dict[str, Any]] = []
+    stopped_early = False
+    last_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, start_epoch + stop_after_epochs)
+    try:
+        for epoch in range(start_epoch, last_epoch):
+            sampler.set_epoch(epoch)
+            policy.train()
+            started = time.perf_counter()
+            total, count, frames_done = 0.0, 0, 0
+            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and dist.main)
+            for step, batch in enumerate(_limit(loader, steps_per_epoch)):
+                frames, dt, targets = (t.to(dev, non_blocking=True) for t in batch)
+                gen = torch.Generator(device=dev).manual_seed(batch_seed(cfg.seed, epoch, step, dist.rank))
+                frames = augment_windows(frames, config.augment, gen)
+                loss = train_step(
+                    module, policy, (frames, dt, targets), optimizer, loss_spec,
+                    precision=cfg.precision, grad_clip=cfg.grad_clip,
+                )
+                if not math.isfinite(loss):
+                    raise TrainError(
+                        f"loss became {loss} at epoch {epoch + 1}, step {step}: lower training.lr or set "
+                        "training.grad_clip"
+                    )
+                scheduler.step()
+                counters["step"] += 1
+                total, count, frames_done = total + loss, count + 1, frames_done + frames.shape[0] * frames.shape[1]
+                if metrics is not None:
+                    metrics.step(counters["step"], loss, optimizer.param_groups[0]["lr"])
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if bar is not None:
+                bar.close()
+            train_loss = total / max(1, count)
+            if dist.active:
+                reduced = torch.tensor([total, count], dtype=torch.float64, device=dev)
+                torch.distributed.all_reduce(reduced)
+                train_loss = float(reduced[0] / reduced[1].clamp(min=1))
+            seconds = time.perf_counter() - started
+            val = validate(policy, val_loader, loss_spec, dev, cfg.precision) if val_loader is not None else {}
+            monitor = val.get("loss", train_loss)
+            counters["epoch"] = epoch + 1
+            improved = monitor < counters["best"] - cfg.min_delta
+            if improved:
+                counters.update(best=monitor, best_epoch=epoch + 1, bad_epochs=0)
+            else:
+                counters["bad_epochs"] += 1
+            row = {
+                "epoch": epoch + 1,
+                "step": counters["step"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": train_loss,
+                "val_loss": val.get("loss", ""),
+                "monitor": monitor,
+                "best": counters["best"],
+                "seconds": round(seconds, 3),
+                "frames_per_s": round(frames_done * dist.world / seconds, 1),
+                **{f"val_{k}": v for k, v in val.items() if k != "loss"},
+            }
+            history.append(row)
+            if dist.main:
+                assert metrics is not None
+                metrics.epoch(row)
+                if improved:
+                    checkpoint.save(policy, out / "best", metadata(epoch + 1, monitor))
+                checkpoint.save(policy, out / "last", metadata(epoch + 1, monitor))
+                save_state(out, optimizer, scheduler, counters)
+                mae = ", ".join(f"{k} {v:.4f}" for k, v in val.items() if k.startswith("mae_"))
+                print(
+                    f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}"
+                    + (f", val loss {val['loss']:.4f} ({mae})" if val else "")
+                    + (" *" if improved else "")
+                    + f", {row['frames_per_s']:.0f} frames/s",
+                    file=sys.stderr,
+                )
+            if val_loader is not None and cfg.patience and counters["bad_epochs"] >= cfg.patience:
+                stopped_early = True
+                if dist.main:
+                    print(
+                        f"early stop: validation loss has not improved for {cfg.patience} epochs "
+                        f"(best {counters['best']:.4f} at epoch {counters['best_epoch']})",
+                        file=sys.stderr,
+                    )
+                break
+    finally:
+        if metrics is not None:
+            metrics.close()
+        if dist.active:
+            torch.distributed.barrier()
+    return TrainResult(
+        out=out,
+        epochs_run=int(counters["epoch"]),
+        best_epoch=int(counters["best_epoch"]),
+        best_monitor=float(counters["best"]),
+        stopped_early=stopped_early,
+        history=history,
+        skipped_bags=run_info["skipped_bags"],
+    )
+
+
+def _limit(loader: DataLoader, steps: int) -> Iterator[Any]:
+    for i, batch in enumerate(loader):
+        if i >= steps:
+            break
+        yield batch
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lnn-control train``."""
+    parser.add_argument("--config", type=Path, default=None, help="train YAML (default: the package's train.yaml)")
+    parser.add_argument("--bags", nargs="+", default=None, metavar="BAG", help="training bags or folders of bags")
+    parser.add_argument("--val-bags", nargs="+", default=None, metavar="BAG", help="validation bags (by episode)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default with --resume: that folder)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run saved in DIR")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="fp32 or bf16 autocast")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (training.threads, 2)")
+    parser.add_argument("--epochs", type=int, default=None, help="shorthand for --set training.epochs=N")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field, e.g. model.core=cfc or training.lr=0.001 (repeatable)",
+    )
+    parser.add_argument("--strict", action="store_true", help="stop at the first bad bag instead of skipping it")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--stop-after-epochs", type=int, default=None, metavar="N",
+        help="end after N epochs of the schedule (resume later with --resume)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; exit status 0 when done (early stop included), 1 when the run could not start or diverged."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    overrides = list(args.overrides)
+    for flag, key in (("precision", "training.precision"), ("threads", "training.threads"),
+                      ("epochs", "training.epochs")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if args.strict:
+        overrides.append("training.strict=true")
+    if args.no_progress:
+        overrides.append("training.progress=false")
+    try:
+        if args.resume is not None:
+            if args.config is not None:
+                print("train: --resume reads the config saved in the run; --config is ignored", file=sys.stderr)
+            config = load_config(args.resume / "config.yaml", overrides)
+            saved = json.loads((args.resume / "run.json").read_text(encoding="utf-8"))
+            # without --bags, the same training and validation bags as the first run (its split included)
+            bags = args.bags or saved["bags"]
+            val_bags = args.val_bags or (None if args.bags else saved["val_bags"] or None)
+            out = args.out or args.resume
+        else:
+            if not args.bags or args.out is None:
+                print("train: --bags and --out are required (or --resume DIR)", file=sys.stderr)
+                return 2
+            config = load_config(args.config, overrides)
+            bags, val_bags, out = args.bags, args.val_bags, args.out
+        result = train(
+            config, bags, out, val_bags=val_bags, resume=args.resume, device=args.device,
+            stop_after_epochs=args.stop_after_epochs,
+        )
+    except (TrainError, BagError, checkpoint.CheckpointError, ValueError, OSError) as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 1
+    if result.history or result.epochs_run:
+        print(
+            f"train: {result.epochs_run} epochs"
+            + (" (stopped early)" if result.stopped_early else "")
+            + f"; best {result.best_monitor:.4f} at epoch {result.best_epoch}; "
+            f"models in {result.out}/best and {result.out}/last"
+        )
+    return 0
