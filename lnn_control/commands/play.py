@@ -1,0 +1,234 @@
+"""``lnn-control play BAG [--rate R] [--clock [HZ]] [--loop] [--topics T ...] [--local]``: a bag into the live graph.
+
+What ``ros2 bag play`` does, for installs without rosbag2 (the pip path): every message of a rosbag2 bag (MCAP or
+sqlite3) is published on its topic at its original log time relative to the first message, scaled by ``--rate``.
+The bytes stored in the bag are published as they are (rclpy's ``Publisher.publish`` takes serialized bytes), so
+what subscribers receive is bit for bit what was recorded; rclpy needs each topic's message package installed to
+create the publisher, and a topic whose type is missing is skipped with a warning naming the package.
+
+``--clock [HZ]`` also publishes ``/clock`` (rosgraph_msgs/Clock, 40 Hz unless given) with the bag's time as
+playback advances, for nodes run with ``use_sim_time``. ``--loop`` starts over at the end (time then goes backwards;
+the Driver resets its state on that, as on the robot). ``--wait-for-subscribers N`` holds playback until every
+topic has N subscribers (discovery takes a moment; without it the first messages may reach nobody).
+``--local`` keeps DDS traffic on this machine (:func:`lnn_control.ros.env.local_env`, the domain from
+``ROS_DOMAIN_ID`` or 0). ROS 1 bags are not played: convert them first (``rosbags-convert``).
+
+Publishers are reliable with a keep-last depth of ``--qos-depth`` (reliable publishers also serve best-effort
+subscribers such as the camera subscriptions of the nodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lnn_control.data.bags import Bag, BagError, normalize_msgtype
+
+CLOCK_TOPIC = "/clock"
+
+
+class PlayError(RuntimeError):
+    """A bag that cannot be played; the message names the bag and the problem."""
+
+
+def message_class(msgtype: str) -> type:
+    """The rclpy message class of ``pkg/msg/Name`` (ImportError naming the package to install when absent)."""
+    pkg, kind, name = normalize_msgtype(msgtype).split("/")
+    try:
+        module = importlib.import_module(f"{pkg}.{kind}")
+        return getattr(module, name)
+    except (ImportError, AttributeError) as exc:
+        wheel = "ros-jazzy-" + pkg.replace("_", "-")
+        raise ImportError(f"message type {msgtype} is not installed (apt or pip: {wheel})") from exc
+
+
+@dataclass
+class PlayStats:
+    """What a playback published."""
+
+    messages: int = 0
+    clock_ticks: int = 0
+    loops: int = 0
+    seconds: float = 0.0
+    per_topic: dict[str, int] = field(default_factory=dict)
+    skipped_topics: dict[str, str] = field(default_factory=dict)
+
+
+def play(
+    bag_path: str | Path,
+    *,
+    rate: float = 1.0,
+    clock_hz: float | None = None,
+    loop: bool = False,
+    topics: Sequence[str] = (),
+    qos_depth: int = 100,
+    wait_for_subscribers: int = 0,
+    wait_timeout_s: float = 10.0,
+    delay_s: float = 0.0,
+    node_name: str = "lnn_control_player",
+) -> PlayStats:
+    """Publish the bag into the ROS graph (``rclpy.init`` must have been called); returns counts when done."""
+    import rclpy
+    from rclpy.duration import Duration
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    if not rate > 0:
+        raise PlayError(f"--rate must be > 0, got {rate}")
+    if clock_hz is not None and not clock_hz > 0:
+        raise PlayError(f"--clock rate must be > 0 Hz, got {clock_hz}")
+    stats = PlayStats()
+    with Bag(bag_path) as bag:
+        if bag.kind == "rosbag1":
+            raise PlayError(f"{bag.path}: a ROS 1 bag; convert it first (rosbags-convert --src BAG --dst DIR)")
+        wanted = [bag.resolve_topic(t) for t in topics] if topics else sorted(bag.topics)
+        node = rclpy.create_node(node_name)
+        try:
+            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+            publishers: dict[str, Any] = {}
+            for topic in wanted:
+                msgtype = bag.topics[topic].msgtype
+                try:
+                    publishers[topic] = node.create_publisher(message_class(msgtype), topic, qos)
+                except ImportError as exc:
+                    stats.skipped_topics[topic] = str(exc)
+                    print(f"play: skipping {topic}: {exc}", file=sys.stderr)
+            if not publishers:
+                raise PlayError(f"{bag.path}: no topic can be published" + (
+                    ": " + "; ".join(stats.skipped_topics.values()) if stats.skipped_topics else ""))
+            clock_pub = None
+            if clock_hz is not None:
+                from rosgraph_msgs.msg import Clock
+
+                clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, qos)
+            if wait_for_subscribers > 0:
+                _wait_for_subscribers(publishers, wait_for_subscribers, wait_timeout_s)
+            if delay_s > 0:
+                time.sleep(delay_s)
+            started = time.monotonic()
+            while True:
+                _play_once(bag, list(publishers), publishers, clock_pub, clock_hz, rate, stats)
+                stats.loops += 1
+                if not loop or not rclpy.ok():
+                    break
+            stats.seconds = time.monotonic() - started
+            for pub in list(publishers.values()) + ([clock_pub] if clock_pub is not None else []):
+                pub.wait_for_all_acked(Duration(seconds=2.0))
+        finally:
+            node.destroy_node()
+    return stats
+
+
+def _wait_for_subscribers(publishers: dict[str, Any], count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = {t: p.get_subscription_count() for t, p in publishers.items() if p.get_subscription_count() < count}
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            detail = ", ".join(f"{t} ({n})" for t, n in sorted(missing.items()))
+            raise PlayError(f"waited {timeout_s:g} s for {count} subscriber(s) per topic; still short: {detail}")
+        time.sleep(0.02)
+
+
+def _play_once(
+    bag: Bag, topics: list[str], publishers: dict[str, Any], clock_pub: Any, clock_hz: float | None, rate: float,
+    stats: PlayStats,
+) -> None:
+    """One pass over the bag, messages at their log times (scaled by ``rate``), /clock ticks in between."""
+    start_ns = None
+    wall0 = time.monotonic()
+    period = 1.0 / clock_hz if clock_hz else None
+    next_tick = wall0
+
+    def bag_now(now: float) -> int:
+        return int(start_ns + (now - wall0) * rate * 1e9)
+
+    def tick(now: float) -> None:
+        nonlocal next_tick
+        if clock_pub is None or start_ns is None:
+            return
+        while next_tick <= now:
+            _publish_clock(clock_pub, bag_now(next_tick))
+            stats.clock_ticks += 1
+            next_tick += period
+
+    for topic, _msgtype, log_ns, data in bag.raw(topics):
+        if start_ns is None:
+            start_ns = log_ns
+        due = wall0 + (log_ns - start_ns) / 1e9 / rate
+        while True:
+            now = time.monotonic()
+            tick(now)
+            if now >= due:
+                break
+            wake = min(due, next_tick) if clock_pub is not None else due
+            time.sleep(max(0.0, min(wake - now, 0.05)))
+        if clock_pub is not None:  # the clock never lags the message it precedes
+            _publish_clock(clock_pub, log_ns)
+            stats.clock_ticks += 1
+        publishers[topic].publish(bytes(data))
+        stats.messages += 1
+        stats.per_topic[topic] = stats.per_topic.get(topic, 0) + 1
+
+
+def _publish_clock(pub: Any, ns: int) -> None:
+    from builtin_interfaces.msg import Time
+    from rosgraph_msgs.msg import Clock
+
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lnn-control play``."""
+    parser.add_argument("bag", type=Path, help="rosbag2 folder, .mcap or .db3")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (1.0)")
+    parser.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
+                        help="publish /clock with the bag's time (40 Hz, or HZ)")
+    parser.add_argument("--loop", action="store_true", help="start over at the end until interrupted")
+    parser.add_argument("--topics", nargs="+", default=(), metavar="TOPIC", help="only these topics")
+    parser.add_argument("--local", action="store_true", help="keep DDS traffic on this machine")
+    parser.add_argument("--qos-depth", type=int, default=100, help="publisher keep-last depth (100)")
+    parser.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
+                        help="before playing, wait until every topic has N subscribers")
+    parser.add_argument("--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers (10)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing (0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Play; 0 when done (or interrupted), 1 when the bag cannot be played."""
+    if args.local:
+        from lnn_control.ros.env import apply, local_env
+
+        apply(local_env(domain_id=int(os.environ.get("ROS_DOMAIN_ID") or 0)))
+    import rclpy
+
+    rclpy.init(args=None)
+    try:
+        stats = play(
+            args.bag, rate=args.rate, clock_hz=args.clock, loop=args.loop, topics=args.topics,
+            qos_depth=args.qos_depth, wait_for_subscribers=args.wait_for_subscribers,
+            wait_timeout_s=args.wait_timeout, delay_s=args.delay,
+        )
+    except KeyboardInterrupt:
+        return 0
+    except (BagError, PlayError) as exc:
+        print(f"play: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
+    topics = ", ".join(f"{t} {n}" for t, n in sorted(stats.per_topic.items()))
+    print(
+        f"play: {stats.messages} messages ({topics}) in {stats.seconds:.2f} s"
+        + (f", {stats.clock_ticks} /clock messages" if stats.clock_ticks else "")
+        + (f", {stats.loops} loops" if stats.loops > 1 else "")
+    )
+    return 0

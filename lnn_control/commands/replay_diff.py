@@ -1,0 +1,167 @@
+"""``lnn-control replay-diff --model A --model B --bags ... [--tol 1e-4]``: do two models drive a bag alike?
+
+Both models replay every frame of each bag through their own :class:`lnn_control.driver.Driver` (the node's path,
+the bag's stamps; see :mod:`lnn_control.evaluate`), and their outputs are compared frame by frame, in the manner of
+openpilot's process replay: per field (``steering``, ``velocity``: the limited commands; ``raw.<output>``: the
+policy's outputs before limits; ``dt``: the dt the drivers used) the frames compared, the frames whose absolute
+difference exceeds ``--tol``, the first such frame (index and stamp) and the largest and mean absolute difference.
+Exit status 0 when nothing differs beyond the tolerance, 1 when something does, 2 when the replay itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lnn_control.data.bags import Bag, BagError, discover_bags
+from lnn_control.driver import Driver, DriverConfig
+from lnn_control.evaluate import Model, add_replay_arguments, image_topic_of, load_driver_config, load_models
+from lnn_control.evaluate import replay_frames as frames_of
+from lnn_control.nn.checkpoint import CheckpointError
+from lnn_control.report import text_table
+
+
+@dataclass
+class FieldDiff:
+    """How one field of the two models' outputs differs over one bag."""
+
+    bag: str
+    field: str
+    frames: int = 0
+    differing: int = 0
+    first_index: int | None = None
+    """Position of the first differing frame among the image topic's messages."""
+    first_stamp_ns: int | None = None
+    max_abs: float = 0.0
+    mean_abs: float = 0.0
+
+
+def diff_bag(
+    path: str | Path,
+    a: Model,
+    b: Model,
+    *,
+    tol: float = 1e-4,
+    image_topic: str | None = None,
+    stamp_source: str = "header",
+    driver_config: DriverConfig | None = None,
+) -> list[FieldDiff]:
+    """Replay ``path`` through both models; one :class:`FieldDiff` per field. BagError if it cannot be replayed."""
+    drivers = (Driver(a.policy, driver_config or DriverConfig()), Driver(b.policy, driver_config or DriverConfig()))
+    raw_names = [o for o in a.policy.config.outputs if o in b.policy.config.outputs]
+    fields = ["steering", "velocity"] + [f"raw.{o}" for o in raw_names] + ["dt"]
+    values: dict[str, list[list[float]]] = {f: [[], []] for f in fields}
+    index, stamps = [], []
+    with Bag(path) as bag:
+        topic = image_topic_of(bag, image_topic)
+        for frame in frames_of(bag, topic, stamp_source):
+            if frame.rgb is None:
+                continue
+            index.append(frame.index)
+            stamps.append(frame.stamp_ns)
+            for side, (driver, model) in enumerate(zip(drivers, (a, b), strict=True)):
+                command = driver.observe(frame.rgb, frame.stamp_ns)
+                raw = dict(zip(model.policy.config.outputs, driver.last.raw, strict=False))
+                values["steering"][side].append(command.steering)
+                values["velocity"][side].append(command.velocity)
+                values["dt"][side].append(driver.last.dt_s)
+                for o in raw_names:
+                    values[f"raw.{o}"][side].append(raw.get(o, math.nan))
+    if not index:
+        raise BagError(path, "no frame decodes", topic=topic)
+    result = []
+    for name in fields:
+        diff = np.abs(np.asarray(values[name][0]) - np.asarray(values[name][1]))
+        bad = ~(diff <= tol)  # NaN on one side counts as differing
+        first = int(np.argmax(bad)) if bad.any() else None
+        finite = diff[np.isfinite(diff)]
+        result.append(
+            FieldDiff(
+                bag=str(path),
+                field=name,
+                frames=len(diff),
+                differing=int(bad.sum()),
+                first_index=int(index[first]) if first is not None else None,
+                first_stamp_ns=int(stamps[first]) if first is not None else None,
+                max_abs=float(finite.max()) if finite.size else math.nan,
+                mean_abs=float(finite.mean()) if finite.size else math.nan,
+            )
+        )
+    return result
+
+
+def replay_diff(
+    a: Model,
+    b: Model,
+    bags: Sequence[str | Path],
+    *,
+    tol: float = 1e-4,
+    image_topic: str | None = None,
+    stamp_source: str = "header",
+    driver_config: DriverConfig | None = None,
+    strict: bool = False,
+) -> tuple[list[FieldDiff], list[dict[str, str]]]:
+    """:func:`diff_bag` over ``bags``; a bag that cannot be replayed is returned in the second list (or raised)."""
+    diffs: list[FieldDiff] = []
+    skipped: list[dict[str, str]] = []
+    for bag in discover_bags(bags):
+        try:
+            diffs += diff_bag(bag, a, b, tol=tol, image_topic=image_topic, stamp_source=stamp_source,
+                              driver_config=driver_config)
+        except BagError as exc:
+            if strict:
+                raise
+            print(f"replay-diff: skipping bag: {exc}", file=sys.stderr)
+            skipped.append({"bag": str(bag), "error": str(exc)})
+    return diffs, skipped
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lnn-control replay-diff``."""
+    add_replay_arguments(parser)
+    parser.add_argument("--tol", type=float, default=1e-4, help="largest absolute difference allowed (1e-4)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare; 0 when equal within --tol, 1 when they differ, 2 when nothing could be compared."""
+    if len(args.models) != 2:
+        print(f"replay-diff: give exactly two --model, got {len(args.models)}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        a, b = load_models(args.models, ["A", "B"])
+        diffs, skipped = replay_diff(
+            a, b, args.bags, tol=args.tol, image_topic=args.image_topic, stamp_source=args.stamps or "header",
+            driver_config=load_driver_config(args.driver_config), strict=args.strict,
+        )
+    except (BagError, CheckpointError, ValueError, OSError) as exc:
+        print(f"replay-diff: {exc}", file=sys.stderr)
+        return 2
+    if not diffs:
+        print("replay-diff: no bag could be replayed", file=sys.stderr)
+        return 2
+    differ = any(d.differing for d in diffs)
+    if args.json:
+        print(json.dumps({"A": args.models[0], "B": args.models[1], "tol": args.tol, "differ": differ,
+                          "fields": [asdict(d) for d in diffs], "skipped": skipped}))
+    else:
+        rows = [
+            [Path(d.bag).name, d.field, d.frames, d.differing,
+             "-" if d.first_index is None else str(d.first_index),
+             "-" if d.first_stamp_ns is None else f"{d.first_stamp_ns / 1e9:.3f}", d.max_abs, d.mean_abs]
+            for d in diffs
+        ]
+        print(f"A = {args.models[0]}\nB = {args.models[1]}\ntolerance {args.tol:g}\n")
+        print(text_table(["bag", "field", "frames", "differ", "first frame", "first stamp s", "max |A-B|",
+                          "mean |A-B|"], rows, digits=6))
+        print("\n" + ("DIFFERENT: outputs differ beyond the tolerance" if differ else "same within the tolerance"))
+    return 1 if differ else 0

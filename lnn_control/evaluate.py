@@ -1,0 +1,627 @@
+"""``lnn-control eval``: replay bags frame by frame through the node's own path and score it against the human.
+
+Every image message of a bag is decoded (:func:`lnn_control.vision.decode_msg`) and handed to
+:meth:`lnn_control.driver.Driver.observe` with its stamp (header stamps by default, as the nodes use), so dt, state
+resets on gaps or time going backwards, and output limits follow the node's rules exactly; frames with no human
+command in force are replayed too (the robot would have seen them) but not scored. The human command of a frame is
+the one :mod:`lnn_control.data.pairing` gives it (the pairing config stored with the model, unless overridden).
+
+The report folder::
+
+    metrics.json, metrics.csv   MAE, RMSE, Pearson correlation per model, bag (and "all") and output
+    summary.md                  the side-by-side tables (also printed)
+    predictions/<bag>.csv       per frame: stamp, human command, each model's command and dt
+    plots/<bag>_outputs.png     predicted vs human steering and velocity over time
+    plots/<bag>_<model>_activity.png   the recurrent state (neuron activity) over time, grouped by layer
+    saliency/<bag>_<model>.gif (.mp4)  input frames beside their VisualBackProp saliency (see lnn_control.report)
+
+A constant-mean baseline (each model's training-set mean, ``PolicyConfig.target_mean``) is scored beside the models,
+so a reader sees whether a model beats it. One bad bag among several is reported and skipped unless ``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from lnn_control.command import Command
+from lnn_control.data.bags import IMAGE_TYPES, Bag, BagError, discover_bags
+from lnn_control.data.commands import CommandConfig
+from lnn_control.data.pairing import PairingConfig, _pick_topic, choose_stamp, pair_frames
+from lnn_control.driver import Driver, DriverConfig, LimitsConfig, TimingConfig
+from lnn_control.nn import checkpoint
+from lnn_control.nn.policy import Policy
+from lnn_control.vision import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_msg, preprocess
+
+OUTPUTS = ("steering", "velocity")
+"""The command fields a replay scores (:class:`lnn_control.command.Command`)."""
+SALIENCY_METHOD = "VisualBackProp (Bojarski et al. 2017) over the conv head's feature maps"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    """A loaded checkpoint and the name the report gives it."""
+
+    name: str
+    path: Path
+    policy: Policy
+    metadata: dict[str, Any]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The command fields this model produces (of steering, velocity)."""
+        return [o for o in OUTPUTS if o in self.policy.config.outputs]
+
+    @property
+    def mean(self) -> tuple[float, float]:
+        """The training-set mean of steering and velocity (the constant baseline); 0 for an output it lacks."""
+        cfg = self.policy.config
+        values = dict(zip(cfg.outputs, cfg.target_mean, strict=True))
+        return float(values.get("steering", 0.0)), float(values.get("velocity", 0.0))
+
+    def pairing(self) -> PairingConfig | None:
+        """The pairing config the model was trained with (from the checkpoint's metadata), if recorded."""
+        data = (self.metadata.get("dataset") or {}).get("pairing")
+        return PairingConfig.from_dict(data) if isinstance(data, Mapping) else None
+
+
+def model_names(paths: Sequence[str | Path]) -> list[str]:
+    """Short unique names: the checkpoint stem, or ``folder/stem`` when stems repeat (``runs/a/best`` -> ``a/best``)."""
+    stems = [checkpoint.paths(p)[0].with_suffix("").name for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    names = [f"{checkpoint.paths(p)[0].parent.name}/{s}" for p, s in zip(paths, stems, strict=True)]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return unique
+
+
+def load_models(paths: Sequence[str | Path], names: Sequence[str] | None = None) -> list[Model]:
+    """Load checkpoints (CPU, eval mode) with their names; :class:`CheckpointError` names a bad file."""
+    names = list(names) if names else model_names(paths)
+    if len(names) != len(paths):
+        raise ValueError(f"{len(names)} names for {len(paths)} models")
+    return [
+        Model(name, Path(path), checkpoint.load(path), checkpoint.read_config(path).get("metadata") or {})
+        for name, path in zip(names, paths, strict=True)
+    ]
+
+
+#: drive.yaml parameter -> (DriverConfig section, field)
+_NODE_PARAMS = {
+    "max_speed": ("limits", "max_speed"),
+    "min_speed": ("limits", "min_speed"),
+    "max_steering": ("limits", "max_steering"),
+    "max_steering_rate": ("limits", "max_steering_rate"),
+    "nominal_dt": ("timing", "nominal_dt_s"),
+    "min_dt": ("timing", "min_dt_s"),
+    "max_dt": ("timing", "max_dt_s"),
+    "reset_gap": ("timing", "reset_gap_s"),
+}
+
+
+def load_driver_config(path: str | Path | None) -> DriverConfig:
+    """The Driver's timing and limits from a YAML file; the Driver's defaults without one.
+
+    Either the nodes' parameter file (``config/drive.yaml``: ``drive_node``, else ``policy_node``,
+    ``ros__parameters``: ``max_speed``, ``nominal_dt``, ...), so the replay runs with the robot's settings, or plain
+    ``timing:`` and ``limits:`` sections with :class:`TimingConfig` / :class:`LimitsConfig` field names.
+    """
+    if path is None:
+        return DriverConfig()
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: driver config must be a mapping")
+    sections: dict[str, dict[str, Any]] = {"timing": dict(data.get("timing") or {}),
+                                           "limits": dict(data.get("limits") or {})}
+    node = next((data[n] for n in ("drive_node", "policy_node") if isinstance(data.get(n), Mapping)), None)
+    if node is not None:
+        for key, value in (node.get("ros__parameters") or {}).items():
+            if key in _NODE_PARAMS:
+                section, name = _NODE_PARAMS[key]
+                sections[section][name] = value
+    try:
+        return DriverConfig(timing=TimingConfig(**sections["timing"]), limits=LimitsConfig(**sections["limits"]))
+    except TypeError as exc:
+        raise ValueError(f"{path}: driver config: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Replay
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayFrame:
+    """One image message of a bag: its position, stamp and decoded pixels (None when it does not decode)."""
+
+    index: int
+    stamp_ns: int
+    rgb: np.ndarray | None
+    error: str | None = None
+
+
+def image_topic_of(bag: Bag, wanted: str | None) -> str:
+    """The image topic to replay: ``wanted`` (checked), or the bag's only image topic (BagError otherwise)."""
+    return _pick_topic(bag, wanted, IMAGE_TYPES, "image", "--image-topic")
+
+
+def replay_frames(
+    bag: Bag, image_topic: str, stamp_source: str = "header", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Iterator[ReplayFrame]:
+    """Every message of ``image_topic`` in log order, decoded, stamped as pairing stamps it (see ``choose_stamp``)."""
+    for index, rec in enumerate(bag.records([image_topic])):
+        stamp = choose_stamp(rec, stamp_source)
+        try:
+            yield ReplayFrame(index, stamp, decode_msg(rec.msg, max_pixels=max_pixels))
+        except ImageDecodeError as exc:
+            yield ReplayFrame(index, stamp, None, f"{image_topic} frame {index}: {exc}")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
+
+
+@dataclass
+class BagReplay:
+    """One bag replayed through several models: per replayed frame, the human command and every model's command."""
+
+    bag: str
+    name: str
+    image_topic: str
+    command_topic: str
+    stamps: np.ndarray
+    """(N,) int64 ns of every decoded frame fed to the drivers."""
+    index: np.ndarray
+    """(N,) position of each frame among the image topic's messages."""
+    human: np.ndarray
+    """(N, 2) steering, velocity of the command in force; NaN where pairing found none."""
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    """model -> (N, 2) the Driver's command (steering, velocity), limits applied."""
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
+    """model -> (N, O) the policy's outputs before limits."""
+    dt: dict[str, np.ndarray] = field(default_factory=dict)
+    activity: dict[str, np.ndarray] = field(default_factory=dict)
+    events: dict[str, list[str]] = field(default_factory=dict)
+    undecodable: int = 0
+    pairing: dict[str, Any] = field(default_factory=dict)
+    saliency: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Mask of the frames with a human command."""
+        return ~np.isnan(self.human[:, 0])
+
+    @property
+    def times_s(self) -> np.ndarray:
+        """Seconds since the first replayed frame."""
+        return (self.stamps - self.stamps[0]) / 1e9 if len(self.stamps) else self.stamps.astype(float)
+
+
+def replay_bag(
+    path: str | Path,
+    models: Sequence[Model],
+    pairing: PairingConfig | None = None,
+    *,
+    driver_config: DriverConfig | None = None,
+    saliency_frames: int = 0,
+    progress: bool = False,
+) -> BagReplay:
+    """Replay one bag through a fresh :class:`Driver` per model (one decode per frame for all of them).
+
+    ``saliency_frames`` > 0 also renders about that many evenly spaced saliency panels per model.
+    Raises BagError for a bag that cannot be replayed or has no human command to score against.
+    """
+    from lnn_control.report import saliency_panel, visual_backprop
+
+    pairing = pairing or PairingConfig()
+    drivers = {m.name: Driver(m.policy, driver_config or DriverConfig()) for m in models}
+    with Bag(path) as bag:
+        pairer = pair_frames(bag, pairing, decode=False)
+        human_of = {p.index: p.command for p in pairer}
+        if not human_of:
+            raise BagError(bag.path, "no frame is paired with a human command: " + pairer.report.summary())
+        topic = pairer.image_topic
+        total = bag.topics[topic].count
+        every = max(1, math.ceil(total / saliency_frames)) if saliency_frames > 0 else 0
+        stamps, index, human, undecodable = [], [], [], 0
+        preds: dict[str, list[tuple[float, float]]] = {m.name: [] for m in models}
+        raws: dict[str, list[tuple[float, ...]]] = {m.name: [] for m in models}
+        dts: dict[str, list[float]] = {m.name: [] for m in models}
+        acts: dict[str, list[np.ndarray]] = {m.name: [] for m in models}
+        events: dict[str, list[str]] = {m.name: [] for m in models}
+        panels: dict[str, list[np.ndarray]] = {m.name: [] for m in models}
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc=Path(path).name, unit="frame", leave=False)
+        try:
+            for frame in replay_frames(bag, topic, pairing.stamp_source, pairing.max_pixels):
+                if bar is not None:
+                    bar.update(1)
+                if frame.rgb is None:
+                    undecodable += 1
+                    continue
+                cmd: Command | None = human_of.get(frame.index)
+                stamps.append(frame.stamp_ns)
+                index.append(frame.index)
+                human.append((cmd.steering, cmd.velocity) if cmd is not None else (math.nan, math.nan))
+                for model in models:
+                    driver = drivers[model.name]
+                    out = driver.observe(frame.rgb, frame.stamp_ns)
+                    preds[model.name].append((out.steering, out.velocity))
+                    raws[model.name].append(driver.last.raw)
+                    dts[model.name].append(driver.last.dt_s)
+                    acts[model.name].append(driver.activity.copy())
+                    if driver.last.event:
+                        events[model.name].append(f"frame {frame.index}: {driver.last.event}")
+                    if every and frame.index % every == 0:
+                        small = preprocess(frame.rgb, model.policy.config.preprocess)
+                        mask = visual_backprop(model.policy.encoder, torch.from_numpy(small)[None])[0].numpy()
+                        t = (frame.stamp_ns - stamps[0]) / 1e9
+                        hs = f"human s {cmd.steering:+.2f} v {cmd.velocity:.2f}" if cmd else "human -"
+                        lines = [f"t {t:6.2f} s  {hs}", f"{model.name}: s {out.steering:+.2f} v {out.velocity:.2f}"]
+                        panels[model.name].append(saliency_panel(small, mask, lines, scale=2))
+        finally:
+            if bar is not None:
+                bar.close()
+    if not stamps:
+        raise BagError(path, "no frame decodes", topic=topic)
+    n_out = {m.name: len(m.policy.config.outputs) for m in models}
+    return BagReplay(
+        bag=str(path),
+        name=Path(path).name,
+        image_topic=topic,
+        command_topic=pairer.command_topic,
+        stamps=np.asarray(stamps, dtype=np.int64),
+        index=np.asarray(index, dtype=np.int64),
+        human=np.asarray(human, dtype=np.float64).reshape(-1, 2),
+        predictions={k: np.asarray(v, dtype=np.float64).reshape(-1, 2) for k, v in preds.items()},
+        raw={k: np.asarray(v, dtype=np.float64).reshape(-1, n_out[k]) for k, v in raws.items()},
+        dt={k: np.asarray(v, dtype=np.float64) for k, v in dts.items()},
+        activity={k: np.stack(v).astype(np.float32) for k, v in acts.items()},
+        events=events,
+        undecodable=undecodable,
+        pairing=pairer.report.to_dict(),
+        saliency=panels,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def error_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Frames, MAE, RMSE and Pearson correlation (NaN when either side is constant) of two 1-D arrays."""
+    pred, truth = np.asarray(pred, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    n = len(truth)
+    if n == 0:
+        return {"frames": 0, "mae": math.nan, "rmse": math.nan, "corr": math.nan}
+    err = pred - truth
+    corr = math.nan
+    if n > 1 and np.std(pred) > 1e-12 and np.std(truth) > 1e-12:
+        corr = float(np.corrcoef(pred, truth)[0, 1])
+    return {
+        "frames": int(n),
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(math.sqrt(np.mean(err**2))),
+        "corr": corr,
+    }
+
+
+def baselines(models: Sequence[Model]) -> dict[str, tuple[float, float]]:
+    """Constant-mean baselines: one ``baseline (training mean)`` when the models share it, else one per model."""
+    means = {m.name: m.mean for m in models}
+    if len(set(means.values())) == 1:
+        return {"baseline (training mean)": next(iter(means.values()))}
+    return {f"baseline (mean of {name})": mean for name, mean in means.items()}
+
+
+def score(replays: Sequence[BagReplay], models: Sequence[Model]) -> list[dict[str, Any]]:
+    """Metric rows (model, bag, output, frames, mae, rmse, corr) per bag and over all bags ("all")."""
+    rows: list[dict[str, Any]] = []
+    outputs = {m.name: m.outputs for m in models}
+    bases = baselines(models)
+    for base in bases:
+        outputs[base] = list(OUTPUTS)
+
+    def predictions(replay: BagReplay, name: str) -> np.ndarray:
+        if name in bases:
+            return np.tile(np.asarray(bases[name], dtype=np.float64), (len(replay.stamps), 1))
+        return replay.predictions[name]
+
+    for name in [m.name for m in models] + list(bases):
+        for o, output in enumerate(OUTPUTS):
+            if output not in outputs[name]:
+                continue
+            pooled_pred, pooled_truth = [], []
+            for replay in replays:
+                mask = replay.scored
+                pred, truth = predictions(replay, name)[mask, o], replay.human[mask, o]
+                pooled_pred.append(pred)
+                pooled_truth.append(truth)
+                rows.append({"model": name, "bag": replay.name, "output": output, **error_metrics(pred, truth)})
+            if len(replays) > 1:
+                rows.append(
+                    {"model": name, "bag": "all", "output": output,
+                     **error_metrics(np.concatenate(pooled_pred), np.concatenate(pooled_truth))}
+                )
+    return rows
+
+
+def side_by_side(rows: Sequence[Mapping[str, Any]], bag: str) -> tuple[list[str], list[list[object]]]:
+    """One table for ``bag`` (or "all"): a row per model, MAE / RMSE / corr per output side by side."""
+    header = ["model", "frames"]
+    for output in OUTPUTS:
+        header += [f"{output} MAE", f"{output} RMSE", f"{output} corr"]
+    table: dict[str, list[object]] = {}
+    for row in rows:
+        if row["bag"] != bag:
+            continue
+        line = table.setdefault(row["model"], [row["model"], row["frames"]] + [math.nan] * (3 * len(OUTPUTS)))
+        o = OUTPUTS.index(row["output"])
+        line[2 + 3 * o : 5 + 3 * o] = [row["mae"], row["rmse"], row["corr"]]
+    return header, list(table.values())
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalResult:
+    """What ``evaluate`` wrote and found."""
+
+    out: Path
+    rows: list[dict[str, Any]]
+    replays: list[BagReplay]
+    skipped: list[dict[str, str]]
+    text: str
+
+
+def evaluate(
+    models: Sequence[Model],
+    bags: Sequence[str | Path],
+    out: str | Path,
+    *,
+    pairing: PairingConfig | None = None,
+    driver_config: DriverConfig | None = None,
+    strict: bool = False,
+    plots: bool = True,
+    saliency_frames: int = 120,
+    progress: bool = False,
+) -> EvalResult:
+    """Replay ``bags`` through ``models`` and write the report folder ``out`` (see the module doc).
+
+    ``pairing`` defaults to the first model's training pairing. A bag that cannot be replayed is reported in the
+    result's ``skipped`` (with ``strict``, its BagError is raised instead); no usable bag at all raises BagError.
+    """
+    from lnn_control import report
+
+    out = Path(out)
+    if pairing is None:
+        pairing = next((p for p in (m.pairing() for m in models) if p is not None), PairingConfig())
+    replays: list[BagReplay] = []
+    skipped: list[dict[str, str]] = []
+    for bag in discover_bags(bags):
+        try:
+            replays.append(
+                replay_bag(bag, models, pairing, driver_config=driver_config,
+                           saliency_frames=saliency_frames if plots else 0, progress=progress)
+            )
+        except (BagError, ImageDecodeError) as exc:
+            if strict:
+                raise
+            print(f"eval: skipping bag: {exc}", file=sys.stderr)
+            skipped.append({"bag": str(bag), "error": str(exc)})
+    if not replays:
+        raise BagError(", ".join(str(b) for b in bags), "no bag could be replayed: " +
+                       "; ".join(s["error"] for s in skipped))
+    names: dict[str, int] = {}
+    for replay in replays:  # two bags with one folder name get distinct file names
+        names[replay.name] = names.get(replay.name, 0) + 1
+        if names[replay.name] > 1:
+            replay.name = f"{replay.name}_{names[replay.name]}"
+    rows = score(replays, models)
+    out.mkdir(parents=True, exist_ok=True)
+    bases = baselines(models)
+
+    # tables
+    parts = []
+    scopes = (["all"] if len(replays) > 1 else []) + [r.name for r in replays]
+    for scope in scopes:
+        header, table = side_by_side(rows, scope)
+        parts.append((scope, header, table))
+    text = "\n\n".join(
+        (f"all {len(replays)} bags" if scope == "all" else f"bag {scope}") + "\n" + report.text_table(h, t)
+        for scope, h, t in parts
+    )
+    markdown = "\n\n".join(
+        (f"### All {len(replays)} bags" if scope == "all" else f"### {scope}") + "\n\n" + report.markdown_table(h, t)
+        for scope, h, t in parts
+    )
+    (out / "summary.md").write_text(
+        "# Offline replay evaluation\n\nCommands from `Driver.observe` on every frame, scored on frames with a human "
+        f"command in force (pairing tolerance {pairing.tolerance_s:g} s, {pairing.stamp_source} stamps). "
+        "Baseline: the training set's mean, constant.\n\n" + markdown + "\n", encoding="utf-8"
+    )
+    with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, ["model", "bag", "output", "frames", "mae", "rmse", "corr"])
+        writer.writeheader()
+        writer.writerows(rows)
+    document = {
+        "models": {
+            m.name: {
+                "path": str(m.path),
+                "core": m.policy.config.core,
+                "parameters": m.policy.parameter_counts(),
+                "target_mean": list(m.policy.config.target_mean),
+            }
+            for m in models
+        },
+        "baselines": {k: list(v) for k, v in bases.items()},
+        "pairing": pairing.to_dict(),
+        "bags": [
+            {
+                "bag": r.bag, "name": r.name, "image_topic": r.image_topic, "command_topic": r.command_topic,
+                "frames_replayed": int(len(r.stamps)), "frames_scored": int(r.scored.sum()),
+                "undecodable": r.undecodable, "pairing": r.pairing,
+                "events": {k: v[:20] for k, v in r.events.items()},
+            }
+            for r in replays
+        ],
+        "skipped": skipped,
+        "saliency": SALIENCY_METHOD,
+        "metrics": rows,
+    }
+    (out / "metrics.json").write_text(json.dumps(_finite(document), indent=2) + "\n", encoding="utf-8")
+    for replay in replays:
+        _write_predictions(out / "predictions" / f"{_safe(replay.name)}.csv", replay, models)
+    if plots:
+        for replay in replays:
+            _draw(out, replay, models, bases)
+    return EvalResult(out, rows, replays, skipped, text)
+
+
+def _finite(value: Any) -> Any:
+    """NaN / inf -> None, so metrics.json is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _write_predictions(path: Path, replay: BagReplay, models: Sequence[Model]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ["index", "stamp_ns", "human_steering", "human_velocity"]
+    for m in models:
+        header += [f"{m.name}_steering", f"{m.name}_velocity", f"{m.name}_dt_s"]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for i in range(len(replay.stamps)):
+            row: list[object] = [int(replay.index[i]), int(replay.stamps[i])]
+            row += ["" if math.isnan(v) else f"{v:.6g}" for v in replay.human[i]]
+            for m in models:
+                row += [f"{v:.6g}" for v in replay.predictions[m.name][i]] + [f"{replay.dt[m.name][i]:.6g}"]
+            writer.writerow(row)
+
+
+def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[str, tuple[float, float]]) -> None:
+    from lnn_control import report
+
+    stem = _safe(replay.name)
+    times = replay.times_s
+    report.plot_outputs(
+        out / "plots" / f"{stem}_outputs.png", times, replay.human, replay.predictions, bases,
+        title=f"{replay.name}: {replay.image_topic} -> commands vs {replay.command_topic}",
+    )
+    for m in models:
+        tag = f"{stem}_{_safe(m.name)}"
+        groups = report.neuron_groups(m.policy)
+        if groups and replay.activity[m.name].shape[1]:
+            report.plot_activity(
+                out / "plots" / f"{tag}_activity.png", times, replay.activity[m.name], groups,
+                replay.predictions[m.name][:, 0], title=f"{m.name} ({m.policy.config.core}) on {replay.name}",
+            )
+        panels = replay.saliency.get(m.name) or []
+        if panels:
+            period = np.median(np.diff(replay.stamps)) / 1e9 if len(replay.stamps) > 1 else 0.05
+            every = max(1, math.ceil(len(replay.stamps) / max(1, len(panels))))
+            fps = 1.0 / max(1e-3, period * every)
+            report.write_gif(panels, out / "saliency" / f"{tag}.gif", fps)
+            report.write_video(panels, out / "saliency" / f"{tag}.mp4", fps)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments ``eval`` and ``replay-diff`` share: models, bags, topics, stamps, driver config, threads."""
+    parser.add_argument("--model", dest="models", action="append", required=True, metavar="M",
+                        help="checkpoint (stem, .safetensors or .json); repeat for several")
+    parser.add_argument("--bags", nargs="+", required=True, metavar="BAG", help="bags or folders of bags")
+    parser.add_argument("--image-topic", default=None, help="image topic (default: the model's, or the only one)")
+    parser.add_argument("--stamps", choices=("header", "log"), default=None, help="stamps fed to the driver")
+    parser.add_argument("--driver-config", type=Path, default=None,
+                        help="YAML with timing: and limits: (Driver rules; default: the Driver's defaults)")
+    parser.add_argument("--strict", action="store_true", help="stop at the first bad bag instead of skipping it")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lnn-control eval``."""
+    add_replay_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--name", dest="names", action="append", default=None, help="report name of each model")
+    parser.add_argument("--command-topic", default=None, help="human command topic (default: the model's)")
+    parser.add_argument("--tolerance", type=float, default=None, help="pairing tolerance in seconds")
+    parser.add_argument("--saliency-frames", type=int, default=120, help="saliency frames per model and bag (120)")
+    parser.add_argument("--no-plots", action="store_true", help="numbers only: no plots, no saliency video")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--live", action="store_true",
+                        help="also play each bag into running nodes and compare their commands (not available yet)")
+
+
+def pairing_from_args(args: argparse.Namespace, models: Sequence[Model]) -> PairingConfig:
+    """The first model's pairing with the command-line overrides applied."""
+    base = next((p for p in (m.pairing() for m in models) if p is not None), PairingConfig())
+    data = base.to_dict()
+    for arg, key in (("image_topic", "image_topic"), ("command_topic", "command_topic"),
+                     ("tolerance", "tolerance_s"), ("stamps", "stamp_source")):
+        if getattr(args, arg, None) is not None:
+            data[key] = getattr(args, arg)
+    data["commands"] = CommandConfig(**data["commands"])
+    return PairingConfig(**data)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate; exit 0 with a report, 1 when nothing could be evaluated (or a bad bag under --strict)."""
+    if args.live:
+        print("eval: --live is not available in this build; run `lnn-control play` beside the nodes instead",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        models = load_models(args.models, args.names)
+        result = evaluate(
+            models, args.bags, args.out, pairing=pairing_from_args(args, models),
+            driver_config=load_driver_config(args.driver_config), strict=args.strict, plots=not args.no_plots,
+            saliency_frames=args.saliency_frames, progress=not args.no_progress,
+        )
+    except (BagError, checkpoint.CheckpointError, ValueError, OSError) as exc:
+        print(f"eval: {exc}", file=sys.stderr)
+        return 1
+    print(result.text)
+    if result.skipped:
+        print(f"\nskipped {len(result.skipped)} bag(s): " + "; ".join(s["error"] for s in result.skipped))
+    print(f"\nreport in {result.out}")
+    return 0
