@@ -16,17 +16,10 @@ import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from lnn_control.nodes.driver_params import (
-    CAMERA_PARAMETERS,
-    COMMAND_PARAMETERS,
-    MODEL_PARAMETERS,
-    build_driver,
-    declare,
-    log_summary,
-    run_node,
-)
+from lnn_control.nodes.driver_params import CameraParams, ModelParams, build_driver, log_summary
 from lnn_control.nodes.perception import CameraInput
 from lnn_control.nodes.policy import CommandOutput
+from lnn_control.ros.node_util import declare_config, run_node
 
 
 class DriveNode(Node):
@@ -34,10 +27,11 @@ class DriveNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("drive_node", **kwargs)
-        values = declare(self, MODEL_PARAMETERS + CAMERA_PARAMETERS + COMMAND_PARAMETERS)
-        self.driver = build_driver(self, values)
-        self.camera = CameraInput(self, values, self.driver, self._on_features)
-        self.output = CommandOutput(self, values, self.driver, self.camera.topic)
+        model = declare_config(self, ModelParams)
+        camera = declare_config(self, CameraParams)
+        self.driver = build_driver(self, model, camera)
+        self.camera = CameraInput(self, camera, self.driver, self._on_features)
+        self.output = CommandOutput(self, self.driver, self.camera.topic)
         self.get_logger().info(f"{self.camera.topic} -> {self.output.publisher.topic_name}")
 
     def _on_features(self, features: np.ndarray, header: Header) -> None:

@@ -20,7 +20,6 @@ per kind of problem; the node carries on with the next frame.
 
 from __future__ import annotations
 
-import array
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,16 +31,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from lnn_control.driver import Driver
-from lnn_control.nodes.driver_params import (
-    CAMERA_PARAMETERS,
-    MODEL_PARAMETERS,
-    Throttle,
-    build_driver,
-    declare,
-    log_summary,
-    run_node,
-)
+from lnn_control.nodes.driver_params import CameraParams, ModelParams, build_driver, log_summary, problem_key
+from lnn_control.ros.msgs import image_array, image_msg
+from lnn_control.ros.node_util import Throttle, declare_config, run_node
 from lnn_control.ros.qos import SENSOR
+from lnn_control.ros.stamps import stamp_to_ns
 from lnn_control.vision import decode_msg
 
 RAW_TOPIC = "camera/image_raw"
@@ -50,16 +44,16 @@ FEATURES_TOPIC = "lnn/features"
 FEATURES_ENCODING = "32FC1"
 #: Reliable, keep last 5: matches best-effort (sensor-data) and reliable subscribers alike.
 FEATURES_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
-_LITTLE = np.dtype("<f4")
 
 
 def features_to_msg(features: np.ndarray, header: Header) -> Image:
     """float32 features (N,) -> sensor_msgs/Image 32FC1, 1 x N, with ``header`` (the camera's)."""
-    data = np.ascontiguousarray(features, dtype=_LITTLE).reshape(-1)
-    msg = Image(header=header, height=1, width=data.size, encoding=FEATURES_ENCODING, is_bigendian=0)
-    msg.step = 4 * data.size
-    msg.data = array.array("B", data.tobytes())
-    return msg
+    return image_msg(
+        np.asarray(features, dtype=np.float32).reshape(1, -1),
+        encoding=FEATURES_ENCODING,
+        stamp_ns=stamp_to_ns(header.stamp),
+        frame_id=header.frame_id,
+    )
 
 
 def features_from_msg(msg: Image, expected: int) -> np.ndarray:
@@ -68,11 +62,7 @@ def features_from_msg(msg: Image, expected: int) -> np.ndarray:
         raise ValueError(f"encoding {msg.encoding!r}, expected {FEATURES_ENCODING!r}")
     if msg.height != 1 or msg.width != expected:
         raise ValueError(f"size {msg.width}x{msg.height}, expected {expected}x1 (the policy's feature count)")
-    if msg.step != 4 * expected or len(msg.data) != 4 * expected:
-        raise ValueError(
-            f"step {msg.step} and {len(msg.data)} data bytes, expected {4 * expected} for {expected} float32"
-        )
-    return np.frombuffer(msg.data, dtype=">f4" if msg.is_bigendian else _LITTLE)
+    return image_array(msg).reshape(-1)
 
 
 class CameraInput:
@@ -84,15 +74,15 @@ class CameraInput:
     def __init__(
         self,
         node: Node,
-        values: dict[str, Any],
+        params: CameraParams,
         driver: Driver,
         on_features: Callable[[np.ndarray, Header], None],
     ) -> None:
         self.node = node
         self.driver = driver
         self.on_features = on_features
-        self.max_pixels = int(values["max_pixels"])
-        raw = values["image_transport"] == "raw"
+        self.max_pixels = params.max_pixels
+        raw = params.image_transport == "raw"
         self.subscription = node.create_subscription(
             Image if raw else CompressedImage, RAW_TOPIC if raw else COMPRESSED_TOPIC, self._on_image, SENSOR
         )
@@ -108,7 +98,7 @@ class CameraInput:
         except ValueError as exc:  # ImageDecodeError, or a crop that leaves nothing of this frame
             self.dropped += 1
             problem = f"{self.topic}: frame dropped: {exc}"
-            if self._throttle.ready(problem):
+            if self._throttle(problem_key(problem)):
                 self.node.get_logger().warning(f"{problem} ({self.dropped} of {self.received} frames dropped so far)")
             return
         self.on_features(features, msg.header)
@@ -123,10 +113,11 @@ class PerceptionNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("perception_node", **kwargs)
-        values = declare(self, MODEL_PARAMETERS + CAMERA_PARAMETERS)
-        self.driver = build_driver(self, values)
+        model = declare_config(self, ModelParams)
+        camera = declare_config(self, CameraParams)
+        self.driver = build_driver(self, model, camera)
         self.publisher = self.create_publisher(Image, FEATURES_TOPIC, FEATURES_QOS)
-        self.camera = CameraInput(self, values, self.driver, self._publish)
+        self.camera = CameraInput(self, camera, self.driver, self._publish)
         self.get_logger().info(f"{self.camera.topic} -> {self.publisher.topic_name}")
 
     def _publish(self, features: np.ndarray, header: Header) -> None:

@@ -24,31 +24,27 @@ The neuron activity after every step goes out on ``~/state`` (std_msgs/Float32Mu
 
 from __future__ import annotations
 
-import array
 import sys
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
 from std_srvs.srv import SetBool, Trigger
 
-from lnn_control.command import Command
 from lnn_control.driver import Driver, Watchdog
 from lnn_control.nodes.driver_params import (
-    COMMAND_PARAMETERS,
-    MODEL_PARAMETERS,
-    Throttle,
+    CommandParams,
+    ModelParams,
     build_driver,
-    declare,
-    driver_config,
+    command_params,
     log_summary,
-    on_set_driver_parameters,
-    run_node,
+    problem_key,
 )
 from lnn_control.nodes.perception import FEATURES_TOPIC, features_from_msg
+from lnn_control.ros.msgs import twist_msg, twist_type
+from lnn_control.ros.node_util import Throttle, declare_config, run_node
 from lnn_control.ros.qos import COMMAND, SENSOR
 from lnn_control.ros.stamps import stamp_to_ns
 
@@ -61,23 +57,21 @@ class CommandOutput:
     ``input_topic`` names what the watchdog waits for, in its log messages.
     """
 
-    def __init__(self, node: Node, values: dict[str, Any], driver: Driver, input_topic: str) -> None:
+    def __init__(self, node: Node, driver: Driver, input_topic: str) -> None:
         self.node = node
         self.driver = driver
         self.input_topic = input_topic
-        self.stamped = bool(values["stamped"])
-        self.frame_id = str(values["frame_id"])
-        self.enabled = bool(values["enabled"])
-        self.watchdog = Watchdog(values["timeout"])
+        self.params: CommandParams = command_params(node, driver, self._apply)
+        self.enabled = self.params.enabled
+        self.watchdog = Watchdog(self.params.timeout)
         self.stopped = False  # the watchdog is holding zero velocity
-        self.publisher = node.create_publisher(TwistStamped if self.stamped else Twist, CMD_TOPIC, COMMAND)
+        self.publisher = node.create_publisher(twist_type(self.params.stamped), CMD_TOPIC, COMMAND)
         self.state_publisher = node.create_publisher(Float32MultiArray, "~/state", COMMAND)
-        self.timer = node.create_timer(1.0 / values["watchdog_rate"], self._check_watchdog)
+        self.timer = node.create_timer(1.0 / self.params.watchdog_rate, self._check_watchdog)
         self.reset_service = node.create_service(Trigger, "~/reset", self._on_reset)
         self.enable_service = node.create_service(SetBool, "~/enable", self._on_enable)
         self.faults = 0
         self._throttle = Throttle()
-        on_set_driver_parameters(node, values, self._apply)
 
     # -- per frame --------------------------------------------------------------------------------------------------
 
@@ -94,34 +88,28 @@ class CommandOutput:
             self._log("error", f"{info.event} (raw output {info.raw}, {self.faults} faults so far)")
         elif info.event:
             self._log("warning", f"{self.input_topic}: {info.event}")
-        if not self.enabled:
-            command = Command(0.0, 0.0, command.stamp_ns)
-        self._publish(command.steering, command.velocity, header.stamp)
-        self._publish_state(header)
+        if self.enabled:
+            self._publish(command.steering, command.velocity, command.stamp_ns)
+        else:
+            self._publish(0.0, 0.0, command.stamp_ns)
+        self._publish_state()
 
     # -- publishing -------------------------------------------------------------------------------------------------
 
-    def _publish(self, steering: float, velocity: float, stamp: Any) -> None:
-        twist = Twist()
-        twist.linear.x = float(velocity)
-        twist.angular.z = float(steering)
-        if self.stamped:
-            msg = TwistStamped(twist=twist)
-            msg.header.stamp = stamp
-            msg.header.frame_id = self.frame_id
-            self.publisher.publish(msg)
-        else:
-            self.publisher.publish(twist)
+    def _publish(self, steering: float, velocity: float, stamp_ns: int) -> None:
+        self.publisher.publish(
+            twist_msg(steering, velocity, stamped=self.params.stamped, stamp_ns=stamp_ns, frame_id=self.params.frame_id)
+        )
 
-    def _publish_state(self, header: Header) -> None:
+    def _publish_state(self) -> None:
         activity = np.ascontiguousarray(self.driver.activity, dtype=np.float32).reshape(-1)
         msg = Float32MultiArray()
         msg.layout.dim = [MultiArrayDimension(label="neurons", size=activity.size, stride=activity.size)]
-        msg.data = array.array("f", activity.tobytes())
+        msg.data = activity.tolist()
         self.state_publisher.publish(msg)
 
     def _log(self, level: str, message: str) -> None:
-        if not self._throttle.ready(message):
+        if not self._throttle(problem_key(message)):
             return
         logger = self.node.get_logger()  # rclpy wants one severity per call site: one call each
         if level == "error":
@@ -139,11 +127,9 @@ class CommandOutput:
             return
         if not self.stopped:
             self.stopped = True
-            what = (
-                "no input yet" if self.watchdog.last_ns is None else f"no input for {self.watchdog.timeout_ns / 1e9} s"
-            )
-            self.node.get_logger().warning(f"{self.input_topic}: {what}: publishing zero velocity until it returns")
-        self._publish(0.0, 0.0, now.to_msg())
+            since = "yet" if self.watchdog.last_ns is None else f"for {self.watchdog.timeout_ns / 1e9} s"
+            self._log("warning", f"{self.input_topic}: no input {since}: publishing zero velocity until it returns")
+        self._publish(0.0, 0.0, now.nanoseconds)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.driver.reset()
@@ -159,9 +145,9 @@ class CommandOutput:
         self.node.get_logger().info(response.message)
         return response
 
-    def _apply(self, values: dict[str, Any]) -> None:
-        self.driver.config = driver_config(values)
-        self.watchdog.timeout_ns = int(values["timeout"] * 1e9)
+    def _apply(self, params: CommandParams) -> None:
+        self.params = params
+        self.watchdog.timeout_ns = int(params.timeout * 1e9)
 
     def summary(self) -> str:
         """One line for the shutdown log."""
@@ -173,11 +159,10 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("policy_node", **kwargs)
-        values = declare(self, MODEL_PARAMETERS + COMMAND_PARAMETERS)
-        self.driver = build_driver(self, values)
+        self.driver = build_driver(self, declare_config(self, ModelParams))
         self.features = self.driver.policy.config.features
         self.subscription = self.create_subscription(Image, FEATURES_TOPIC, self._on_features, SENSOR)
-        self.output = CommandOutput(self, values, self.driver, self.subscription.topic_name)
+        self.output = CommandOutput(self, self.driver, self.subscription.topic_name)
         self.received = 0
         self.dropped = 0
         self._throttle = Throttle()
@@ -190,16 +175,14 @@ class PolicyNode(Node):
         except ValueError as exc:
             self.dropped += 1
             problem = f"{self.subscription.topic_name}: features dropped: {exc}"
-            if self._throttle.ready(problem):
+            if self._throttle(problem_key(problem)):
                 self.get_logger().warning(f"{problem} ({self.dropped} of {self.received} dropped so far)")
             return
         self.output.step(features, msg.header)
 
     def destroy_node(self) -> None:
-        log_summary(
-            self,
-            f"{self.subscription.topic_name}: {self.received} received, {self.dropped} dropped; {self.output.summary()}"
-        )
+        topic = self.subscription.topic_name
+        log_summary(self, f"{topic}: {self.received} received, {self.dropped} dropped; {self.output.summary()}")
         super().destroy_node()
 
 
