@@ -35,11 +35,15 @@ the truth, the pose, the velocity and, last, the frame of the final step.
 - ``lockstep: true``: the frame of tick k+1 is published only after a command *answering* the frame of tick k
   arrived on ``cmd_vel``, so a slow controller never loses sim time. A ``TwistStamped`` answers the pending frame
   when its header stamp is at or after that frame's stamp (or is zero); a ``Twist`` has no stamp, so any command
-  received while a frame is pending answers it. The tick runs with the answering command. If nothing answers within
-  ``lockstep_timeout`` seconds of wall time, the tick runs with the last command received (held; after
-  ``command_timeout`` of sim time without any command: straight ahead at zero speed) and a throttled warning; while
-  no node publishes on ``cmd_vel`` at all, the pending frame is re-published instead, so the car waits for its
-  controller. A command stamped before the pending frame (late, or a repeat) is kept as the held command only.
+  received while a frame is pending answers it. The tick runs with the answering command. A command stamped before
+  the pending frame (late, or a repeat of an old one) only becomes the held command. If nothing answers within
+  ``lockstep_timeout`` seconds of wall time, the tick runs with the held command (the last one received; straight
+  ahead at zero speed once it is older than ``command_timeout`` of sim time) and a throttled warning. While no node
+  publishes on ``cmd_vel`` the sim does not step (and the timeout does not run): it re-publishes the pending tick's
+  messages (same stamps) every second; when a publisher appears, it re-publishes them at once and every 0.25 s
+  until the first answer (a controller's publisher can be visible before its subscriptions match), so a controller
+  that starts late still gets frame 0 of the episode. (A ``Twist`` controller answers every copy; the copies after
+  the first then answer the next ticks early. Only at start-up, and only unstamped.)
   Use ``stamped: true`` whenever something between controller and sim repeats commands on a timer (the command mux
   does, while its input is quiet), or such repeats can answer frames.
 - ``lockstep: false`` (free-running): a steady-clock timer ticks at ``rate`` Hz with the latest command (held as
@@ -61,6 +65,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +116,13 @@ TRUTH_FIELDS = (
     "bad_commands",
     "timeouts",
 )
+
+#: Lockstep: how often the node checks for a timeout and for a controller, s (wall).
+LOCKSTEP_CHECK_S = 0.05
+#: Lockstep without any publisher on cmd_vel: re-publish the pending tick this often, s (wall).
+REPUBLISH_S = 1.0
+#: Lockstep, from a controller's appearance to its first answer: re-publish the pending tick this often, s (wall).
+STARTUP_REPUBLISH_S = 0.25
 
 CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 #: Episode events: a late joiner (the demonstrator) gets the latest events, the last start among them.
@@ -231,6 +243,11 @@ class SimNode(Node):
         self.time_base_ns = 0  # sim time of the current episode's step 0
         self.end_ns = 0  # sim time of the last published frame
         self.pending_ns: int | None = None  # lockstep: stamp of the frame awaiting an answer
+        self.pending_since = 0.0  # lockstep: time.monotonic() since when the pending tick waits for an answer
+        self.last_sent = 0.0  # time.monotonic() of the latest (re-)publication
+        self.controller_present = False  # lockstep: cmd_vel had a publisher at the last check
+        self.awaiting_first_answer = True  # lockstep: no answer since the controller appeared
+        self.last_messages: list[tuple[Any, Any]] = []  # (publisher, message) of the latest tick, to re-publish
         self.held = SAFE_COMMAND
         self.held_ns: int | None = None  # sim time at which ``held`` arrived
         self.episodes_done = 0
@@ -241,7 +258,7 @@ class SimNode(Node):
         self.late_commands = 0
 
         if c.lockstep:
-            self.timer = self.create_timer(c.lockstep_timeout, self._on_timeout, clock=steady)
+            self.timer = self.create_timer(min(c.lockstep_timeout, LOCKSTEP_CHECK_S), self._on_check, clock=steady)
         else:
             self.timer = self.create_timer(1.0 / c.rate, self._on_tick, clock=steady)
         mode = (
@@ -355,30 +372,34 @@ class SimNode(Node):
                 self.get_logger().info(f"{self.episodes_done} episode(s) done: idle until ~/reset")
 
     def _publish(self, obs: Observation, reward: float) -> None:
+        """Publish the clock, the truth, the pose and velocity, then the frame, all stamped with the sim time."""
         c = self.config
         now = self.time_base_ns + int(obs.stamp_ns)
         self.end_ns = now
         stamp = ns_to_stamp(now)
-        self.clock_pub.publish(ClockMsg(clock=stamp))
         t = obs.truth
-        self.truth_pub.publish(
-            truth_msg(
-                {
-                    "time": now / 1e9,
-                    "episode": self.episode,
-                    "step": self.steps,
-                    "speed": t.speed,
-                    "reward": reward,
-                    "total_reward": t.total_reward,
-                    "on_track": float(t.on_track),
-                    "lap_progress": t.lap_progress,
-                    "tiles_visited": t.tiles_visited,
-                    "tiles_total": t.tiles_total,
-                    "laps_completed": t.laps_completed,
-                    "track_offset": t.track_offset,
-                    "bad_commands": self.bad_commands,
-                    "timeouts": self.timeouts,
-                }
+        messages: list[tuple[Any, Any]] = [(self.clock_pub, ClockMsg(clock=stamp))]
+        messages.append(
+            (
+                self.truth_pub,
+                truth_msg(
+                    {
+                        "time": now / 1e9,
+                        "episode": self.episode,
+                        "step": self.steps,
+                        "speed": t.speed,
+                        "reward": reward,
+                        "total_reward": t.total_reward,
+                        "on_track": float(t.on_track),
+                        "lap_progress": t.lap_progress,
+                        "tiles_visited": t.tiles_visited,
+                        "tiles_total": t.tiles_total,
+                        "laps_completed": t.laps_completed,
+                        "track_offset": t.track_offset,
+                        "bad_commands": self.bad_commands,
+                        "timeouts": self.timeouts,
+                    }
+                ),
             )
         )
         x, y = t.position
@@ -395,12 +416,20 @@ class SimNode(Node):
             velocity.header.frame_id = c.base_frame
             velocity.twist.linear.x = float(t.speed)
             velocity.twist.angular.z = float(t.yaw_rate) if math.isfinite(t.yaw_rate) else 0.0
-            self.velocity_pub.publish(velocity)
-            self.pose_pub.publish(pose)
-        self.image_pub.publish(image_msg(obs.frame, encoding="rgb8", stamp_ns=now, frame_id=c.frame_id))
+            messages += [(self.velocity_pub, velocity), (self.pose_pub, pose)]
+        messages.append(
+            (self.image_pub, image_msg(obs.frame, encoding="rgb8", stamp_ns=now, frame_id=c.frame_id))
+        )
+        self.last_messages = messages
+        self._send(messages)
+        self.pending_since = self.last_sent
         if c.lockstep:
             self.pending_ns = now if self.running else None
-            self.timer.reset()
+
+    def _send(self, messages: list[tuple[Any, Any]]) -> None:
+        for publisher, msg in messages:
+            publisher.publish(msg)
+        self.last_sent = time.monotonic()
 
     def _held_command(self) -> Command:
         """The last command received, or stop when it is older than ``command_timeout`` (sim time)."""
@@ -428,19 +457,33 @@ class SimNode(Node):
             self.late_commands += 1
             return
         self.answered += 1
+        self.awaiting_first_answer = False
         self.pending_ns = None
         self._tick(safe)
 
-    def _on_timeout(self) -> None:
-        """Lockstep: nothing answered the pending frame within ``lockstep_timeout``."""
-        if not self.running or self.pending_ns is None or self.obs is None:
+    def _on_check(self) -> None:
+        """Lockstep: wait for a controller, re-publish for a new one, step with the held command on a timeout."""
+        if not self.running or self.pending_ns is None:
             return
+        now = time.monotonic()
         if self.count_publishers(self.cmd_topic) == 0:
-            # Nobody drives yet: show the frame again rather than run the car without a controller.
-            self._warn("nobody", f"{self.cmd_topic}: no publisher yet; waiting (re-publishing the frame)")
-            self.image_pub.publish(
-                image_msg(self.obs.frame, encoding="rgb8", stamp_ns=self.pending_ns, frame_id=self.config.frame_id)
-            )
+            # Nobody drives: show the tick again now and then rather than run the car without a controller.
+            self.controller_present = False
+            if now - self.last_sent >= REPUBLISH_S:
+                self._warn("nobody", f"{self.cmd_topic}: no publisher: waiting for a controller")
+                self._send(self.last_messages)
+            self.pending_since = now  # the timeout counts from when a controller is there
+            return
+        if not self.controller_present:
+            self.controller_present = True
+            self.awaiting_first_answer = True
+            self.pending_since = now
+            self._send(self.last_messages)
+            return
+        if self.awaiting_first_answer and now - self.last_sent >= STARTUP_REPUBLISH_S:
+            # The controller's publisher is visible, its subscriptions may match a moment later.
+            self._send(self.last_messages)
+        if now - self.pending_since < self.config.lockstep_timeout:
             return
         self.timeouts += 1
         command = self._held_command()

@@ -1,0 +1,350 @@
+"""sim_node and demonstrator_node over real rclpy and Fast DDS, across processes, with the real CarRacing simulator.
+
+- sim_node + drive_node (an untrained, seeded policy saved with checkpoint.save): frames arrive stamped with sim
+  time, /clock advances, every command carries the stamp of the frame it answers, and the sim steps in lockstep
+  (step k+1 follows a command stamped with step k); an episode ends at max_steps and the next starts with seed + 1
+  after the gap.
+- With this process answering the frames: NaN and out-of-range commands are replaced or clamped with a warning in the
+  node's output while the sim keeps stepping; ``~/reset`` starts the next episode at step 0 with its seed.
+- sim_node + demonstrator_node + command_mux_node: the demonstrator drives the sim through the mux as a person
+  would (the mux says ``teleop``) and the car makes progress (tiles, reward).
+- ``lnn-control up sim-drive --local`` and ``up record-sim --local`` run for a few seconds and exit cleanly.
+
+All processes run on one local-only domain (lnn_control.ros.env.local_env through the test harness), one at a time
+per test. No timing assertions: the lockstep timeout is long enough that only a lost message could trigger it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+import threading
+
+import pytest
+
+pytest.importorskip("rclpy")
+pytest.importorskip("gymnasium")
+pytest.importorskip("Box2D")
+
+from geometry_msgs.msg import TwistStamped  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from ros_harness import NodeProcess, RosSession, free_domain_id, node_env  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Float64MultiArray, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from lnn_control.nn.checkpoint import save  # noqa: E402
+from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
+from lnn_control.nodes.sim import EPISODE_QOS, TRUTH_FIELDS, truth_values  # noqa: E402
+from lnn_control.paths import config_file  # noqa: E402
+from lnn_control.ros.msgs import twist_msg, twist_to_command  # noqa: E402
+from lnn_control.ros.qos import LATCHED  # noqa: E402
+from lnn_control.ros.stamps import stamp_to_ns  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
+
+DOMAIN = free_domain_id()
+DT_NS = 20_000_000
+GAP_NS = 2_000_000_000
+TELEOP = "teleop"
+SEED = 5
+MAX_STEPS = 40
+WIDTH, HEIGHT = 64, 48
+CLOCK_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+SIM_PARAMS = {
+    "stamped": True,
+    "lockstep": True,
+    "lockstep_timeout": 5.0,  # only a lost message could take this long: a timeout would show as a missed answer
+    "seed": SEED,
+    "max_steps": MAX_STEPS,
+    "frame_width": WIDTH,
+    "frame_height": HEIGHT,
+    "episode_gap": GAP_NS / 1e9,
+}
+
+
+def _is_sim_time(stamp_ns: int) -> bool:
+    """Sim time is a whole number of 20 ms steps (the gap between episodes is 100 steps)."""
+    return stamp_ns > 0 and stamp_ns % DT_NS == 0
+
+
+class Recording:
+    """What this process hears from the sim: frames, clock, truth, episode events, commands."""
+
+    def __init__(self, ros: RosSession) -> None:
+        self.frames = ros.collect("camera/image_raw", Image, qos_profile_sensor_data)
+        self.clock = ros.collect("/clock", Clock, CLOCK_QOS)
+        self.truth = ros.collect("sim/truth", Float64MultiArray)
+        self.episodes = ros.collect("sim/episode", String, EPISODE_QOS)
+        self.commands = ros.collect("cmd_vel", TwistStamped)
+
+    def truth_rows(self) -> list[dict[str, float]]:
+        """Truth messages in order, duplicates (re-published ticks) removed."""
+        rows, seen = [], set()
+        for msg in self.truth.messages:
+            row = truth_values(msg)
+            key = (row["episode"], row["step"])
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+        return rows
+
+    def events(self) -> list[dict]:
+        return [json.loads(m.data) for m in self.episodes.messages]
+
+    def wait_for_step(self, episode: int, step: int, timeout: float) -> dict[str, float]:
+        msg = self.truth.wait_for(
+            lambda m: (lambda r: r["episode"] == episode and r["step"] >= step)(truth_values(m)), timeout
+        )
+        return truth_values(msg)
+
+
+@pytest.fixture(scope="module")
+def ros():
+    with RosSession(DOMAIN) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """An untrained policy, seeded, whose velocity output sits around 20 m/s so the car rolls."""
+    policy = Policy(PolicyConfig(core="ltc", seed=3, target_mean=(0.0, 20.0), target_std=(0.2, 1.0)))
+    stem = tmp_path_factory.mktemp("model") / "untrained"
+    save(policy, stem)
+    return stem
+
+
+class TestLockstep:
+    """One sim_node for the class: first driven by drive_node, then by this process."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def sim(cls, tmp_path_factory):
+        with NodeProcess(
+            "lnn_control.nodes.sim",
+            domain_id=DOMAIN,
+            log_dir=tmp_path_factory.mktemp("sim"),
+            params=SIM_PARAMS,
+        ) as proc:
+            proc.wait_for_output(r"episode 0 \(seed 5\) starts", timeout=60)
+            yield proc
+
+    def test_drive_node_answers_frames_in_lockstep(self, ros, sim, model, tmp_path):
+        rec = Recording(ros)
+        drive = NodeProcess(
+            "lnn_control.nodes.drive",
+            domain_id=DOMAIN,
+            log_dir=tmp_path,
+            params={
+                "model": str(model),
+                "threads": 1,
+                "stamped": True,
+                "use_sim_time": True,
+                "max_speed": 100.0,
+                "nominal_dt": 0.02,
+            },
+        )
+        with drive:
+            # one whole episode (max_steps) and a few steps of the next
+            last = rec.wait_for_step(1, 5, timeout=120)
+        assert last["episode"] == 1
+
+        rows = rec.truth_rows()
+        first = [r for r in rows if r["episode"] == 0]
+        second = [r for r in rows if r["episode"] == 1]
+        assert [r["step"] for r in first] == list(range(MAX_STEPS + 1)), "every tick of episode 0, in order"
+        times = [round(r["time"] * 1e9) for r in rows]
+        t0 = round(first[0]["time"] * 1e9)
+        assert t0 == GAP_NS
+        for r in first:
+            assert round(r["time"] * 1e9) == t0 + int(r["step"]) * DT_NS
+        # the next episode starts at step 0, a gap after the last frame, without time running backwards
+        assert second[0]["step"] == 0
+        assert round(second[0]["time"] * 1e9) == round(first[-1]["time"] * 1e9) + GAP_NS
+        assert times == sorted(times)
+
+        events = rec.events()
+        starts = [e for e in events if e["event"] == "start"]
+        ends = [e for e in events if e["event"] == "end"]
+        assert [(e["episode"], e["seed"]) for e in starts[:2]] == [(0, SEED), (1, SEED + 1)]
+        assert ends[0]["reason"] == "max_steps" and ends[0]["steps"] == MAX_STEPS
+        assert ends[0]["score"] == pytest.approx(first[-1]["total_reward"])
+        assert len(starts[0]["track"]["points"]) == first[0]["tiles_total"]
+
+        # frames: rgb8 at the configured size, stamped with sim time of a tick
+        tick_times = set(times)
+        frames = rec.frames.messages
+        assert len(frames) >= len(rows) // 2
+        for frame in frames:
+            assert (frame.encoding, frame.width, frame.height, frame.step) == ("rgb8", WIDTH, HEIGHT, 3 * WIDTH)
+            assert len(frame.data) == WIDTH * HEIGHT * 3
+            assert stamp_to_ns(frame.header.stamp) in tick_times
+        assert len({bytes(f.data) for f in frames}) > 1, "the picture changes"
+
+        # /clock: sim time, never backwards, up to the last tick
+        clock = [stamp_to_ns(m.clock) for m in rec.clock.messages]
+        assert clock == sorted(clock) and all(_is_sim_time(t) for t in clock)
+        assert clock[-1] >= round(second[0]["time"] * 1e9)
+
+        # lockstep: tick k+1 was stepped by a command answering tick k (its stamp)
+        stamps = {twist_to_command(m).stamp_ns for m in rec.commands.messages}
+        assert stamps <= tick_times, "every command carries the stamp of a frame"
+        heard = min(stamps)  # this process's subscription may match the drive node's publisher after its first answers
+        for prev, row in zip(first, first[1:]):
+            if round(prev["time"] * 1e9) >= heard:
+                assert round(prev["time"] * 1e9) in stamps, f"step {row['step']} came without an answer"
+        assert heard <= round(first[5]["time"] * 1e9)
+        assert rows[-1]["timeouts"] == 0, "no tick was stepped by the timeout: each followed an answer"
+        assert rows[-1]["bad_commands"] == 0
+        speeds = [r["speed"] for r in first]
+        assert max(speeds) > 1.0, "the network's ~20 m/s target moved the car"
+
+    def test_bad_commands_are_refused_and_reset_restarts(self, ros, sim):
+        rec = Recording(ros)
+        pub = ros.publisher("cmd_vel", TwistStamped)
+        plan = {"answered": 0}
+        lock = threading.Lock()
+
+        def answer(frame: Image) -> None:
+            with lock:
+                n = plan["answered"]
+                plan["answered"] += 1
+            if n < 5:
+                steering, velocity = math.nan, 10.0
+            elif n < 10:
+                steering, velocity = 7.0, 1e6
+            elif n < 15:
+                steering, velocity = 0.0, -math.inf
+            else:
+                steering, velocity = 0.1, 15.0
+            pub.publish(twist_msg(steering, velocity, stamped=True, stamp_ns=stamp_to_ns(frame.header.stamp)))
+
+        sub = ros.node.create_subscription(Image, "camera/image_raw", answer, qos_profile_sensor_data)
+        try:
+            self._bad_commands_then_reset(ros, sim, rec)
+        finally:
+            ros.node.destroy_subscription(sub)
+            ros.node.destroy_publisher(pub)
+
+    def _bad_commands_then_reset(self, ros, sim, rec):
+        start = len(rec.truth_rows())
+        rec.truth.wait_for(lambda m: truth_values(m)["bad_commands"] >= 15, timeout=60)
+        mark = sim.wait_for_output(r"non-finite command", timeout=30)
+        sim.wait_for_output(r"out of range.*clamped", timeout=30)
+        assert "/cmd_vel" in sim.output()[max(0, mark.start() - 200) : mark.end()]
+        # the sim keeps stepping on good commands after the bad ones
+        episode = int(truth_values(rec.truth.last())["episode"])
+        before = truth_values(rec.truth.last())
+        rec.truth.wait_for(
+            lambda m: truth_values(m)["episode"] != before["episode"] or truth_values(m)["step"] >= before["step"] + 5,
+            timeout=60,
+        )
+        assert len(rec.truth_rows()) - start >= 20
+        assert sim.alive
+
+        response = ros.call("/sim_node/reset", Trigger)
+        assert response.success
+        ended = rec.episodes.wait_for(lambda m: json.loads(m.data)["event"] == "end"
+                                      and json.loads(m.data)["reason"] == "reset", timeout=30)
+        new_episode = json.loads(ended.data)["episode"] + 1
+        assert new_episode >= episode + 1
+        assert f"seed {SEED + new_episode}" in response.message
+        started = json.loads(
+            rec.episodes.wait_for(
+                lambda m: json.loads(m.data)["event"] == "start" and json.loads(m.data)["episode"] == new_episode, 30
+            ).data
+        )
+        assert started["seed"] == SEED + new_episode
+        row = truth_values(rec.truth.wait_for(lambda m: truth_values(m)["episode"] == new_episode, timeout=30))
+        assert row["step"] == 0 and row["total_reward"] == 0.0
+        assert round(row["time"] * 1e9) == json.loads(ended.data)["stamp_ns"] + GAP_NS == started["stamp_ns"]
+        rec.wait_for_step(new_episode, 3, timeout=60)  # and it steps on
+
+
+def test_demonstrator_drives_the_sim_through_the_mux(ros, tmp_path):
+    rec = Recording(ros)
+    source = ros.collect("mux/active_source", String, LATCHED)
+    labels = ros.collect("demonstrator_node/label", TwistStamped)
+    teleop = ros.collect("teleop/cmd_vel", TwistStamped)
+    sim_time = {"use_sim_time": True, "stamped": True}
+    with (
+        NodeProcess("lnn_control.nodes.sim", domain_id=DOMAIN, log_dir=tmp_path,
+                    params={"stamped": True, "seed": 1, "lockstep_timeout": 1.0}) as sim,
+        NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=tmp_path, params=sim_time) as mux,
+        NodeProcess("lnn_control.nodes.demonstrator", domain_id=DOMAIN, log_dir=tmp_path,
+                    params={**sim_time, "steering_noise": 0.05, "seed": 2}) as demo,
+    ):
+        row = rec.wait_for_step(0, 250, timeout=150)
+        assert sim.alive and mux.alive and demo.alive
+    # progress: CarRacing gives ~3.7 per tile; a car standing still loses 0.1 per step
+    assert row["tiles_visited"] >= 40, row
+    assert row["total_reward"] >= 100.0, row
+    assert row["speed"] > 10.0
+    assert TELEOP in [m.data for m in source.messages]
+    # the demonstrator's commands answer the frames (sim-time stamps), labels beside them
+    tick_times = {round(r["time"] * 1e9) for r in rec.truth_rows()}
+    teleop_stamps = [twist_to_command(m).stamp_ns for m in teleop.messages]
+    assert len(teleop_stamps) >= 200 and set(teleop_stamps) <= tick_times
+    assert {twist_to_command(m).stamp_ns for m in labels.messages} == set(teleop_stamps)
+    noisy = [
+        abs(twist_to_command(a).steering - twist_to_command(b).steering)
+        for a, b in zip(teleop.messages, labels.messages)
+    ]
+    assert max(noisy) > 0.0, "steering noise is applied to the executed command, not the label"
+
+
+def _up(args: list[str], duration: float, tmp_path) -> subprocess.CompletedProcess:
+    env = node_env(DOMAIN)
+    return subprocess.run(
+        [sys.executable, "-m", "lnn_control.cli", "up", *args, "--local", "--duration", str(duration)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_up_sim_drive_runs_and_exits(ros, model, tmp_path):
+    rec = Recording(ros)
+    source = ros.collect("mux/active_source", String, LATCHED)
+    done = _up(["sim-drive", "--set", f"drive_node.model={model}"], 10.0, tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Traceback" not in out, out
+    steps = [r["step"] for r in rec.truth_rows() if r["episode"] == 0]
+    assert len(steps) >= 10, out
+    assert "policy" in [m.data for m in source.messages], out
+
+
+def test_up_record_sim_runs_and_exits(ros, tmp_path):
+    if not config_file("record.yaml").is_file():
+        pytest.skip("config/record.yaml is not there yet (the recorder's config); record-sim reads it")
+    args = ["record-sim"]
+    if importlib.util.find_spec("lnn_control.nodes.recorder") is None:
+        args += ["--without", "recorder_node"]
+    rec = Recording(ros)
+    source = ros.collect("mux/active_source", String, LATCHED)
+    done = _up(args, 10.0, tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Traceback" not in out, out
+    rows = [r for r in rec.truth_rows() if r["episode"] == 0]
+    assert len(rows) >= 10 and rows[-1]["tiles_visited"] >= 3, out
+    assert TELEOP in [m.data for m in source.messages], out
+
+
+def test_truth_layout_round_trips():
+    from lnn_control.nodes.sim import truth_msg
+
+    values = {name: float(i) for i, name in enumerate(TRUTH_FIELDS)}
+    msg = truth_msg(values)
+    assert msg.layout.dim[0].label == ",".join(TRUTH_FIELDS)
+    assert truth_values(msg) == values
+    msg.layout.dim[0].label = "speed"
+    with pytest.raises(ValueError, match="layout"):
+        truth_values(msg)
