@@ -97,7 +97,7 @@ NODE_SETS: dict[str, NodeSet] = {
     ),
     "record-sim": NodeSet(
         ("sim_node", "demonstrator_node", "recorder_node", MUX),
-        ("drive.yaml", "sim.yaml", "record.yaml"),
+        ("drive.yaml", "record.yaml", "sim.yaml"),
         "the demonstrator drives the simulator through the mux while the recorder writes episodes, on sim time",
         sim_time=True,
     ),
@@ -386,10 +386,11 @@ def run_processes(plan: Plan, params_file: Path, duration: float | None) -> int:
 
 
 def _stop_all(procs: Mapping[str, subprocess.Popen], grace_s: float = 10.0) -> None:
-    """SIGINT (the nodes shut down cleanly), then SIGKILL whatever is still running after ``grace_s``."""
+    """SIGTERM (rclpy shuts a running node down cleanly; one still starting just ends, without a KeyboardInterrupt
+    traceback), then SIGKILL whatever is still running after ``grace_s``."""
     for p in procs.values():
         if p.poll() is None:
-            p.send_signal(signal.SIGINT)
+            p.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for p in procs.values():
         try:

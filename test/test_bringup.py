@@ -1,0 +1,150 @@
+"""``lnn-control up``: parameter merging, node sets, remaps, DDS environment, and the one-process-per-node layout.
+
+The one-process layout with real traffic is exercised by test_nodes_policy.py (``up drive-split``); here the plan is
+checked without ROS, and ``--processes`` is run for real: its nodes start, and one failing stops the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lnn_control import bringup
+from lnn_control.bringup import MUX, WILDCARD, BringupError, make_plan, params_document, parse_sets, read_params
+from lnn_control.ros.env import PROFILE_VARS
+
+
+def args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bringup.configure(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_yaml_node_keys_are_normalised_and_nested_parameters_flattened(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "drive_node:\n  ros__parameters:\n    max_speed: 1.5\n"
+        "/policy_node:\n  ros__parameters:\n    limits: {a: 1}\n"
+        "/**/perception_node:\n  ros__parameters:\n    threads: 2\n"
+        "/**:\n  ros__parameters:\n    use_sim_time: true\n"
+    )
+    assert read_params(path) == {
+        "drive_node": {"max_speed": 1.5},
+        "policy_node": {"limits.a": 1},
+        "perception_node": {"threads": 2},
+        WILDCARD: {"use_sim_time": True},
+    }
+    assert params_document(read_params(path))["/**/drive_node"] == {"ros__parameters": {"max_speed": 1.5}}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("drive_node: [1, 2", "not valid YAML"), ("- 1\n", "node_name: ros__parameters"), ("n:\n  x: 1\n", "no 'ros__")],
+)
+def test_bad_parameter_files_name_the_file(tmp_path, text, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(BringupError, match=problem) as info:
+        read_params(path)
+    assert str(path) in str(info.value)
+
+
+def test_set_values_are_typed_like_the_config_files():
+    typed = {"drive_node": {"max_speed": 2.0, "threads": 1}}
+    got = parse_sets(
+        ["drive_node.max_speed=1", "drive_node.threads=3", "drive_node.model=random:ltc:0", "*.use_sim_time=true"],
+        ["drive_node"],
+        typed,
+    )
+    assert got == {
+        "drive_node": {"max_speed": 1.0, "threads": 3, "model": "random:ltc:0"},
+        WILDCARD: {"use_sim_time": True},
+    }
+    assert isinstance(got["drive_node"]["max_speed"], float)
+    with pytest.raises(BringupError, match="NODE.PARAM=VALUE"):
+        parse_sets(["max_speed=1"], ["drive_node"], typed)
+    with pytest.raises(BringupError, match="not in this set"):
+        parse_sets(["policy_node.max_speed=1"], ["drive_node"], typed)
+
+
+def test_precedence_set_files_then_sim_time_then_config_then_set(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        "drive_node:\n  ros__parameters:\n    max_speed: 5.0\n    timeout: 0.3\n"
+        "/**:\n  ros__parameters:\n    use_sim_time: false\n"
+    )
+    plan = make_plan(args("sim-drive", "--config", str(extra), "--set", "drive_node.timeout=0.4"))
+    node = plan.params["drive_node"]
+    assert node["stamped"] is True  # config/sim.yaml over config/drive.yaml
+    assert node["max_speed"] == 5.0 and node["timeout"] == 0.4
+    assert plan.params[WILDCARD]["use_sim_time"] is False  # the user's file over the set's sim time
+    assert plan.configs[-1] == extra
+
+
+def test_the_driving_node_feeds_the_mux_only_when_the_mux_runs():
+    with_mux = make_plan(args("drive-split"))
+    assert ("policy_node", "cmd_vel", "lnn/cmd_vel") in with_mux.remaps
+    assert "-r" in with_mux.ros_args(Path("p.yaml")) and "policy_node:cmd_vel:=lnn/cmd_vel" in with_mux.ros_args(
+        Path("p")
+    )
+    alone = make_plan(args("drive", "--without", MUX, "--namespace", "/robot1"))
+    assert alone.nodes == ["drive_node"] and alone.remaps == []
+    assert alone.ros_args(Path("p.yaml"))[-2:] == ["-r", "__ns:=/robot1"]
+
+
+def test_unknown_or_unwritten_nodes_and_missing_configs_are_clear_errors(monkeypatch, tmp_path):
+    with pytest.raises(BringupError, match="not in set 'drive'"):
+        make_plan(args("drive", "--without", "recorder_node"))
+    with pytest.raises(BringupError, match="unknown node"):
+        make_plan(args("drive", "--with", "nobody_node"))
+    monkeypatch.setitem(bringup.NODE_MODULES, "command_mux_node", "not_written_yet")
+    with pytest.raises(BringupError, match=r"needs command_mux_node \(lnn_control.nodes.not_written_yet\).*--without"):
+        make_plan(args("drive"))
+    monkeypatch.setattr(bringup, "config_file", lambda name: tmp_path / name)
+    with pytest.raises(BringupError, match="drive.yaml, which does not exist"):
+        make_plan(args("drive", "--without", MUX))
+
+
+def test_dds_environment(monkeypatch):
+    monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    robot = make_plan(args("drive", "--without", MUX)).env
+    assert all(robot[v].endswith("fastdds.xml") for v in PROFILE_VARS)
+    monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/mine.xml")
+    assert all(make_plan(args("drive", "--without", MUX)).env[v] == "/mine.xml" for v in PROFILE_VARS)
+    monkeypatch.setenv("ROS_DOMAIN_ID", "77")
+    local = make_plan(args("drive", "--without", MUX, "--local")).env
+    assert local["ROS_DOMAIN_ID"] == "77" and local["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert all(local[v].endswith("fastdds_local.xml") for v in PROFILE_VARS)
+
+
+def test_console_command_falls_back_to_importing_main(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    command = bringup.console_command("policy_node")
+    assert command[1] == "-c" and "from lnn_control.nodes.policy import main" in command[2]
+
+
+# -- --processes, for real ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_processes_layout_stops_everything_when_a_node_fails(tmp_path):
+    pytest.importorskip("rclpy")
+    from ros_harness import free_domain_id, node_env
+
+    command = [sys.executable, "-m", "lnn_control.cli", "up", "drive-split", "--processes", "--local"]
+    command += ["--without", MUX, "--set", "policy_node.model=random:ltc:0", "--duration", "60"]
+    command += ["--set", f"perception_node.model={tmp_path / 'no_such_model'}"]
+    done = subprocess.run(command, env=node_env(free_domain_id()), capture_output=True, text=True, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "perception_node exited with status 2: stopped the others" in out, out
+    assert f"{tmp_path / 'no_such_model'}" in out and "checkpoint config not found" in out, out
+    assert "Traceback" not in out, out
