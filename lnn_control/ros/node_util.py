@@ -139,9 +139,11 @@ def declare_config(node: Any, cls: type[T], *, prefix: str = "") -> T:
             descriptor.additional_constraints = "one of: " + ", ".join(map(str, spec["choices"]))
         if kind.startswith("list[") and not default:
             # An empty list has no ROS type: declare the type, fall back to the default when nothing was given.
-            if kind != "list[float]":
+            if kind == "list[float]":  # dynamically typed (ints allowed): declared without a value
+                declared = node.declare_parameter(name, None, descriptor)
+            else:
                 descriptor.type = array_types[kind].value
-            declared = node.declare_parameter(name, array_types[kind], descriptor)
+                declared = node.declare_parameter(name, array_types[kind], descriptor)
         else:
             declared = node.declare_parameter(name, default, descriptor)
         value = declared.value

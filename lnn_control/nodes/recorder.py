@@ -1,0 +1,358 @@
+"""recorder_node: demonstrations into rosbag2 bags, one per episode, the bytes exactly as received.
+
+What it records: the topics in ``topics`` with their types in ``types`` (``"sensor_msgs/msg/Image"`` or
+``"sensor_msgs/Image"``; any installed message type), subscribed with ``raw=True`` so the serialized CDR bytes go
+into the bag as they came off the wire (no deserialising, no re-encoding). The bag (MCAP by default, sqlite3 with
+``storage:=sqlite3``) stores each type's full definition, so readers need no ROS packages. Topics are stored under
+their resolved names (namespaces and remaps applied).
+
+QoS per topic (``qos``, same order as ``topics``): ``sensor`` (best effort, the cameras' sensor-data profile),
+``reliable`` or ``latched`` (reliable + transient local, for late-joining status topics); empty means ``sensor``
+for image types and ``reliable`` for the rest. ``qos_depth`` sets the history depth.
+
+Episodes: ``~/start``, ``~/stop``, ``~/discard`` (std_srvs/Trigger), or ``autostart:=true`` (one episode from start
+until shutdown). Each bag is ``<output_dir>/<prefix><YYYYmmdd_HHMMSS>_<NNN>``. With ``record_only_when_human`` the
+messages of an open episode are kept only while ``mux/active_source`` says ``teleop`` (others count as skipped).
+
+Metadata: the bag's ``metadata.yaml`` ``custom_data`` holds ``lnn_control.operator``, ``.vehicle``, ``.notes``
+(parameters read at each episode start, so ``ros2 param set`` between episodes works), ``.software_version``,
+``.config`` (this node's parameters as JSON), ``.node``, ``.hostname``, ``.start_time``, ``.end_time``,
+``.end_reason`` and ``.stats`` (per-topic counts and drops).
+
+Guarantees (details in :mod:`lnn_control.nodes.bag_recording`):
+
+- writes happen on a writer thread behind a bounded queue (``queue_size`` messages, ``max_queue_mb``), never in the
+  DDS callbacks; overflow and write errors are counted per topic, logged and reported;
+- **acknowledged** means accepted into the episode (counted in ``received`` on ``~/status``). ``~/stop`` first
+  takes every message DDS had delivered when the stop was requested, then returns only after everything accepted is
+  in the closed, synced bag; its message gives the counts. A recorder never loses what it acknowledged;
+- every ``flush_period`` the bag is made durable (MCAP chunk closed and flushed, sqlite3 committed; fsync with
+  ``fsync``): after SIGKILL or a power cut at most that much is lost, and the unfinished bag is recovered (summary
+  and metadata.yaml added) when the recorder next starts (``recover_on_start``), or by ``recorder_node --recover
+  BAG``. SIGINT and SIGTERM close the bag properly;
+- an unwritable ``output_dir``, a full disk (free space below ``min_free_mb``) or any write error ends the episode
+  with an error naming the path and the cause; the services answer ``success: false`` with it and the node keeps
+  running.
+
+It warns when a topic's rate over ``rate_window`` seconds falls below ``expected_rates`` (same order as ``topics``,
+0 = no check) by more than ``rate_tolerance``, and publishes its state as JSON on ``~/status`` (std_msgs/String)
+every ``status_period`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+import lnn_control
+from lnn_control.nodes.bag_recording import (
+    KEY_PREFIX,
+    EpisodeRecorder,
+    RecorderError,
+    TopicSpec,
+    is_unfinished,
+    recover_bag,
+)
+from lnn_control.ros.msgs import message_class, normalize_type_name
+from lnn_control.ros.node_util import Throttle, declare_config, param, read_param, run_node
+from lnn_control.ros.qos import LATCHED
+
+QOS_CHOICES = ("sensor", "reliable", "latched")
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+TELEOP = "teleop"
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Parameters of recorder_node (config/record.yaml)."""
+
+    topics: list[str] = param(
+        ["camera/image_raw", "teleop/cmd_vel", "mux/active_source"], "topics to record (relative names are resolved)"
+    )
+    types: list[str] = param(
+        ["sensor_msgs/msg/Image", "geometry_msgs/msg/Twist", "std_msgs/msg/String"],
+        "message type of each topic, same order as topics, e.g. sensor_msgs/msg/CompressedImage",
+    )
+    qos: list[str] = param(
+        [], "per topic: sensor, reliable or latched; empty: sensor for images, reliable otherwise", choices=QOS_CHOICES
+    )
+    qos_depth: int = param(50, "history depth of the subscriptions", min=1, max=100_000)
+    expected_rates: list[float] = param([], "per topic, Hz; warn when the achieved rate is lower (0: no check)", min=0)
+    rate_window: float = param(5.0, "seconds over which rates are measured", min=0.5, max=3600.0)
+    rate_tolerance: float = param(0.2, "warn when the rate is below expected * (1 - rate_tolerance)", min=0.0, max=1.0)
+    output_dir: str = param("bags", "folder for the episode bags (created if needed; ~ expanded)")
+    storage: str = param("mcap", "bag storage", choices=("mcap", "sqlite3"))
+    prefix: str = param("episode_", "bag folder name prefix, before <YYYYmmdd_HHMMSS>_<NNN>")
+    autostart: bool = param(False, "start an episode at once and record until shutdown")
+    record_only_when_human: bool = param(False, "keep messages only while mux/active_source is 'teleop'")
+    active_source_topic: str = param("mux/active_source", "where the command mux says who drives")
+    operator: str = param("", "who drives (stored in each bag; read at each episode start)", dynamic=True)
+    vehicle: str = param("", "which vehicle (stored in each bag; read at each episode start)", dynamic=True)
+    notes: str = param("", "free text stored in each bag (read at each episode start)", dynamic=True)
+    flush_period: float = param(1.0, "seconds between durable flushes (the most a SIGKILL can lose)", min=0.02, max=600)
+    chunk_size_kb: int = param(1024, "an MCAP chunk is written once it holds this many KiB", min=4, max=1 << 20)
+    fsync: bool = param(True, "sync bag files to the device at each flush (survives power loss)")
+    queue_size: int = param(2000, "messages the writer queue holds before dropping (counted)", min=1, max=10_000_000)
+    max_queue_mb: int = param(512, "MiB the writer queue holds before dropping (counted)", min=1, max=1 << 20)
+    min_free_mb: int = param(200, "end the episode when the disk has less free space than this (MiB)", min=0)
+    status_period: float = param(1.0, "seconds between ~/status messages", min=0.05, max=3600.0)
+    recover_on_start: bool = param(True, "at start, repair unfinished bags under output_dir (e.g. after SIGKILL)")
+    stop_timeout: float = param(60.0, "seconds ~/stop waits for the writer before answering failure", min=1.0)
+
+
+def _qos(kind: str, depth: int) -> QoSProfile:
+    if kind == "sensor":
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+    if kind == "latched":
+        return LATCHED
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+class RecorderNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = "recorder_node", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.config = cfg = declare_config(self, RecorderConfig)
+        n = len(cfg.topics)
+        if not n:
+            raise ValueError("parameter 'topics' is empty: nothing to record")
+        for name, values in (("types", cfg.types), ("qos", cfg.qos), ("expected_rates", cfg.expected_rates)):
+            if len(values) != n and not (name != "types" and not values):
+                raise ValueError(
+                    f"parameter {name!r} has {len(values)} entries but 'topics' has {n}; give one per topic"
+                    + ("" if name == "types" else " or none")
+                )
+        types = [normalize_type_name(t) for t in cfg.types]
+        qos = list(cfg.qos) or ["sensor" if t in IMAGE_TYPES else "reliable" for t in types]
+        rates = list(cfg.expected_rates) or [0.0] * n
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = ReentrantCallbackGroup()
+        self._throttle = Throttle(5.0)
+        self.active_source = ""
+        specs = []
+        self._subscriptions_raw = []
+        for index, (topic, msgtype, kind, rate) in enumerate(zip(cfg.topics, types, qos, rates, strict=True)):
+            cls = message_class(msgtype)  # ValueError naming the type when it is not installed
+            sub = self.create_subscription(
+                cls,
+                topic,
+                self._callback(index),
+                _qos(kind, cfg.qos_depth),
+                callback_group=MutuallyExclusiveCallbackGroup(),  # one per topic: accept() is thread-safe
+                raw=True,
+            )
+            self._subscriptions_raw.append(sub)
+            specs.append(TopicSpec(sub.topic_name, msgtype, kind, float(rate)))
+        self.specs = specs
+        self._arrivals = [0] * n
+        self._window_start = (time.monotonic(), [0] * n)
+        output_dir = Path(cfg.output_dir).expanduser()
+        if cfg.recover_on_start:
+            self._recover_unfinished(output_dir)
+        try:
+            self.engine = EpisodeRecorder(
+                specs,
+                output_dir=output_dir,
+                storage=cfg.storage,
+                prefix=cfg.prefix,
+                queue_size=cfg.queue_size,
+                max_queue_bytes=cfg.max_queue_mb << 20,
+                flush_period=cfg.flush_period,
+                chunk_size=cfg.chunk_size_kb << 10,
+                fsync=cfg.fsync,
+                min_free_bytes=cfg.min_free_mb << 20,
+                log=self._log,
+            )
+        except RecorderError as exc:
+            raise ValueError(str(exc)) from exc
+        if cfg.record_only_when_human:
+            self.create_subscription(
+                String,
+                cfg.active_source_topic,
+                self._on_active_source,
+                LATCHED,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            )
+        self.status_publisher = self.create_publisher(String, "~/status", 10)
+        self.create_service(Trigger, "~/start", self._on_start, callback_group=self._service_group)
+        self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._service_group)
+        self.create_service(Trigger, "~/discard", self._on_discard, callback_group=self._service_group)
+        self.create_timer(cfg.status_period, self._publish_status, callback_group=self._timer_group)
+        if any(rates):
+            self.create_timer(cfg.rate_window, self._check_rates, callback_group=self._timer_group)
+        self._closed = False
+        described = ", ".join(f"{s.topic} [{s.msgtype}, {s.qos}]" for s in specs)
+        self.get_logger().info(
+            f"ready: records {described} into {output_dir.resolve()} ({cfg.storage}); "
+            f"services ~/start ~/stop ~/discard" + ("; only while a human drives" if cfg.record_only_when_human else "")
+        )
+        if cfg.autostart:
+            ok, message = self.start_episode()
+            if not ok:
+                self.get_logger().error(f"autostart failed: {message}; the node keeps running (call ~/start)")
+
+    # -- logging from any thread --------------------------------------------------------------------------------------
+
+    def _log(self, severity: str, text: str) -> None:
+        logger = self.get_logger()
+        if severity == "error":
+            logger.error(text)
+        elif severity == "warning":
+            logger.warning(text)
+        else:
+            logger.info(text)
+
+    # -- recovery -----------------------------------------------------------------------------------------------------
+
+    def _recover_unfinished(self, output_dir: Path) -> None:
+        if not output_dir.is_dir():
+            return
+        for path in sorted(output_dir.iterdir()):
+            if is_unfinished(path):
+                try:
+                    report = recover_bag(path)
+                    self.get_logger().warning(f"found an unfinished bag (its writer was killed): {report}")
+                except RecorderError as exc:
+                    self.get_logger().error(f"cannot recover unfinished bag: {exc}")
+
+    # -- subscriptions ------------------------------------------------------------------------------------------------
+
+    def _callback(self, index: int):
+        use_sim_time = self.get_parameter("use_sim_time").value
+        clock = self.get_clock()
+
+        def on_message(data: bytes, info: dict) -> None:
+            self._arrivals[index] += 1
+            recv_ns = int(info.get("received_timestamp") or time.time_ns())
+            log_ns = clock.now().nanoseconds if use_sim_time else recv_ns
+            human = self.active_source == TELEOP if self.config.record_only_when_human else True
+            self.engine.accept(index, data, recv_ns, log_ns, human=human)
+
+        return on_message
+
+    def _on_active_source(self, msg: String) -> None:
+        if msg.data != self.active_source and self.engine.episode is not None:
+            if msg.data == TELEOP:
+                self.get_logger().info("a human drives: recording")
+            elif self.active_source == TELEOP:
+                self.get_logger().info(f"'{msg.data}' drives: recording paused until a human drives again")
+        self.active_source = msg.data
+
+    # -- services -----------------------------------------------------------------------------------------------------
+
+    def start_episode(self) -> tuple[bool, str]:
+        """Start an episode with the current metadata parameters; (success, message)."""
+        custom = {
+            KEY_PREFIX + "operator": read_param(self, RecorderConfig, "operator"),
+            KEY_PREFIX + "vehicle": read_param(self, RecorderConfig, "vehicle"),
+            KEY_PREFIX + "notes": read_param(self, RecorderConfig, "notes"),
+            KEY_PREFIX + "software_version": lnn_control.__version__,
+            KEY_PREFIX + "config": json.dumps(asdict(self.config), sort_keys=True),
+            KEY_PREFIX + "node": self.get_fully_qualified_name(),
+            KEY_PREFIX + "hostname": socket.gethostname(),
+            KEY_PREFIX + "start_time": datetime.now().astimezone().isoformat(timespec="seconds"),
+            KEY_PREFIX + "use_sim_time": str(bool(self.get_parameter("use_sim_time").value)).lower(),
+        }
+        return self.engine.start(custom)
+
+    def _on_start(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.start_episode()
+        return response
+
+    def _on_stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.engine.stop(timeout=self.config.stop_timeout)
+        return response
+
+    def _on_discard(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.engine.discard(timeout=self.config.stop_timeout)
+        return response
+
+    # -- timers -------------------------------------------------------------------------------------------------------
+
+    def _publish_status(self) -> None:
+        status = self.engine.status()
+        status["active_source"] = self.active_source
+        self.status_publisher.publish(String(data=json.dumps(status, sort_keys=True)))
+        for topic, stats in status["topics"].items():
+            dropped = stats["queue_full"] + stats["write_error"]
+            if dropped and self._throttle(("drops", topic)):
+                self.get_logger().warning(
+                    f"{topic}: {dropped} messages dropped in {status['episode']} "
+                    f"({stats['queue_full']} queue full, {stats['write_error']} write errors)"
+                )
+
+    def _check_rates(self) -> None:
+        now = time.monotonic()
+        start, counts = self._window_start
+        arrivals = list(self._arrivals)
+        self._window_start = (now, arrivals)
+        if self.engine.episode is None or now - start <= 0:
+            return
+        for spec, before, after in zip(self.specs, counts, arrivals, strict=True):
+            if spec.expected_rate <= 0:
+                continue
+            rate = (after - before) / (now - start)
+            if rate < spec.expected_rate * (1.0 - self.config.rate_tolerance) and self._throttle(("rate", spec.topic)):
+                self.get_logger().warning(
+                    f"{spec.topic}: {rate:.1f} Hz over the last {now - start:.1f} s, expected {spec.expected_rate:g} Hz"
+                )
+
+    # -- shutdown -----------------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the open episode's bag properly and stop the writer thread (SIGINT, SIGTERM, destroy_node)."""
+        if self._closed:
+            return
+        self._closed = True
+        result = self.engine.shutdown(timeout=self.config.stop_timeout)
+        if result is not None:
+            ok, message = result
+            print(
+                f"[{'INFO' if ok else 'ERROR'}] [{self.get_name()}]: shutdown: {message}", file=sys.stderr, flush=True
+            )
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def recover_main(paths: list[str]) -> int:
+    """``recorder_node --recover BAG [BAG ...]``: repair bags whose writer was killed."""
+    code = 0
+    for path in paths:
+        try:
+            print(recover_bag(path))
+        except RecorderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``recorder_node`` (``--recover BAG ...`` repairs bags instead of recording)."""
+    argv = list(sys.argv if args is None else args)
+    if "--recover" in argv:
+        i = argv.index("--recover")
+        return recover_main([a for a in argv[i + 1 :] if not a.startswith("--")])
+    return run_node(RecorderNode, argv, threads=4)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

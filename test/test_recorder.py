@@ -1,0 +1,403 @@
+"""recorder_node over real DDS: every message byte-identical in the bag, clean SIGTERM, SIGKILL recovery, bad disks.
+
+Frames are the Donkeycar tub's JPEGs (as sensor_msgs/CompressedImage) when ../shared/data is there, 160x120 rgb8
+frames generated here otherwise. This process publishes serialized bytes (made with the rosbags type store) so the
+test knows exactly which bytes went out, and compares them with what the bag holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from geometry_msgs.msg import TwistStamped  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from ros_harness import NodeProcess, RosSession, free_domain_id  # noqa: E402
+from rosbags.highlevel import AnyReader  # noqa: E402
+from rosbags.rosbag2 import Reader  # noqa: E402
+from rosbags.typesys import Stores, get_typestore  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+import lnn_control  # noqa: E402
+from lnn_control.nodes.bag_recording import SIDECAR, EpisodeRecorder, TopicSpec, is_unfinished, recover_bag  # noqa: E402
+from lnn_control.ros.qos import LATCHED  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+DOMAIN = free_domain_id()
+TUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "donkeycar_tub" / "tub.tar.gz"
+STORE = get_typestore(Stores.ROS2_JAZZY)
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+T0 = 1_700_000_000 * 10**9
+
+
+# -- messages as bytes ------------------------------------------------------------------------------------------------
+
+
+def _header(i: int):
+    sec, nsec = divmod(T0 + i * 50_000_000, 10**9)
+    return STORE.types["std_msgs/msg/Header"](
+        stamp=STORE.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec), frame_id="camera"
+    )
+
+
+def tub_jpegs(count: int) -> list[bytes]:
+    """The tub's first ``count`` JPEGs in recording order, read in one pass over the archive."""
+    found: dict[int, bytes] = {}
+    with tarfile.open(TUB, mode="r|gz") as tar:
+        for member in tar:
+            name = Path(member.name).name
+            if member.isfile() and name.endswith("_cam_image_array_.jpg") and not name.startswith("._"):
+                found[int(name.split("_")[0])] = tar.extractfile(member).read()
+    return [found[i] for i in sorted(found)[:count]]
+
+
+def frames(folder: Path, count: int, *, raw: bool = False) -> tuple[type, str, list[bytes]]:
+    """(rclpy class, type name, serialized frames): tub JPEGs when present (unless ``raw``), else 160x120 rgb8."""
+    if TUB.is_file() and not raw:
+        jpegs = tub_jpegs(count)
+        make = STORE.types["sensor_msgs/msg/CompressedImage"]
+        return CompressedImage, "sensor_msgs/msg/CompressedImage", [
+            bytes(STORE.serialize_cdr(make(header=_header(i), format="jpeg", data=np.frombuffer(j, np.uint8)),
+                                      "sensor_msgs/msg/CompressedImage"))
+            for i, j in enumerate(jpegs)
+        ]  # fmt: skip
+    make = STORE.types["sensor_msgs/msg/Image"]
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+        msg = make(header=_header(i), height=120, width=160, encoding="rgb8", is_bigendian=0, step=480,
+                   data=pixels.reshape(-1))  # fmt: skip
+        out.append(bytes(STORE.serialize_cdr(msg, "sensor_msgs/msg/Image")))
+    return Image, "sensor_msgs/msg/Image", out
+
+
+def commands(count: int) -> list[bytes]:
+    make = STORE.types["geometry_msgs/msg/TwistStamped"]
+    vec = STORE.types["geometry_msgs/msg/Vector3"]
+    twist = STORE.types["geometry_msgs/msg/Twist"]
+    return [
+        bytes(STORE.serialize_cdr(
+            make(header=_header(i), twist=twist(linear=vec(x=0.5 + i / 1000, y=0.0, z=0.0),
+                                                angular=vec(x=0.0, y=0.0, z=np.sin(i / 10)))),
+            "geometry_msgs/msg/TwistStamped"))
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def padded(data: bytes) -> bytes:
+    """Serialized bytes as a subscriber receives them: Fast DDS pads the payload with zeros to a multiple of 4."""
+    return data + b"\0" * (-len(data) % 4)
+
+
+def read_bag(path: Path) -> tuple[dict[str, list[bytes]], dict]:
+    """{topic: [raw bytes in order]} and the metadata custom_data, through rosbags' rosbag2 reader."""
+    out: dict[str, list[bytes]] = {}
+    with Reader(path) as reader:
+        for conn, _t, raw in reader.messages():
+            out.setdefault(conn.topic, []).append(bytes(raw))
+        custom = dict(reader.storage.metadata.custom or {})
+    return out, custom
+
+
+def only_bag(folder: Path) -> Path:
+    bags = [p for p in Path(folder).iterdir() if p.is_dir()]
+    assert len(bags) == 1, bags
+    return bags[0]
+
+
+def status_of(collector) -> dict:
+    return json.loads(collector.last().data)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ros():
+    with RosSession(DOMAIN) as session:
+        yield session
+
+
+def recorder(tmp: Path, name: str, **params) -> NodeProcess:
+    base = {"output_dir": str(tmp / "bags"), "status_period": 0.2, "min_free_mb": 1}
+    base.update(params)
+    return NodeProcess("lnn_control.nodes.recorder", domain_id=DOMAIN, log_dir=tmp, name=name, params=base)
+
+
+def publish_all(ros, pubs_and_data, *, pause_every: int = 20) -> None:
+    """Publish the lists interleaved (one of each in turn), then wait until DDS acknowledged everything."""
+    longest = max(len(d) for _, d in pubs_and_data)
+    for i in range(longest):
+        for pub, data in pubs_and_data:
+            if i < len(data):
+                pub.publish(data[i])
+        if i % pause_every == pause_every - 1:
+            time.sleep(0.002)
+    for pub, _ in pubs_and_data:
+        assert pub.wait_for_all_acked(Duration(seconds=20)), f"{pub.topic_name}: not acknowledged"
+
+
+# -- tests ------------------------------------------------------------------------------------------------------------
+
+
+def test_records_300_frames_and_commands_byte_identical(ros, tmp_path):
+    cls, type_name, sent_frames = frames(tmp_path / "tub", 300)
+    sent_cmds = commands(300)
+    params = {
+        "topics": ["cam/frames", "cam/teleop/cmd_vel"],
+        "types": [type_name, "geometry_msgs/msg/TwistStamped"],
+        "qos": ["reliable", "reliable"],
+        "qos_depth": 1000,
+        "operator": "tester",
+        "vehicle": "rc-car-1",
+        "notes": "byte-identical test",
+        "expected_rates": [30.0, 0.0],
+    }
+    with recorder(tmp_path, "rec_main", **params) as proc:
+        proc.wait_for_output("ready")
+        cam = ros.publisher("cam/frames", cls, RELIABLE)
+        cmd = ros.publisher("cam/teleop/cmd_vel", TwistStamped, RELIABLE)
+        ros.wait_for_subscribers(cam)
+        ros.wait_for_subscribers(cmd)
+        started = ros.call("rec_main/start", Trigger)
+        assert started.success, started.message
+        publish_all(ros, [(cam, sent_frames), (cmd, sent_cmds)])
+        stopped = ros.call("rec_main/stop", Trigger)  # right after DDS acknowledged: nothing may be missing
+        assert stopped.success, stopped.message
+        assert "600 messages" in stopped.message and "0 dropped" in stopped.message, stopped.message
+        again = ros.call("rec_main/stop", Trigger)
+        assert not again.success and "not recording" in again.message
+        bag = only_bag(tmp_path / "bags")
+        assert bag.name.startswith("episode_") and bag.name.endswith("_001")
+        got, custom = read_bag(bag)
+        # Byte for byte what was published, plus the zero padding to a multiple of 4 that Fast DDS adds to a
+        # serialized payload on its way to another process (a subscriber in the publishing process gets the bytes
+        # unpadded): the recorder stores what its reader delivered, untouched.
+        assert got["/cam/frames"] == [padded(b) for b in sent_frames], "frames differ from what was published"
+        assert got["/cam/teleop/cmd_vel"] == [padded(b) for b in sent_cmds], "commands differ from what was published"
+        assert custom["lnn_control.operator"] == "tester"
+        assert custom["lnn_control.vehicle"] == "rc-car-1"
+        assert custom["lnn_control.software_version"] == lnn_control.__version__
+        assert json.loads(custom["lnn_control.config"])["topics"] == params["topics"]
+        stats = json.loads(custom["lnn_control.stats"])
+        assert stats["/cam/frames"]["written"] == 300 and stats["/cam/frames"]["queue_full"] == 0
+        assert custom["lnn_control.end_reason"] == "stop"
+        # the bag carries the definitions: a reader without ROS decodes it
+        with AnyReader([bag]) as reader:
+            conn = next(c for c in reader.connections if c.topic == "/cam/teleop/cmd_vel")
+            first = reader.deserialize(next(reader.messages([conn]))[2], conn.msgtype)
+            assert first.twist.linear.x == pytest.approx(0.5)
+        # a second episode gets the next number; discard removes it
+        assert ros.call("rec_main/start", Trigger).success
+        discarded = ros.call("rec_main/discard", Trigger)
+        assert discarded.success and "discarded" in discarded.message
+        assert [p.name for p in (tmp_path / "bags").iterdir()] == [bag.name]
+        assert proc.stop(signal.SIGINT) == 0, proc.tail()
+
+
+def test_sigterm_closes_the_bag(ros, tmp_path):
+    _, _, sent = frames(tmp_path, 120, raw=True)
+    with recorder(tmp_path, "rec_term", topics=["term/frames"], types=["sensor_msgs/Image"], qos=["reliable"],
+                  qos_depth=500, autostart=True, storage="sqlite3") as proc:  # fmt: skip
+        proc.wait_for_output("recording episode")
+        pub = ros.publisher("term/frames", Image, RELIABLE)
+        ros.wait_for_subscribers(pub)
+        publish_all(ros, [(pub, sent)])
+        time.sleep(0.3)  # let the callbacks take what DDS acknowledged
+        assert proc.stop(signal.SIGTERM) == 0, proc.tail()
+        assert "shutdown: closed" in proc.output(), proc.tail()
+    bag = only_bag(tmp_path / "bags")
+    assert (bag / "metadata.yaml").is_file() and not is_unfinished(bag)
+    got, custom = read_bag(bag)
+    assert got["/term/frames"] == [padded(b) for b in sent]
+    assert custom["lnn_control.end_reason"] == "stop"
+
+
+def test_sigkill_leaves_a_bag_readable_up_to_the_last_flush(ros, tmp_path):
+    _, _, sent = frames(tmp_path, 150, raw=True)
+    with recorder(tmp_path, "rec_kill", topics=["kill/frames"], types=["sensor_msgs/msg/Image"], qos=["reliable"],
+                  qos_depth=500, autostart=True, flush_period=0.2) as proc:  # fmt: skip
+        proc.wait_for_output("recording episode")
+        status = ros.collect("rec_kill/status", String)
+        pub = ros.publisher("kill/frames", Image, RELIABLE)
+        ros.wait_for_subscribers(pub)
+        publish_all(ros, [(pub, sent[:100])])
+        status.wait_for(lambda m: json.loads(m.data)["topics"].get("/kill/frames", {}).get("written") == 100)
+        time.sleep(0.5)  # more than flush_period: the last flush has happened
+        # these 50 may or may not reach the disk before the kill: whatever does must be intact
+        publish_all(ros, [(pub, sent[100:])])
+        proc.kill()
+    bag = only_bag(tmp_path / "bags")
+    assert is_unfinished(bag), "SIGKILL leaves no metadata.yaml"
+    with pytest.raises(Exception):  # noqa: B017 - rosbags cannot open it as it is
+        Reader(next(bag.glob("*.mcap"))).open()
+    report = recover_bag(bag)
+    got, custom = read_bag(bag)
+    frames_got = got["/kill/frames"]
+    assert len(frames_got) >= 100, f"only {len(frames_got)} of the 100 flushed messages survived ({report})"
+    assert frames_got == [padded(b) for b in sent[: len(frames_got)]], "recovered: a byte-identical prefix"
+    assert report.messages == len(frames_got)
+    assert "lnn_control.recovered" in custom and custom["lnn_control.software_version"] == lnn_control.__version__
+    print(f"SIGKILL: {len(frames_got)} of 150 messages recovered (100 flushed before the kill); {report}")
+
+
+def test_unwritable_output_dir_gives_clear_errors_and_the_node_stays_up(ros, tmp_path):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the output folder should be")
+    with recorder(tmp_path, "rec_bad", output_dir=str(blocker / "bags"), autostart=True,
+                  topics=["bad/frames"], types=["sensor_msgs/msg/Image"]) as proc:  # fmt: skip
+        proc.wait_for_output("autostart failed")
+        assert "cannot create or use output_dir" in proc.output() and str(blocker) in proc.output()
+        response = ros.call("rec_bad/start", Trigger)
+        assert not response.success and str(blocker / "bags") in response.message, response.message
+        response = ros.call("rec_bad/stop", Trigger)
+        assert not response.success and "not recording" in response.message
+        status = ros.collect("rec_bad/status", String)
+        assert "cannot create" in json.loads(status.wait_for(lambda m: True).data)["last_error"]
+        assert proc.alive
+        assert proc.stop(signal.SIGINT) == 0
+
+
+def _can_mount_tmpfs(path: Path) -> bool:
+    if os.geteuid() != 0:
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_disk_full_ends_the_episode_with_an_error_not_a_hang(ros, tmp_path):
+    disk = tmp_path / "small_disk"
+    if not _can_mount_tmpfs(disk):
+        pytest.skip("needs root to mount a 3 MiB tmpfs as a full disk")
+    try:
+        _, _, sent = frames(tmp_path, 120, raw=True)  # 57 KB each: 6.9 MB, more than the disk
+        with recorder(tmp_path, "rec_full", output_dir=str(disk), autostart=True, min_free_mb=0, flush_period=0.1,
+                      topics=["full/frames"], types=["sensor_msgs/msg/Image"], qos=["reliable"], qos_depth=500,
+                      fsync=False) as proc:  # fmt: skip
+            proc.wait_for_output("recording episode")
+            status = ros.collect("rec_full/status", String)
+            pub = ros.publisher("full/frames", Image, RELIABLE)
+            ros.wait_for_subscribers(pub)
+            publish_all(ros, [(pub, sent)])
+            ended = status.wait_for(lambda m: json.loads(m.data)["last_error"] != "", timeout=20)
+            error = json.loads(ended.data)["last_error"]
+            assert "No space left" in error or "ENOSPC" in error, error
+            assert proc.alive
+            response = ros.call("rec_full/stop", Trigger)
+            assert not response.success and "ENOSPC" in response.message + error
+            assert proc.stop(signal.SIGINT) == 0
+        bag = only_bag(disk)
+        if is_unfinished(bag):
+            recover_bag(bag)
+        got, _ = read_bag(bag)
+        kept = got.get("/full/frames", [])
+        assert kept == [padded(b) for b in sent[: len(kept)]], "what was kept is intact"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+# -- in-process: the engine and the node without a process of their own ------------------------------------------------
+
+
+def test_engine_refuses_to_start_on_a_nearly_full_disk(tmp_path):
+    engine = EpisodeRecorder([TopicSpec("/x", "std_msgs/msg/String")], output_dir=tmp_path, min_free_bytes=1 << 62)
+    try:
+        ok, message = engine.start({})
+        assert not ok and "below min_free_mb" in message and str(tmp_path) in message
+        assert not any(tmp_path.iterdir())
+    finally:
+        engine.shutdown()
+
+
+def test_engine_queue_overflow_is_counted_not_blocking(tmp_path):
+    engine = EpisodeRecorder([TopicSpec("/x", "std_msgs/msg/String")], output_dir=tmp_path, queue_size=5,
+                             min_free_bytes=0)  # fmt: skip
+    try:
+        assert engine.start({})[0]
+        data = bytes(STORE.serialize_cdr(STORE.types["std_msgs/msg/String"](data="x"), "std_msgs/msg/String"))
+        with engine._cond:  # hold the writer back: the queue fills, accept() must still return at once
+            started = time.monotonic()
+            results = [engine.accept(0, data, time.time_ns(), T0 + i) for i in range(20)]
+            assert time.monotonic() - started < 0.5
+        assert results.count(True) == 5
+        ok, message = engine.stop()
+        assert ok and "5 messages" in message and "15 dropped" in message, message
+    finally:
+        engine.shutdown()
+
+
+def test_unknown_type_is_loaded_from_msg_files_and_bad_type_named(tmp_path):
+    engine = EpisodeRecorder([TopicSpec("/joy", "sensor_msgs/msg/Joy")], output_dir=tmp_path, min_free_bytes=0)
+    engine.shutdown()
+    with pytest.raises(Exception, match="no_such_pkg/msg/Thing"):
+        EpisodeRecorder([TopicSpec("/t", "no_such_pkg/msg/Thing")], output_dir=tmp_path)
+
+
+def test_record_only_when_human_and_recovery_on_start(ros, tmp_path):
+    """An in-process recorder: skips frames while the policy drives; repairs an unfinished bag when it starts."""
+    from lnn_control.nodes.recorder import RecorderNode
+
+    # an unfinished bag left by a killed writer, as test_sigkill produces
+    killed = tmp_path / "bags" / "episode_killed_001"
+    from lnn_control.nodes.bag_recording import EpisodeWriter
+
+    writer = EpisodeWriter(killed, [TopicSpec("/t", "std_msgs/msg/String")], fsync=False)
+    writer.open()
+    writer.write(0, T0, bytes(STORE.serialize_cdr(STORE.types["std_msgs/msg/String"](data="a"), "std_msgs/msg/String")))
+    writer.flush()
+    writer.abort(remove=False)
+    assert is_unfinished(killed) and (killed / SIDECAR).is_file()
+
+    overrides = [
+        Parameter("output_dir", value=str(tmp_path / "bags")),
+        Parameter("topics", value=["human/frames"]),
+        Parameter("types", value=["sensor_msgs/msg/Image"]),
+        Parameter("qos", value=["reliable"]),
+        Parameter("record_only_when_human", value=True),
+        Parameter("active_source_topic", value="human/mux/active_source"),
+        Parameter("min_free_mb", value=0),
+    ]
+    node = RecorderNode(node_name="rec_human", context=ros.context, parameter_overrides=overrides)
+    try:
+        assert not is_unfinished(killed) and read_bag(killed)[0]["/t"], "recovered at start"
+        ros.executor.add_node(node)
+        source = ros.publisher("human/mux/active_source", String, LATCHED)
+        pub = ros.publisher("human/frames", Image, RELIABLE)
+        ros.wait_for_subscribers(pub)
+        ros.wait_for_subscribers(source)
+        _, _, sent = frames(tmp_path, 30, raw=True)
+        assert node.start_episode()[0]
+        source.publish(String(data="policy"))
+        ros.wait_for(lambda: node.active_source == "policy", what="active source 'policy'")
+        publish_all(ros, [(pub, sent[:10])])
+        ros.wait_for(lambda: node._arrivals[0] == 10, what="the policy's 10 frames taken")  # topics are not ordered
+        source.publish(String(data="teleop"))
+        ros.wait_for(lambda: node.active_source == "teleop", what="active source 'teleop'")
+        publish_all(ros, [(pub, sent[10:20])])
+        ros.wait_for(lambda: node.engine.status()["topics"]["/human/frames"]["received"] == 10, what="10 received")
+        ok, message = node.engine.stop()
+        assert ok and "10 skipped while no human drove" in message, message
+        bag = next(p for p in (tmp_path / "bags").iterdir() if p.name != killed.name)
+        assert read_bag(bag)[0]["/human/frames"] == [padded(b) for b in sent[10:20]]
+    finally:
+        with contextlib.suppress(Exception):
+            ros.executor.remove_node(node)
+        node.destroy_node()
