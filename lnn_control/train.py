@@ -333,19 +333,22 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
         return lo + (hi - lo) * torch.rand(shape, generator=generator, device=dev)
 
     x = frames
-    if config.max_shift > 0:
+    if config.max_shift > 0:  # per window: rows then columns, edge pixels replicated
         s = config.max_shift
-        dy = torch.randint(-s, s + 1, (b,), generator=generator, device=dev)
-        dx = torch.randint(-s, s + 1, (b,), generator=generator, device=dev)
-        rows = (torch.arange(h, device=dev)[None, :] - dy[:, None]).clamp(0, h - 1)
-        cols = (torch.arange(w, device=dev)[None, :] - dx[:, None]).clamp(0, w - 1)
-        bidx = torch.arange(b, device=dev)[:, None, None]
-        x = x.permute(0, 2, 3, 1, 4)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2, 4)
-    x = x.float()
+        shifts = torch.randint(-s, s + 1, (b, 2), generator=generator, device=dev).tolist()
+        rows_base, cols_base = torch.arange(h, device=dev), torch.arange(w, device=dev)
+        x = torch.stack([
+            window.index_select(1, (rows_base - dy).clamp(0, h - 1)).index_select(2, (cols_base - dx).clamp(0, w - 1))
+            if dy or dx else window
+            for window, (dy, dx) in zip(x, shifts, strict=True)
+        ])
+    # contrast c about mid-grey, offset o, then the shadow's factor m, fused: y = x * (c m) + (127.5 (1 - c) + o) m
+    scale = torch.ones(b, 1, 1, 1, 1, device=dev)
+    bias = torch.zeros(b, 1, 1, 1, 1, device=dev)
     if config.contrast > 0 or config.brightness > 0:
         c = uniform(1 - config.contrast, 1 + config.contrast, b, 1, 1, 1, 1)
         offset = uniform(-config.brightness, config.brightness, b, 1, 1, 1, 1) * 255.0
-        x = (x - 127.5) * c + 127.5 + offset
+        scale, bias = c, 127.5 * (1 - c) + offset
     if config.shadow_probability > 0:
         on = torch.rand(b, generator=generator, device=dev) < config.shadow_probability
         top, bottom = uniform(0, w, b), uniform(0, w, b)
@@ -355,12 +358,13 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
         boundary = top[:, None] + (bottom - top)[:, None] * ys[None, :]  # (B, H)
         inside = torch.arange(w, device=dev)[None, None, :] < boundary[:, :, None]  # (B, H, W)
         inside = torch.where(left_side[:, None, None], inside, ~inside) & on[:, None, None]
-        mult = torch.where(inside, factor[:, None, None], torch.ones((), device=dev))
-        x = x * mult[:, None, :, :, None]
+        mult = torch.where(inside, factor[:, None, None], torch.ones((), device=dev))[:, None, :, :, None]
+        scale, bias = scale * mult, bias * mult
+    out = torch.addcmul(bias + 0.5, x.float(), scale)  # + 0.5: the truncating cast below then rounds
     if config.noise_std > 0:
         sigma = uniform(0, config.noise_std, b, 1, 1, 1, 1) * 255.0
-        x = x + torch.randn(x.shape, generator=generator, device=dev) * sigma
-    return x.round_().clamp_(0, 255).to(torch.uint8)
+        out.addcmul_(torch.empty_like(out).normal_(generator=generator), sigma)
+    return out.clamp_(0, 255.49).to(torch.uint8)
 
 
 def weighted_mse(
