@@ -149,9 +149,12 @@ class TestLockstep:
             },
         )
         with drive:
-            # one whole episode (max_steps) and a few steps of the next
+            # one whole episode (max_steps) and some of the next, until this process heard enough commands (its
+            # subscription may match the drive node's publisher only after the first answers went out)
             last = rec.wait_for_step(1, 5, timeout=120)
-        assert last["episode"] == 1
+            rec.commands.wait_for_count(20, timeout=60)
+            last = truth_values(rec.truth.last())
+        assert last["episode"] >= 1
 
         rows = rec.truth_rows()
         first = [r for r in rows if r["episode"] == 0]
@@ -193,11 +196,13 @@ class TestLockstep:
         # lockstep: tick k+1 was stepped by a command answering tick k (its stamp)
         stamps = {twist_to_command(m).stamp_ns for m in rec.commands.messages}
         assert stamps <= tick_times, "every command carries the stamp of a frame"
-        heard = min(stamps)  # this process's subscription may match the drive node's publisher after its first answers
-        for prev, row in zip(first, first[1:]):
-            if round(prev["time"] * 1e9) >= heard:
-                assert round(prev["time"] * 1e9) in stamps, f"step {row['step']} came without an answer"
-        assert heard <= round(first[5]["time"] * 1e9)
+        heard = min(stamps)  # the first command this process heard
+        checked = 0
+        for prev, row in zip(rows, rows[1:]):
+            if row["step"] == prev["step"] + 1 and round(prev["time"] * 1e9) >= heard:
+                assert round(prev["time"] * 1e9) in stamps, f"{row} came without an answer to the tick before"
+                checked += 1
+        assert checked >= 15
         assert rows[-1]["timeouts"] == 0, "no tick was stepped by the timeout: each followed an answer"
         assert rows[-1]["bad_commands"] == 0
         speeds = [r["speed"] for r in first]
@@ -231,7 +236,6 @@ class TestLockstep:
             ros.node.destroy_publisher(pub)
 
     def _bad_commands_then_reset(self, ros, sim, rec):
-        start = len(rec.truth_rows())
         rec.truth.wait_for(lambda m: truth_values(m)["bad_commands"] >= 15, timeout=60)
         mark = sim.wait_for_output(r"non-finite command", timeout=30)
         sim.wait_for_output(r"out of range.*clamped", timeout=30)
@@ -243,7 +247,6 @@ class TestLockstep:
             lambda m: truth_values(m)["episode"] != before["episode"] or truth_values(m)["step"] >= before["step"] + 5,
             timeout=60,
         )
-        assert len(rec.truth_rows()) - start >= 20
         assert sim.alive
 
         response = ros.call("/sim_node/reset", Trigger)
@@ -278,23 +281,41 @@ def test_demonstrator_drives_the_sim_through_the_mux(ros, tmp_path):
         NodeProcess("lnn_control.nodes.demonstrator", domain_id=DOMAIN, log_dir=tmp_path,
                     params={**sim_time, "steering_noise": 0.05, "seed": 2}) as demo,
     ):
-        row = rec.wait_for_step(0, 250, timeout=150)
+        row = rec.wait_for_step(0, 200, timeout=150)
         assert sim.alive and mux.alive and demo.alive
     # progress: CarRacing gives ~3.7 per tile; a car standing still loses 0.1 per step
-    assert row["tiles_visited"] >= 40, row
-    assert row["total_reward"] >= 100.0, row
+    assert row["tiles_visited"] >= 30, row
+    assert row["total_reward"] >= 70.0, row
     assert row["speed"] > 10.0
     assert TELEOP in [m.data for m in source.messages]
     # the demonstrator's commands answer the frames (sim-time stamps), labels beside them
-    tick_times = {round(r["time"] * 1e9) for r in rec.truth_rows()}
-    teleop_stamps = [twist_to_command(m).stamp_ns for m in teleop.messages]
-    assert len(teleop_stamps) >= 200 and set(teleop_stamps) <= tick_times
-    assert {twist_to_command(m).stamp_ns for m in labels.messages} == set(teleop_stamps)
-    noisy = [
-        abs(twist_to_command(a).steering - twist_to_command(b).steering)
-        for a, b in zip(teleop.messages, labels.messages)
-    ]
-    assert max(noisy) > 0.0, "steering noise is applied to the executed command, not the label"
+    # every stamp is the sim time of a tick of episode 0 (this process may have missed the first truth messages)
+    executed = {c.stamp_ns: c for c in map(twist_to_command, teleop.messages)}
+    clean = {c.stamp_ns: c for c in map(twist_to_command, labels.messages)}
+    for stamp in {*executed, *clean}:
+        assert stamp >= GAP_NS and (stamp - GAP_NS) % DT_NS == 0, stamp
+    both = set(executed) & set(clean)  # the processes stop while the last ones are in flight
+    assert len(both) >= 100
+    noise = [executed[t].steering - clean[t].steering for t in both]
+    assert max(map(abs, noise)) > 0.0, "steering noise goes into the executed command, not the label"
+    assert all(executed[t].velocity == clean[t].velocity for t in both)
+
+
+def test_free_running_steps_on_its_own(ros, tmp_path):
+    """lockstep: false: ticks at `rate` with nobody publishing; sim time advances one dt per tick; the car stays put
+    (no command: straight ahead at zero speed)."""
+    rec = Recording(ros)
+    params = {"lockstep": False, "rate": 100.0, "seed": 2, "steps_per_frame": 2}
+    with NodeProcess("lnn_control.nodes.sim", domain_id=DOMAIN, log_dir=tmp_path, params=params) as sim:
+        rec.wait_for_step(0, 30, timeout=60)
+        assert sim.alive
+    rows = [r for r in rec.truth_rows() if r["episode"] == 0]
+    t0 = round(rows[0]["time"] * 1e9) - int(rows[0]["step"]) * 2 * DT_NS
+    assert t0 == GAP_NS
+    for r in rows:
+        assert round(r["time"] * 1e9) == t0 + int(r["step"]) * 2 * DT_NS  # two 20 ms steps per tick
+    assert max(abs(r["speed"]) for r in rows) < 0.5
+    assert rows[-1]["timeouts"] == 0 and rows[-1]["bad_commands"] == 0
 
 
 def _up(args: list[str], duration: float, tmp_path) -> subprocess.CompletedProcess:
@@ -312,7 +333,7 @@ def _up(args: list[str], duration: float, tmp_path) -> subprocess.CompletedProce
 def test_up_sim_drive_runs_and_exits(ros, model, tmp_path):
     rec = Recording(ros)
     source = ros.collect("mux/active_source", String, LATCHED)
-    done = _up(["sim-drive", "--set", f"drive_node.model={model}"], 10.0, tmp_path)
+    done = _up(["sim-drive", "--set", f"drive_node.model={model}"], 6.0, tmp_path)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "Traceback" not in out, out
@@ -325,17 +346,28 @@ def test_up_record_sim_runs_and_exits(ros, tmp_path):
     if not config_file("record.yaml").is_file():
         pytest.skip("config/record.yaml is not there yet (the recorder's config); record-sim reads it")
     args = ["record-sim"]
-    if importlib.util.find_spec("lnn_control.nodes.recorder") is None:
-        args += ["--without", "recorder_node"]
+    recorder = importlib.util.find_spec("lnn_control.nodes.recorder") is not None
+    bags = tmp_path / "bags"
+    args += ["--set", f"recorder_node.output_dir={bags}"] if recorder else ["--without", "recorder_node"]
     rec = Recording(ros)
     source = ros.collect("mux/active_source", String, LATCHED)
-    done = _up(args, 10.0, tmp_path)
+    done = _up(args, 6.0, tmp_path)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert "Traceback" not in out, out
     rows = [r for r in rec.truth_rows() if r["episode"] == 0]
     assert len(rows) >= 10 and rows[-1]["tiles_visited"] >= 3, out
     assert TELEOP in [m.data for m in source.messages], out
+    if recorder:
+        from rosbags.rosbag2 import Reader
+
+        (bag,) = [p.parent for p in bags.rglob("metadata.yaml")]
+        with Reader(bag) as reader:
+            counts = {c.topic: c.msgcount for c in reader.connections}
+            types = {c.topic: c.msgtype for c in reader.connections}
+        assert counts["/camera/image_raw"] >= 10 and counts["/teleop/cmd_vel"] >= 10, counts
+        assert types["/teleop/cmd_vel"] == "geometry_msgs/msg/TwistStamped"
+        assert counts["/demonstrator_node/label"] >= 10 and counts["/sim/episode"] >= 1, counts
 
 
 def test_truth_layout_round_trips():
@@ -348,3 +380,45 @@ def test_truth_layout_round_trips():
     msg.layout.dim[0].label = "speed"
     with pytest.raises(ValueError, match="layout"):
         truth_values(msg)
+
+
+def test_sim_yaml_names_only_declared_parameters():
+    """config/sim.yaml: sim_node and demonstrator_node list every parameter; the overrides name real ones."""
+    from lnn_control.bringup import read_params
+    from lnn_control.nodes.demonstrator import DemonstratorConfig
+    from lnn_control.nodes.driver_params import NODE_PARAMETERS
+    from lnn_control.nodes.joy_teleop import JoyTeleopConfig
+    from lnn_control.nodes.mux import MuxConfig
+    from lnn_control.nodes.sim import SimNodeConfig
+    from lnn_control.nodes.teleop_keyboard import KeyTeleopConfig
+    from lnn_control.ros.node_util import check_value, describe
+
+    params = read_params(config_file("sim.yaml"))
+    declared = {
+        "sim_node": describe(SimNodeConfig),
+        "demonstrator_node": describe(DemonstratorConfig),
+        "command_mux_node": describe(MuxConfig),
+        "teleop_keyboard_node": describe(KeyTeleopConfig),
+        "joy_teleop_node": describe(JoyTeleopConfig),
+        **{node: [s for group in groups for s in describe(group)] for node, groups in NODE_PARAMETERS.items()},
+    }
+    from lnn_control.nodes.recorder import RecorderConfig
+
+    declared["recorder_node"] = describe(RecorderConfig)
+    for node in ("sim_node", "demonstrator_node"):
+        assert set(params[node]) == {s["name"] for s in declared[node]}, node
+    assert set(params) <= set(declared), "sim.yaml names a node that does not exist"
+    for node, values in params.items():
+        specs = {s["name"]: s for s in declared[node]}
+        for name, value in values.items():
+            assert name in specs, f"sim.yaml: {node}.{name} is not a parameter of {node}"
+            check_value(name, specs[name]["kind"], value, specs[name])  # type and range
+    # one message type on every command topic of the sim sets
+    commands = ("sim_node", "demonstrator_node", "drive_node", "policy_node", "command_mux_node",
+                "teleop_keyboard_node", "joy_teleop_node")
+    assert {params[n]["stamped"] for n in commands} == {True}
+    recorder = params["recorder_node"]
+    assert len(recorder["topics"]) == len(recorder["types"]) == len(recorder["qos"]) == len(recorder["expected_rates"])
+    assert recorder["types"][recorder["topics"].index("teleop/cmd_vel")] == "geometry_msgs/msg/TwistStamped"
+    assert params["sim_node"]["episode_gap"] > params["drive_node"]["reset_gap"]
+    assert params["demonstrator_node"]["steer_max_rad"] == params["sim_node"]["steer_max_rad"]
