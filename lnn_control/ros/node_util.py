@@ -112,6 +112,7 @@ def declare_config(node: Any, cls: type[T], *, prefix: str = "") -> T:
     Raises ``ValueError`` naming the parameter when a value has the wrong type, is out of range or not a choice.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import ParameterException
     from rclpy.parameter import Parameter
 
     array_types = {
@@ -137,15 +138,18 @@ def declare_config(node: Any, cls: type[T], *, prefix: str = "") -> T:
             descriptor.integer_range = [IntegerRange(from_value=int(spec["min"]), to_value=int(spec["max"]), step=0)]
         if spec["choices"]:
             descriptor.additional_constraints = "one of: " + ", ".join(map(str, spec["choices"]))
-        if kind.startswith("list[") and not default:
-            # An empty list has no ROS type: declare the type, fall back to the default when nothing was given.
-            if kind == "list[float]":  # dynamically typed (ints allowed): declared without a value
-                declared = node.declare_parameter(name, None, descriptor)
+        try:
+            if kind.startswith("list[") and not default:
+                # An empty list has no ROS type: declare the type, fall back to the default when nothing was given.
+                if kind == "list[float]":  # dynamically typed (ints allowed): declared without a value
+                    declared = node.declare_parameter(name, None, descriptor)
+                else:
+                    descriptor.type = array_types[kind].value
+                    declared = node.declare_parameter(name, array_types[kind], descriptor)
             else:
-                descriptor.type = array_types[kind].value
-                declared = node.declare_parameter(name, array_types[kind], descriptor)
-        else:
-            declared = node.declare_parameter(name, default, descriptor)
+                declared = node.declare_parameter(name, default, descriptor)
+        except ParameterException as exc:  # rclpy's own range or type check on an override
+            raise ValueError(f"parameter {name!r}: {exc}") from exc
         value = declared.value
         if value is None:
             value = default
