@@ -1,10 +1,12 @@
 """ament_python package for lnn_control: colcon builds it unchanged, pip installs it on machines without ROS."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "lnn_control"
+HERE = Path(__file__).resolve().parent  # colcon --symlink-install runs setup.py from build/
 
 NODES = {
     "perception_node": "perception",
@@ -31,7 +33,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="Camera-to-command control with liquid neural networks (LTC, CfC, NCP) for ROS 2 and plain Python",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",

@@ -60,26 +60,8 @@ def data_files(folder: str, patterns: tuple[str, ...]) -> set[str]:
     return {p.name for pattern in patterns for p in (ROOT / folder).glob(pattern) if p.is_file()}
 
 
-SYMLINK_BROKEN = 'open("README.md"' in (ROOT / "setup.py").read_text()
-
-
 @pytest.mark.skipif(not Path(COLCON).exists(), reason="colcon is not installed (pip install colcon-common-extensions)")
-@pytest.mark.parametrize(
-    "symlink",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                SYMLINK_BROKEN,
-                strict=True,
-                reason="setup.py opens README.md relative to the working directory, which --symlink-install changes "
-                "to build/lnn_control; read it relative to Path(__file__).resolve().parent",
-            ),
-        ),
-    ],
-    ids=["copy", "symlink-install"],
-)
+@pytest.mark.parametrize("symlink", [False, True], ids=["copy", "symlink-install"])
 def test_colcon_build_installs_everything(tmp_path, symlink):
     src = tmp_path / "ws" / "src" / PACKAGE
     for rel in package_files():
