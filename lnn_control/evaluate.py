@@ -17,6 +17,11 @@ The report folder::
 
 A constant-mean baseline (each model's training-set mean, ``PolicyConfig.target_mean``) is scored beside the models,
 so a reader sees whether a model beats it. One bad bag among several is reported and skipped unless ``--strict``.
+
+``--live`` (needs rclpy) then plays each bag with :mod:`lnn_control.commands.play` into a real ``drive_node``
+process per model, on a private local DDS domain, collects its stamped commands and compares them frame by frame
+with the offline replay (``live.json``): frames the node answered, frames it missed (dropped under load), and the
+largest and mean difference per output. Equal figures mean the robot's path and the replay agree.
 """
 
 from __future__ import annotations
@@ -560,6 +565,49 @@ def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# Live: the same bags through running nodes
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def compare_live(replay: BagReplay, model: str, live: Mapping[int, tuple[float, float]]) -> dict[str, Any]:
+    """A live run's commands against the offline replay of the same model on the same bag, frame by frame."""
+    offline = replay.predictions[model]
+    hits = [i for i, s in enumerate(replay.stamps.tolist()) if s in live]
+    row: dict[str, Any] = {"model": model, "bag": replay.name, "frames": int(len(replay.stamps)),
+                           "live_commands": len(hits), "missing": int(len(replay.stamps) - len(hits))}
+    for o, output in enumerate(OUTPUTS):
+        diff = np.array([abs(live[int(replay.stamps[i])][o] - offline[i, o]) for i in hits])
+        row[f"max_abs_{output}"] = float(diff.max()) if diff.size else math.nan
+        row[f"mean_abs_{output}"] = float(diff.mean()) if diff.size else math.nan
+    return row
+
+
+def live_evaluation(
+    models: Sequence[Model], replays: Sequence[BagReplay], out: Path, *, driver_config: DriverConfig,
+    rate: float = 1.0,
+) -> str:
+    """Play every replayed bag into a ``drive_node`` per model; write ``live.json``; the comparison table."""
+    from lnn_control import report
+    from lnn_control.commands.play import live_commands  # rclpy: only here
+
+    params = {node: getattr(getattr(driver_config, section), name) for node, (section, name) in _NODE_PARAMS.items()}
+    rows = []
+    for model in models:
+        for replay in replays:
+            run = live_commands(replay.bag, model.path, rate=rate, driver_params=params)
+            row = compare_live(replay, model.name, run.commands)
+            rows.append(row)
+            if not run.commands:
+                tail = "\n".join(run.node_log.splitlines()[-15:])
+                print(f"eval --live: drive_node published no command for {replay.name}; its log ends:\n{tail}",
+                      file=sys.stderr)
+    (out / "live.json").write_text(json.dumps(_finite(rows), indent=2) + "\n", encoding="utf-8")
+    header = ["model", "bag", "frames", "live_commands", "missing", "max_abs_steering", "mean_abs_steering",
+              "max_abs_velocity", "mean_abs_velocity"]
+    return report.text_table(header, [[r[h] for h in header] for r in rows], digits=6)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -588,7 +636,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="numbers only: no plots, no saliency video")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--live", action="store_true",
-                        help="also play each bag into running nodes and compare their commands (not available yet)")
+                        help="also play each bag into a real drive_node per model (needs rclpy) and compare its "
+                             "commands with the offline replay")
+    parser.add_argument("--live-rate", type=float, default=1.0, help="playback rate of --live (1.0)")
 
 
 def pairing_from_args(args: argparse.Namespace, models: Sequence[Model]) -> PairingConfig:
@@ -605,10 +655,6 @@ def pairing_from_args(args: argparse.Namespace, models: Sequence[Model]) -> Pair
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; exit 0 with a report, 1 when nothing could be evaluated (or a bad bag under --strict)."""
-    if args.live:
-        print("eval: --live is not available in this build; run `lnn-control play` beside the nodes instead",
-              file=sys.stderr)
-        return 2
     torch.set_num_threads(max(1, args.threads))
     try:
         models = load_models(args.models, args.names)
@@ -621,6 +667,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"eval: {exc}", file=sys.stderr)
         return 1
     print(result.text)
+    if args.live:
+        try:
+            live = live_evaluation(models, result.replays, args.out, driver_config=load_driver_config(
+                args.driver_config), rate=args.live_rate)
+        except (ImportError, RuntimeError, BagError, OSError) as exc:
+            print(f"eval --live: {exc}", file=sys.stderr)
+            return 1
+        print("\nlive drive_node vs offline replay (same frames, commands matched by camera stamp)")
+        print(live)
     if result.skipped:
         print(f"\nskipped {len(result.skipped)} bag(s): " + "; ".join(s["error"] for s in result.skipped))
     print(f"\nreport in {result.out}")

@@ -160,6 +160,8 @@ class TrainConfig:
     cache_dir: str | None = None
     strict: bool = False
     """Stop on the first bad bag instead of skipping it."""
+    time_limit_s: float = 0.0
+    """End the run after the epoch during which this much training time has passed; 0: no limit."""
     tensorboard: bool = True
     progress: bool = True
 
@@ -173,7 +175,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"training.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("steps_per_epoch", "patience", "workers"):
+        for name in ("steps_per_epoch", "patience", "workers", "time_limit_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"training.{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -703,6 +705,9 @@ class TrainResult:
     best_epoch: int
     best_monitor: float
     stopped_early: bool
+    """Early stopping ended the run (no improvement for ``patience`` epochs)."""
+    out_of_time: bool = False
+    """``time_limit_s`` ended the run."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """The rows written to metrics.csv by this invocation."""
     skipped_bags: list[dict[str, str]] = field(default_factory=list)
@@ -854,7 +859,8 @@ def train(
         }
 
     history: list[dict[str, Any]] = []
-    stopped_early = False
+    stopped_early = out_of_time = False
+    run_started = time.perf_counter()
     last_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, start_epoch + stop_after_epochs)
     try:
         for epoch in range(start_epoch, last_epoch):
@@ -937,6 +943,14 @@ def train(
                         file=sys.stderr,
                     )
                 break
+            if cfg.time_limit_s and epoch + 1 < last_epoch and _all_agree(
+                time.perf_counter() - run_started >= cfg.time_limit_s, dist, dev
+            ):
+                out_of_time = True
+                if dist.main:
+                    print(f"time limit: {cfg.time_limit_s:g} s of training spent after epoch {epoch + 1}",
+                          file=sys.stderr)
+                break
     finally:
         if metrics is not None:
             metrics.close()
@@ -948,9 +962,19 @@ def train(
         best_epoch=int(counters["best_epoch"]),
         best_monitor=float(counters["best"]),
         stopped_early=stopped_early,
+        out_of_time=out_of_time,
         history=history,
         skipped_bags=run_info["skipped_bags"],
     )
+
+
+def _all_agree(flag: bool, dist: Dist, device: torch.device) -> bool:
+    """True when ``flag`` is true on any process (so every rank of a torchrun job takes the same branch)."""
+    if not dist.active:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _limit(loader: DataLoader, steps: int) -> Iterator[Any]:

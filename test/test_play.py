@@ -67,3 +67,24 @@ def test_play_refuses_a_ros1_bag_and_names_it(tmp_path):
     )
     assert player.returncode == 1
     assert "tiny_svo.bag" in player.stderr and "ROS 1" in player.stderr
+
+
+def test_eval_live_matches_the_offline_replay(tmp_path):
+    """A real drive_node fed by `play` gives the offline replay's commands, frame by frame."""
+    import json
+
+    from lnn_control.cli import main
+    from lnn_control.nn import checkpoint
+    from lnn_control.nn.policy import Policy, PolicyConfig
+    from lnn_control.vision import PreprocessConfig
+
+    bag = write_drive_bag(tmp_path / "bag", n=16, start_ns=START)
+    policy = Policy(PolicyConfig(core="cfc", preprocess=PreprocessConfig(56, 56), features=8,
+                                 target_mean=(0.0, 1.0), target_std=(0.5, 0.2)))
+    checkpoint.save(policy, tmp_path / "model")
+    code = main(["eval", "--model", str(tmp_path / "model"), "--bags", str(bag), "--out", str(tmp_path / "report"),
+                 "--no-plots", "--no-progress", "--threads", "1", "--live", "--live-rate", "0.5"])
+    assert code == 0
+    (row,) = json.loads((tmp_path / "report" / "live.json").read_text())
+    assert row["frames"] == 16 and row["live_commands"] == 16 and row["missing"] == 0
+    assert row["max_abs_steering"] < 1e-4 and row["max_abs_velocity"] < 1e-4

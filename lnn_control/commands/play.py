@@ -150,13 +150,20 @@ def _play_once(
     def bag_now(now: float) -> int:
         return int(start_ns + (now - wall0) * rate * 1e9)
 
+    last_clock = -1
+
+    def publish_clock(ns: int) -> None:
+        nonlocal last_clock
+        last_clock = max(last_clock, ns)  # late messages (a busy machine) never take the clock back
+        _publish_clock(clock_pub, last_clock)
+        stats.clock_ticks += 1
+
     def tick(now: float) -> None:
         nonlocal next_tick
         if clock_pub is None or start_ns is None:
             return
         while next_tick <= now:
-            _publish_clock(clock_pub, bag_now(next_tick))
-            stats.clock_ticks += 1
+            publish_clock(bag_now(next_tick))
             next_tick += period
 
     for topic, _msgtype, log_ns, data in bag.raw(topics):
@@ -170,9 +177,8 @@ def _play_once(
                 break
             wake = min(due, next_tick) if clock_pub is not None else due
             time.sleep(max(0.0, min(wake - now, 0.05)))
-        if clock_pub is not None:  # the clock never lags the message it precedes
-            _publish_clock(clock_pub, log_ns)
-            stats.clock_ticks += 1
+        if clock_pub is not None and log_ns > last_clock:  # the clock never lags the message it precedes
+            publish_clock(log_ns)
         publishers[topic].publish(bytes(data))
         stats.messages += 1
         stats.per_topic[topic] = stats.per_topic.get(topic, 0) + 1
@@ -184,6 +190,128 @@ def _publish_clock(pub: Any, ns: int) -> None:
 
     sec, nanosec = divmod(int(ns), 1_000_000_000)
     pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+
+
+@dataclass
+class LiveRun:
+    """Commands a running drive node published while a bag played, keyed by the camera stamp they answer."""
+
+    commands: dict[int, tuple[float, float]]
+    frames_played: int
+    node_log: str
+
+
+def live_commands(
+    bag_path: str | Path,
+    model: str | Path,
+    *,
+    rate: float = 1.0,
+    driver_params: dict[str, Any] | None = None,
+    startup_timeout_s: float = 60.0,
+    settle_s: float = 2.0,
+) -> LiveRun:
+    """Play ``bag_path`` into a real ``drive_node`` process running ``model`` and collect its commands.
+
+    Everything runs on a private DDS domain on this machine (:func:`lnn_control.ros.env.local_env`); this process
+    must not have initialised rclpy on another domain. The node publishes TwistStamped commands stamped with the
+    camera stamp (``stamped: true``), so each command is matched to the frame it answers; watchdog commands (no
+    matching frame stamp) are left out. ``driver_params`` are extra node parameters (``max_speed``, ``reset_gap``...).
+    """
+    import signal
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    from lnn_control.data.bags import IMAGE_TYPES
+    from lnn_control.ros.env import apply, local_env
+
+    with Bag(bag_path) as bag:
+        images = bag.topics_of_type(*IMAGE_TYPES)
+        if len(images) != 1:
+            raise PlayError(f"{bag.path}: live replay needs exactly one image topic, found {images or 'none'}")
+        image_topic = images[0]
+        compressed = normalize_msgtype(bag.topics[image_topic].msgtype).endswith("CompressedImage")
+        frame_stamps = set()
+        for rec in bag.records([image_topic]):
+            frame_stamps.add(rec.header_ns or rec.log_ns)
+    env = local_env()
+    apply(env)
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    from lnn_control.nodes.policy import CMD_TOPIC  # the topic the command half publishes on
+
+    params = {"model": str(model), "stamped": True, "threads": 1,
+              "image_transport": "compressed" if compressed else "raw", **(driver_params or {})}
+    node_topic = "camera/image_raw/compressed" if compressed else "camera/image_raw"
+    with tempfile.TemporaryDirectory(prefix="lnn-live-") as tmp:
+        param_file = Path(tmp) / "params.yaml"
+        param_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+        log_path = Path(tmp) / "drive_node.log"
+        with log_path.open("w") as log_fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "lnn_control.nodes.drive", "--ros-args", "--params-file", str(param_file),
+                 "-r", f"{node_topic}:={image_topic}"],
+                env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log_fh, stderr=subprocess.STDOUT,
+            )
+        commands: dict[int, tuple[float, float]] = {}
+        context_started = not rclpy.ok()
+        if context_started:
+            rclpy.init(args=None, domain_id=int(env["ROS_DOMAIN_ID"]))
+        node = rclpy.create_node("lnn_control_live_eval")
+        try:
+            qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+
+            def on_command(msg: Any) -> None:
+                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                if stamp in frame_stamps:
+                    commands[stamp] = (float(msg.twist.angular.z), float(msg.twist.linear.x))
+
+            node.create_subscription(TwistStamped, CMD_TOPIC, on_command, qos)
+            import threading
+
+            from rclpy.executors import SingleThreadedExecutor
+
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            spinning = threading.Event()
+            spinning.set()
+
+            def spin() -> None:
+                while spinning.is_set() and rclpy.ok():
+                    executor.spin_once(timeout_sec=0.05)
+
+            thread = threading.Thread(target=spin, daemon=True)
+            thread.start()
+            try:
+                # delay: the node's best-effort camera subscription may match a moment after the player sees it
+                stats = play(bag_path, rate=rate, topics=[image_topic], wait_for_subscribers=1,
+                             wait_timeout_s=startup_timeout_s, delay_s=1.0, node_name="lnn_control_live_player")
+                deadline, last = time.monotonic() + 10 * settle_s, -1
+                while time.monotonic() < deadline and len(commands) < len(frame_stamps):
+                    if len(commands) == last:  # nothing new for a settle period: the node is done
+                        break
+                    last = len(commands)
+                    time.sleep(settle_s)
+            finally:
+                spinning.clear()
+                thread.join(5)
+                executor.shutdown(timeout_sec=1.0)
+        finally:
+            node.destroy_node()
+            if context_started:
+                rclpy.shutdown()
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        node_log = log_path.read_text(errors="replace")
+    return LiveRun(commands, stats.per_topic.get(image_topic, 0), node_log)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
