@@ -711,6 +711,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     """The rows written to metrics.csv by this invocation."""
     skipped_bags: list[dict[str, str]] = field(default_factory=list)
+    rank: int = 0
+    """This process's rank under torchrun (0 otherwise); only rank 0 writes files."""
 
 
 def _load(bags: Sequence[str | Path], config: RunConfig, dist: Dist, what: str):
@@ -965,6 +967,7 @@ def train(
         out_of_time=out_of_time,
         history=history,
         skipped_bags=run_info["skipped_bags"],
+        rank=dist.rank,
     )
 
 
@@ -1055,7 +1058,10 @@ def run(args: argparse.Namespace) -> int:
     except (TrainError, BagError, checkpoint.CheckpointError, ValueError, OSError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 1
-    if result.history or result.epochs_run:
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if result.rank == 0 and (result.history or result.epochs_run):
         print(
             f"train: {result.epochs_run} epochs"
             + (" (stopped early)" if result.stopped_early else "")

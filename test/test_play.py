@@ -3,6 +3,7 @@ message byte for byte, in order, and /clock advances through the bag's time."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from data_helpers import CMD_TOPIC, IMAGE_TOPIC, write_drive_bag  # noqa: E402
-from ros_harness import RosSession, free_domain_id, node_env  # noqa: E402
+from ros_harness import NodeProcess, RosSession, free_domain_id, node_env  # noqa: E402
 
 from lnn_control.data.bags import Bag  # noqa: E402
 
@@ -71,8 +72,6 @@ def test_play_refuses_a_ros1_bag_and_names_it(tmp_path):
 
 def test_eval_live_matches_the_offline_replay(tmp_path):
     """A real drive_node fed by `play` gives the offline replay's commands, frame by frame."""
-    import json
-
     from lnn_control.cli import main
     from lnn_control.nn import checkpoint
     from lnn_control.nn.policy import Policy, PolicyConfig
@@ -88,3 +87,41 @@ def test_eval_live_matches_the_offline_replay(tmp_path):
     (row,) = json.loads((tmp_path / "report" / "live.json").read_text())
     assert row["frames"] == 16 and row["live_commands"] == 16 and row["missing"] == 0
     assert row["max_abs_steering"] < 1e-4 and row["max_abs_velocity"] < 1e-4
+
+
+def test_a_bag_recorded_by_the_recorder_trains_and_evaluates(tmp_path):
+    """play -> recorder_node -> a bag of the real recording path -> lnn-control train -> lnn-control eval."""
+    from test_train import tiny_config
+
+    from lnn_control import train
+    from lnn_control.cli import main
+
+    source = write_drive_bag(tmp_path / "source", n=32, start_ns=START, command="twist_stamped")
+    domain = free_domain_id()
+    params = {
+        "topics": ["camera/image_raw", "teleop/cmd_vel"],
+        "types": ["sensor_msgs/msg/Image", "geometry_msgs/msg/TwistStamped"],
+        "qos": ["reliable", "reliable"],
+        "output_dir": str(tmp_path / "bags"),
+        "autostart": True,
+        "fsync": False,
+    }
+    with NodeProcess("lnn_control.nodes.recorder", domain_id=domain, log_dir=tmp_path, params=params) as recorder:
+        player = subprocess.run(
+            [sys.executable, "-m", "lnn_control.cli", "play", str(source), "--local", "--rate", "2",
+             "--wait-for-subscribers", "1", "--wait-timeout", "30", "--delay", "0.5"],
+            env=node_env(domain), capture_output=True, text=True, timeout=90,
+        )
+        assert player.returncode == 0, player.stderr + recorder.tail()
+        time.sleep(0.5)
+    (recorded,) = [p for p in (tmp_path / "bags").iterdir() if p.is_dir()]
+    config = tiny_config(tmp_path / "cache", epochs=1, val_fraction=0.0)
+    result = train.train(config, [recorded], tmp_path / "run")
+    assert result.epochs_run == 1
+    run_info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_info["train_frames"] == 32  # every frame arrived, was recorded and paired
+    code = main(["eval", "--model", str(tmp_path / "run" / "best"), "--bags", str(recorded), "--out",
+                 str(tmp_path / "report"), "--saliency-frames", "4", "--no-progress", "--threads", "1"])
+    assert code == 0
+    files = {p.name for p in (tmp_path / "report").rglob("*") if p.is_file()}
+    assert {"metrics.json", "summary.md", f"{recorded.name}_outputs.png"} <= files

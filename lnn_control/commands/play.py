@@ -4,7 +4,8 @@ What ``ros2 bag play`` does, for installs without rosbag2 (the pip path): every 
 sqlite3) is published on its topic at its original log time relative to the first message, scaled by ``--rate``.
 The bytes stored in the bag are published as they are (rclpy's ``Publisher.publish`` takes serialized bytes), so
 what subscribers receive is bit for bit what was recorded; rclpy needs each topic's message package installed to
-create the publisher, and a topic whose type is missing is skipped with a warning naming the package.
+create the publisher (:func:`lnn_control.ros.msgs.message_class`), and a topic whose type is missing is skipped
+with a warning naming the package.
 
 ``--clock [HZ]`` also publishes ``/clock`` (rosgraph_msgs/Clock, 40 Hz unless given) with the bag's time as
 playback advances, for nodes run with ``use_sim_time``. ``--loop`` starts over at the end (time then goes backwards;
@@ -20,7 +21,6 @@ subscribers such as the camera subscriptions of the nodes).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -36,17 +36,6 @@ CLOCK_TOPIC = "/clock"
 
 class PlayError(RuntimeError):
     """A bag that cannot be played; the message names the bag and the problem."""
-
-
-def message_class(msgtype: str) -> type:
-    """The rclpy message class of ``pkg/msg/Name`` (ImportError naming the package to install when absent)."""
-    pkg, kind, name = normalize_msgtype(msgtype).split("/")
-    try:
-        module = importlib.import_module(f"{pkg}.{kind}")
-        return getattr(module, name)
-    except (ImportError, AttributeError) as exc:
-        wheel = "ros-jazzy-" + pkg.replace("_", "-")
-        raise ImportError(f"message type {msgtype} is not installed (apt or pip: {wheel})") from exc
 
 
 @dataclass
@@ -79,6 +68,8 @@ def play(
     from rclpy.duration import Duration
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+    from lnn_control.ros.msgs import message_class
+
     if not rate > 0:
         raise PlayError(f"--rate must be > 0, got {rate}")
     if clock_hz is not None and not clock_hz > 0:
@@ -96,7 +87,7 @@ def play(
                 msgtype = bag.topics[topic].msgtype
                 try:
                     publishers[topic] = node.create_publisher(message_class(msgtype), topic, qos)
-                except ImportError as exc:
+                except ValueError as exc:  # the type's package is not installed
                     stats.skipped_topics[topic] = str(exc)
                     print(f"play: skipping {topic}: {exc}", file=sys.stderr)
             if not publishers:
