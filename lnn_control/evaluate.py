@@ -13,7 +13,8 @@ The report folder::
     predictions/<bag>.csv       per frame: stamp, human command, each model's command and dt
     plots/<bag>_outputs.png     predicted vs human steering and velocity over time
     plots/<bag>_<model>_activity.png   the recurrent state (neuron activity) over time, grouped by layer
-    saliency/<bag>_<model>.gif (.mp4)  input frames beside their VisualBackProp saliency (see lnn_control.report)
+    saliency/<bag>_<model>.gif (.mp4)  input frames beside their VisualBackProp saliency (see lnn_control.report),
+                                       for the first --saliency-bags bags
 
 A constant-mean baseline (each model's training-set mean, ``PolicyConfig.target_mean``) is scored beside the models,
 so a reader sees whether a model beats it. One bad bag among several is reported and skipped unless ``--strict``.
@@ -274,7 +275,10 @@ def replay_bag(
                 human.append((cmd.steering, cmd.velocity) if cmd is not None else (math.nan, math.nan))
                 for model in models:
                     driver = drivers[model.name]
-                    out = driver.observe(frame.rgb, frame.stamp_ns)
+                    try:
+                        out = driver.observe(frame.rgb, frame.stamp_ns)
+                    except ValueError as exc:  # a crop that does not fit this bag's frames
+                        raise BagError(path, f"frame {frame.index}, model {model.name}: {exc}", topic=topic) from exc
                     preds[model.name].append((out.steering, out.velocity))
                     raws[model.name].append(driver.last.raw)
                     dts[model.name].append(driver.last.dt_s)
@@ -417,11 +421,13 @@ def evaluate(
     strict: bool = False,
     plots: bool = True,
     saliency_frames: int = 120,
+    saliency_bags: int = 1,
     progress: bool = False,
 ) -> EvalResult:
     """Replay ``bags`` through ``models`` and write the report folder ``out`` (see the module doc).
 
-    ``pairing`` defaults to the first model's training pairing. A bag that cannot be replayed is reported in the
+    ``pairing`` defaults to the first model's training pairing. Saliency videos are made for the first
+    ``saliency_bags`` bags (about ``saliency_frames`` frames each). A bag that cannot be replayed is reported in the
     result's ``skipped`` (with ``strict``, its BagError is raised instead); no usable bag at all raises BagError.
     """
     from lnn_control import report
@@ -433,9 +439,10 @@ def evaluate(
     skipped: list[dict[str, str]] = []
     for bag in discover_bags(bags):
         try:
+            with_saliency = plots and len(replays) < saliency_bags
             replays.append(
                 replay_bag(bag, models, pairing, driver_config=driver_config,
-                           saliency_frames=saliency_frames if plots else 0, progress=progress)
+                           saliency_frames=saliency_frames if with_saliency else 0, progress=progress)
             )
         except (BagError, ImageDecodeError) as exc:
             if strict:
@@ -633,6 +640,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--command-topic", default=None, help="human command topic (default: the model's)")
     parser.add_argument("--tolerance", type=float, default=None, help="pairing tolerance in seconds")
     parser.add_argument("--saliency-frames", type=int, default=120, help="saliency frames per model and bag (120)")
+    parser.add_argument("--saliency-bags", type=int, default=1, help="bags that get a saliency video (the first 1)")
     parser.add_argument("--no-plots", action="store_true", help="numbers only: no plots, no saliency video")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--live", action="store_true",
@@ -661,7 +669,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(
             models, args.bags, args.out, pairing=pairing_from_args(args, models),
             driver_config=load_driver_config(args.driver_config), strict=args.strict, plots=not args.no_plots,
-            saliency_frames=args.saliency_frames, progress=not args.no_progress,
+            saliency_frames=args.saliency_frames, saliency_bags=args.saliency_bags, progress=not args.no_progress,
         )
     except (BagError, checkpoint.CheckpointError, ValueError, OSError) as exc:
         print(f"eval: {exc}", file=sys.stderr)

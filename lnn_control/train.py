@@ -46,6 +46,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -838,6 +839,8 @@ def train(
     metrics = None
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
+        if resume_dir is not None and out.resolve() != resume_dir.resolve() and (resume_dir / "metrics.csv").is_file():
+            shutil.copyfile(resume_dir / "metrics.csv", out / "metrics.csv")  # the new folder carries the history
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
         (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
         metrics = MetricsLog(out, policy.config.outputs, start_epoch, cfg.tensorboard, int(counters["step"]))

@@ -21,7 +21,7 @@ from lnn_control.driver import Driver, DriverConfig
 from lnn_control.nn import checkpoint
 from lnn_control.nn.encoder import ConvHead
 from lnn_control.report import visual_backprop
-from lnn_control.vision import decode_msg
+from lnn_control.vision import PreprocessConfig, decode_msg
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,8 @@ def test_a_bag_trains_and_evaluates_end_to_end(trained, tmp_path, capsys):
 
     out = tmp_path / "report"
     code = main(["eval", "--model", str(run / "best"), "--model", str(runs["lstm"] / "best"), "--bags",
-                 *map(str, bags), "--out", str(out), "--saliency-frames", "6", "--no-progress", "--threads", "1"])
+                 *map(str, bags), "--out", str(out), "--saliency-frames", "6", "--saliency-bags", "2", "--no-progress",
+                 "--threads", "1"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "baseline (training mean)" in printed and "steering MAE" in printed  # both share the training bag
@@ -125,6 +126,15 @@ def test_one_bad_bag_is_reported_and_skipped_unless_strict(trained, tmp_path, ca
     assert "empty.db3" in capsys.readouterr().err
     with pytest.raises(BagError, match="no bag could be replayed"):
         E.evaluate(E.load_models([runs["cfc"] / "best"]), [empty], tmp_path / "c")
+
+
+def test_a_crop_that_does_not_fit_the_bag_names_the_bag_and_model(trained, tmp_path):
+    bags, runs = trained
+    policy = checkpoint.load(runs["cfc"] / "best")
+    policy.config.preprocess = PreprocessConfig(56, 56, crop_top=30)  # the bag's frames are 24 pixels high
+    checkpoint.save(policy, tmp_path / "cropped")
+    with pytest.raises(BagError, match=r"ep0.*frame 0, model cropped: crop .* leaves nothing"):
+        E.evaluate(E.load_models([tmp_path / "cropped"]), [bags[0]], tmp_path / "report", strict=True, plots=False)
 
 
 def test_driver_settings_come_from_the_nodes_parameter_file(tmp_path):

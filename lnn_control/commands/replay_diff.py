@@ -68,7 +68,10 @@ def diff_bag(
             index.append(frame.index)
             stamps.append(frame.stamp_ns)
             for side, (driver, model) in enumerate(zip(drivers, (a, b), strict=True)):
-                command = driver.observe(frame.rgb, frame.stamp_ns)
+                try:
+                    command = driver.observe(frame.rgb, frame.stamp_ns)
+                except ValueError as exc:  # a crop that does not fit this bag's frames
+                    raise BagError(path, f"frame {frame.index}, model {model.name}: {exc}", topic=topic) from exc
                 raw = dict(zip(model.policy.config.outputs, driver.last.raw, strict=False))
                 values["steering"][side].append(command.steering)
                 values["velocity"][side].append(command.velocity)
