@@ -225,6 +225,11 @@ def run_node(
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # A signal can shut the context down while a callback is taking a message (an rclpy race seen here as
+            # "Unable to convert call argument"): that is a shutdown, not a failure. Anything else is re-raised.
+            if node.context.ok():
+                raise
         finally:
             executor.shutdown(timeout_sec=1.0)
     finally:
