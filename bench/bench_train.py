@@ -98,14 +98,13 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, CPU capability {capability}, {platform.processor()}")
     print(f"{args.batch} windows x {args.window} steps = {frames_per_step} frames per step, {args.side}x{args.side}\n")
     results: dict[str, dict[str, float | str]] = {}
-    rows = [("conv head fwd+bwd", p, lambda p=p: bench_head(p, data, args.steps, args.warmup))
+    rows = [("conv head fwd+bwd", "head", p, lambda p=p: bench_head(p, data, args.steps, args.warmup))
             for p in args.precisions]
-    rows += [(core, p, lambda c=core, p=p: bench_core(c, p, data, args.steps, args.warmup))
+    rows += [(core, core, p, lambda c=core, p=p: bench_core(c, p, data, args.steps, args.warmup))
              for core in args.cores for p in args.precisions]
     print(f"{'model':<18} {'precision':<9} {'ms/step':>9} {'frames/s':>9}")
-    for name, precision, fn in rows:
-        key = f"{name.split()[0] if name.startswith('conv') else name}_{precision}"
-        key = key.replace("conv_", "head_")
+    for name, tag, precision, fn in rows:
+        key = f"{tag}_{precision}"
         try:
             seconds = fn()
         except RuntimeError as exc:  # e.g. an op without a bf16 kernel: report it, keep going

@@ -745,15 +745,34 @@ def train(
     """Train as the module doc describes; returns a :class:`TrainResult`. Errors are :class:`TrainError`.
 
     ``stop_after_epochs`` ends this invocation after that many epochs of the schedule (the state is saved, so
-    ``resume`` continues it), as a job with a time limit would.
+    ``resume`` continues it), as a job with a time limit would. torch's thread count and deterministic-algorithms
+    setting are restored on return.
     """
+    threads = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.set_num_threads(config.training.threads)
+        if config.training.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        return _train(config, bags, Path(out), val_bags, resume, device, stop_after_epochs)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def _train(
+    config: RunConfig,
+    bags: Sequence[str | Path],
+    out: Path,
+    val_bags: Sequence[str | Path] | None,
+    resume: str | Path | None,
+    device: str,
+    stop_after_epochs: int | None,
+) -> TrainResult:
     cfg = config.training
-    out = Path(out)
     dist = init_distributed(device)
     dev = resolve_device(device, dist)
-    torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(cfg.seed)
 
     # -- data ----------------------------------------------------------------------------------------------------
