@@ -21,6 +21,7 @@ subscribers such as the camera subscriptions of the nodes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -104,15 +105,21 @@ def play(
                 time.sleep(delay_s)
             started = time.monotonic()
             while True:
-                _play_once(bag, list(publishers), publishers, clock_pub, clock_hz, rate, stats)
+                try:
+                    _play_once(bag, list(publishers), publishers, clock_pub, clock_hz, rate, stats)
+                except Exception:  # noqa: BLE001 - a publish racing SIGINT's shutdown: stop quietly; else re-raise
+                    if rclpy.ok():
+                        raise
                 stats.loops += 1
                 if not loop or not rclpy.ok():
                     break
             stats.seconds = time.monotonic() - started
             for pub in list(publishers.values()) + ([clock_pub] if clock_pub is not None else []):
-                pub.wait_for_all_acked(Duration(seconds=2.0))
+                if rclpy.ok():
+                    pub.wait_for_all_acked(Duration(seconds=2.0))
         finally:
-            node.destroy_node()
+            with contextlib.suppress(Exception):  # after SIGINT the context may be gone already
+                node.destroy_node()
     return stats
 
 
@@ -133,6 +140,8 @@ def _play_once(
     stats: PlayStats,
 ) -> None:
     """One pass over the bag, messages at their log times (scaled by ``rate``), /clock ticks in between."""
+    import rclpy
+
     start_ns = None
     wall0 = time.monotonic()
     period = 1.0 / clock_hz if clock_hz else None
@@ -158,10 +167,12 @@ def _play_once(
             next_tick += period
 
     for topic, _msgtype, log_ns, data in bag.raw(topics):
+        if not rclpy.ok():  # SIGINT: rclpy's handler shut the context down
+            return
         if start_ns is None:
             start_ns = log_ns
         due = wall0 + (log_ns - start_ns) / 1e9 / rate
-        while True:
+        while rclpy.ok():
             now = time.monotonic()
             tick(now)
             if now >= due:
