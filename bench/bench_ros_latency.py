@@ -6,8 +6,9 @@ carry the camera stamp, so every command is matched to its frame. Latency = rece
 this process's monotonic clock. The nodes run in a second process started by this script:
 
 - ``fused``: drive_node on a single-threaded executor, as the ``drive_node`` console script runs it;
-- ``split``: perception_node + policy_node on a MultiThreadedExecutor in one process, as ``lnn-control up
-  drive-split`` runs them (features cross DDS between the two nodes);
+- ``split``: perception_node + policy_node in one process on a single-threaded executor, as ``lnn-control up
+  drive-split`` runs them (features cross DDS between the two nodes); ``--split-threads N`` puts them on a
+  MultiThreadedExecutor with N threads instead (``up --threads N``);
 - ``echo``: the bare round trip between the same two processes, measured in the same run: a node in the fused
   process that answers each image with a TwistStamped carrying its header, without decoding or running anything.
   It is the floor the fused figure stands on.
@@ -43,7 +44,7 @@ TARGET = {"size": "160x120", "layout": "fused", "median_ms": 3.0, "p99_ms": 6.0,
 # -- the node process --------------------------------------------------------------------------------------------------
 
 
-def serve(layout: str, model: str, namespace: str) -> None:
+def serve(layout: str, model: str, namespace: str, threads: int = 1) -> None:
     """Run the nodes of ``layout`` (fused: drive_node + echo; split: perception_node + policy_node) until SIGTERM."""
     import rclpy
     from geometry_msgs.msg import TwistStamped
@@ -72,10 +73,9 @@ def serve(layout: str, model: str, namespace: str) -> None:
     params = [Parameter("model", value=model), Parameter("stamped", value=True), Parameter("timeout", value=60.0)]
     if layout == "fused":
         nodes = [DriveNode(parameter_overrides=params), EchoNode()]
-        executor = SingleThreadedExecutor()
     else:
         nodes = [PerceptionNode(parameter_overrides=params), PolicyNode(parameter_overrides=params)]
-        executor = MultiThreadedExecutor(num_threads=2)
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     for node in nodes:
         executor.add_node(node)
     print("serving", flush=True)
@@ -170,6 +170,7 @@ class Client:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self.thread.join(5)
         self.node.destroy_node()
         self.rclpy.try_shutdown()
 
@@ -183,8 +184,9 @@ def make_frames(width: int, height: int, count: int = 8) -> list:
     ]
 
 
-def start_server(layout: str, model: str, namespace: str, env: dict, log: Path) -> subprocess.Popen:
+def start_server(layout: str, model: str, namespace: str, threads: int, env: dict, log: Path) -> subprocess.Popen:
     command = [sys.executable, __file__, "--serve", layout, "--model", model, "--namespace", namespace]
+    command += ["--split-threads", str(threads if layout == "split" else 1)]
     proc = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     end = time.monotonic() + 180
     while "serving" not in log.read_text():
@@ -211,11 +213,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="160x120,640x480", help="comma-separated WxH")
     parser.add_argument("--layouts", default="fused,split", help="comma-separated: fused, split")
     parser.add_argument("--model", default="random:ltc:0", help="checkpoint stem, or random:<core>:<seed>")
+    parser.add_argument("--split-threads", type=int, default=1, help="executor threads of the split process")
     parser.add_argument("--serve", choices=("fused", "split"), help=argparse.SUPPRESS)
     parser.add_argument("--namespace", default=f"/bench_{os.getpid()}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.model, args.namespace)
+        serve(args.serve, args.model, args.namespace, args.split_threads)
         return
 
     env = local_env()
@@ -229,7 +232,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench_ros_") as folder:
             for layout in layouts:
-                proc = start_server(layout, args.model, args.namespace, env, Path(folder) / f"{layout}.log")
+                log = Path(folder) / f"{layout}.log"
+                proc = start_server(layout, args.model, args.namespace, args.split_threads, env, log)
                 try:
                     phases = [("echo", "echo", "echo/reply"), (layout, "camera", "cmd_vel")]
                     for name, target, reply in phases if layout == "fused" else phases[1:]:
@@ -261,7 +265,8 @@ def main() -> None:
         )
     print(
         f"{args.frames} frames per row at {args.rate:g} Hz after {args.warmup} warm-up frames; model {args.model}, "
-        f"one torch thread; echo = the bare image round trip between the same processes; "
+        f"one torch thread; split executor threads {args.split_threads}; "
+        f"echo = the bare image round trip between the same processes; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, {os.cpu_count()} CPUs"
     )
     target = next((r for r in results if r["size"] == TARGET["size"] and r["layout"] == TARGET["layout"]), None)
@@ -278,6 +283,7 @@ def main() -> None:
                 "frames": args.frames,
                 "rate_hz": args.rate,
                 "model": args.model,
+                "split_threads": args.split_threads,
                 "cpus": os.cpu_count(),
                 "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
                 "results": results,

@@ -6,10 +6,12 @@ The same nodes, parameter files and remaps as ``lnn-control up drive`` and ``lnn
     ros2 launch lnn_control drive.launch.py model:=/path/to/stem
     ros2 launch lnn_control drive.launch.py split:=true image_topic:=/camera/color/image_raw cmd_vel_topic:=/cmd_vel
 
-Parameters come from ``params_file`` (default: the package's config/drive.yaml); the ``model``, ``image_transport``
-and ``stamped`` arguments, when given, override it. With ``use_mux:=true`` (default) the driving node publishes on
-``lnn/cmd_vel``, the mux's policy input, and a person on ``teleop/cmd_vel`` always wins; the mux's output goes to
-``cmd_vel_topic``. With ``use_mux:=false`` the driving node publishes on ``cmd_vel_topic`` itself.
+Parameters come from ``params_file`` (default: the package's config/drive.yaml) and, for the mux,
+``mux_params_file`` (config/mux.yaml); the ``model``, ``image_transport`` and ``stamped`` arguments, when given,
+override them (``stamped`` sets the driving node and the mux together: their message types must agree).
+With ``use_mux:=true`` (default) the driving node publishes on ``lnn/cmd_vel``, the mux's policy input, and a person
+on ``teleop/cmd_vel`` always wins; the mux's output goes to ``cmd_vel_topic``. With ``use_mux:=false`` the driving
+node publishes on ``cmd_vel_topic`` itself.
 For 640x480 frames between processes, export the Fast DDS profile first (see config/fastdds.xml).
 """
 
@@ -22,7 +24,8 @@ from launch import LaunchDescription
 
 PACKAGE = "lnn_control"
 ARGUMENTS = {
-    "params_file": ("", "parameter YAML for the nodes; empty: the package's config/drive.yaml"),
+    "params_file": ("", "parameter YAML of the driving nodes; empty: the package's config/drive.yaml"),
+    "mux_params_file": ("", "parameter YAML of command_mux_node; empty: the package's config/mux.yaml"),
     "split": ("false", "true: perception_node + policy_node; false: drive_node (the two fused, for small computers)"),
     "use_mux": ("true", "run command_mux_node between the network and cmd_vel_topic (a person can take over)"),
     "model": ("", "checkpoint stem; empty: what params_file says (by default the model shipped in models/)"),
@@ -39,7 +42,9 @@ ARGUMENTS = {
 def _nodes(context, *_args, **_kwargs) -> list:
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     truthy = {"true", "1", "yes"}
-    params_file = arg["params_file"] or PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "drive.yaml"])
+    config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config"])
+    params_file = arg["params_file"] or PathJoinSubstitution([config, "drive.yaml"])
+    mux_params_file = arg["mux_params_file"] or PathJoinSubstitution([config, "mux.yaml"])
     overrides = {"use_sim_time": arg["use_sim_time"].lower() in truthy}
     if arg["model"]:
         overrides["model"] = arg["model"]
@@ -64,7 +69,8 @@ def _nodes(context, *_args, **_kwargs) -> list:
     else:
         nodes = [Node(executable="drive_node", name="drive_node", remappings=camera + command, **common)]
     if use_mux:
-        common["parameters"] = [params_file, {k: v for k, v in overrides.items() if k in ("use_sim_time", "stamped")}]
+        mux_overrides = {k: v for k, v in overrides.items() if k in ("use_sim_time", "stamped")}
+        common["parameters"] = [mux_params_file, mux_overrides]
         nodes.append(
             Node(
                 executable="command_mux_node",

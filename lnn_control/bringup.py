@@ -1,7 +1,8 @@
 """``lnn-control up``: start a node set from the same config YAML the launch files use, without launch_ros.
 
     lnn-control up drive|drive-split|record|sim-drive|record-sim [--config FILE ...] [--set NODE.PARAM=VALUE ...]
-                   [--duration S] [--processes] [--local] [--without NODE ...] [--with NODE ...] [--namespace NS]
+                   [--duration S] [--processes] [--threads N] [--local] [--without NODE ...] [--with NODE ...]
+                   [--namespace NS]
 
 The node sets are the table :data:`NODE_SETS`; a test holds it (and the launch files) to the console scripts in
 ``setup.py`` and the files in ``config/``. Parameters: the set's config files (``config/<name>.yaml``, in the
@@ -10,9 +11,13 @@ standard ``node_name: ros__parameters:`` form), then ``use_sim_time: true`` for 
 match the nodes in any namespace (``/**/node_name``). When the command mux is part of the set, the node that drives
 (policy_node or drive_node) is remapped from ``cmd_vel`` to ``lnn/cmd_vel``, the mux's input, as in the launch files.
 
-By default all nodes run in this process on a MultiThreadedExecutor (each node's callbacks stay serial);
-``--processes`` runs each node's console script in a process of its own with
-``--ros-args --params-file FILE -r ...`` instead, and stops them all when one exits.
+By default all nodes run in this process on one executor: single-threaded for the driving sets, multi-threaded
+(``NodeSet.threads``) where a node needs concurrent callbacks (the recorder's services); ``--threads N`` overrides.
+Single-threaded is the default where it is safe because it is faster here: rclpy's MultiThreadedExecutor, on two
+cores, took perception + policy at 160x120 from 8.1 ms median / 17 ms p99 to 14.5 ms / 213 ms (600 frames at 30 Hz,
+bench/bench_ros_latency.py), and the two halves of the path run one after the other anyway. ``--processes`` runs
+each node's console script in a process of its own with ``--ros-args --params-file FILE -r ...`` instead, and
+stops them all when one exits.
 
 DDS: ``FASTDDS_DEFAULT_PROFILES_FILE`` (and the Fast DDS 2.x name) is set to ``config/fastdds.xml`` (a 16 MiB
 shared-memory segment, so 640x480 frames cross processes) unless the user set one; ``--local`` instead keeps every
@@ -70,24 +75,30 @@ class NodeSet:
     configs: tuple[str, ...]
     description: str
     sim_time: bool = False
+    #: Executor threads when the set runs in one process (1: single-threaded).
+    threads: int = 1
+    #: Nodes the launch file starts on request and ``--with`` adds (e.g. a joystick teleop).
+    optional: tuple[str, ...] = ()
 
 
 #: The one table of node sets; launch/*.launch.py start the same nodes from the same files.
 NODE_SETS: dict[str, NodeSet] = {
     "drive": NodeSet(
         ("drive_node", MUX),
-        ("drive.yaml",),
+        ("drive.yaml", "mux.yaml"),
         "camera -> drive_node (perception and policy fused) -> command mux -> cmd_vel",
     ),
     "drive-split": NodeSet(
         ("perception_node", "policy_node", MUX),
-        ("drive.yaml",),
+        ("drive.yaml", "mux.yaml"),
         "camera -> perception_node -> lnn/features -> policy_node -> command mux -> cmd_vel",
     ),
     "record": NodeSet(
         ("recorder_node", MUX),
-        ("drive.yaml", "record.yaml"),
+        ("record.yaml", "mux.yaml", "teleop.yaml"),
         "a person drives (teleop -> command mux -> cmd_vel) while the recorder writes episodes",
+        threads=5,  # the recorder runs its services and topics concurrently (it asks for 4 threads of its own)
+        optional=("joy_teleop_node",),
     ),
     "sim-drive": NodeSet(
         ("sim_node", "drive_node", MUX),
@@ -100,6 +111,7 @@ NODE_SETS: dict[str, NodeSet] = {
         ("drive.yaml", "record.yaml", "sim.yaml"),
         "the demonstrator drives the simulator through the mux while the recorder writes episodes, on sim time",
         sim_time=True,
+        threads=5,
     ),
 }
 
@@ -212,6 +224,7 @@ class Plan:
     remaps: list[tuple[str, str, str]] = field(default_factory=list)  # (node, from, to)
     namespace: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    threads: int = 1
 
     def ros_args(self, params_file: Path) -> list[str]:
         args = ["--ros-args", "--params-file", str(params_file)]
@@ -269,7 +282,8 @@ def make_plan(args: argparse.Namespace, base_env: Mapping[str, str] | None = Non
         env = ros_env.local_env(int(domain) if domain.isdigit() else None, base=source)
     else:
         env = ros_env.robot_env(source)
-    return Plan(args.set, nodes, params, configs, remaps, args.namespace or "", env)
+    threads = node_set.threads if args.threads is None else args.threads
+    return Plan(args.set, nodes, params, configs, remaps, args.namespace or "", env, threads)
 
 
 # -- running ----------------------------------------------------------------------------------------------------------
@@ -306,11 +320,11 @@ def _node_class(executable: str) -> type:
 
 
 def run_in_process(plan: Plan, params_file: Path, duration: float | None) -> int:
-    """All nodes in this process on one MultiThreadedExecutor."""
+    """All nodes in this process on one executor (multi-threaded when ``plan.threads > 1``)."""
     ros_env.apply(plan.env)
     import rclpy
     from rclpy.exceptions import ParameterException
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.task import Future
 
     classes = {name: _node_class(name) for name in plan.nodes}
@@ -326,7 +340,7 @@ def run_in_process(plan: Plan, params_file: Path, duration: float | None) -> int
                 return 2
         for node in nodes:
             _warn_unknown_params(node, plan.params)
-        executor = MultiThreadedExecutor(num_threads=max(2, len(nodes)))
+        executor = MultiThreadedExecutor(num_threads=plan.threads) if plan.threads > 1 else SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
         try:
@@ -423,6 +437,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     parser.add_argument("--processes", action="store_true", help="one process per node instead of one for all")
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="executor threads in one process (default: the set's; 1 for driving)"
+    )
     parser.add_argument("--local", action="store_true", help="keep all DDS traffic on this machine (tests, demos)")
     parser.add_argument("--without", action="append", metavar="NODE", help="leave a node of the set out (repeatable)")
     parser.add_argument("--with", dest="with_nodes", action="append", metavar="NODE", help="add a node (repeatable)")
@@ -434,6 +451,9 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("error: --duration must be positive", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be at least 1", file=sys.stderr)
+        return 2
     try:
         plan = make_plan(args)
     except BringupError as exc:
@@ -442,7 +462,12 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="lnn-up-") as folder:
         params_file = Path(folder) / "params.yaml"
         params_file.write_text(yaml.safe_dump(params_document(plan.params), sort_keys=False))
-        layout = "one process per node" if args.processes else "one process, MultiThreadedExecutor"
+        if args.processes:
+            layout = "one process per node"
+        elif plan.threads > 1:
+            layout = f"one process, MultiThreadedExecutor with {plan.threads} threads"
+        else:
+            layout = "one process, SingleThreadedExecutor"
         print(
             f"lnn-control up {plan.name}: {', '.join(plan.nodes)} ({layout}); parameters from "
             f"{', '.join(str(p) for p in plan.configs)}; ROS_DOMAIN_ID={plan.env.get('ROS_DOMAIN_ID', '0')}",

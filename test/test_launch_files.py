@@ -87,7 +87,9 @@ def test_launch_files_match_setup_py_config_and_up(path):
     skip_if_unwritten(sets[0], configs)
     for name in configs:
         assert (CONFIG / name).is_file(), f"{path.name} names config/{name}, which does not exist"
-    assert set(executables) == {n for s in sets for n in NODE_SETS[s].nodes}, f"{path.name} vs up {sets}"
+    assert set(executables) == {n for s in sets for n in NODE_SETS[s].nodes + NODE_SETS[s].optional}, (
+        f"{path.name} vs up {sets}"
+    )
     assert configs == list(NODE_SETS[sets[0]].configs), f"{path.name} reads {configs}, up {sets[0]} reads other files"
 
 
