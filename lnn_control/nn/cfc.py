@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lnn_control.nn.core import RecurrentCore, sequence_dt
+from lnn_control.nn.core import RecurrentCore
 from lnn_control.nn.wiring import Wiring
 
 MODES = ("default", "pure", "no_gate")
@@ -114,17 +114,6 @@ class CfCCell(RecurrentCore):
             inp = layer.step(inp, states[i], dt)
             new.append(inp)
         return inp * self.output_w + self.output_b, torch.cat(new, dim=1)
-
-    @torch.jit.unused
-    def forward(self, x: Tensor, dt: Tensor | float | None = None, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """A sequence (B, T, S) -> outputs (B, T, M), last state; the loop of :meth:`step`."""
-        dt = sequence_dt(dt, x)
-        h = self.initial_state(x.shape[0], x.device).to(x.dtype) if h0 is None else h0
-        outputs = []
-        for t in range(x.shape[1]):
-            y, h = self.step(x[:, t], h, dt[:, t])
-            outputs.append(y)
-        return torch.stack(outputs, dim=1), h
 
     def recurrent_parameter_count(self) -> int:
         """Parameters of the layers, net of masks."""

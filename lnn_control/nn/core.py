@@ -56,8 +56,12 @@ class RecurrentCore(nn.Module):
         """One step: ``x`` (B, I), ``h`` (B, S), ``dt`` (B, 1) -> output (B, O), new state (B, S)."""
         raise NotImplementedError
 
+    @torch.jit.unused
     def forward(self, x: Tensor, dt: Tensor | float | None = None, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """A sequence ``x`` (B, T, I) with ``dt`` (B, T, 1) -> outputs (B, T, O), last state (B, S)."""
+        """A sequence ``x`` (B, T, I) with ``dt`` (B, T, 1) -> outputs (B, T, O), last state (B, S).
+
+        The loop of :meth:`step`; training uses it, exported single steps do not (hence ``jit.unused``).
+        """
         dt = sequence_dt(dt, x)
         h = self.initial_state(x.shape[0], x.device).to(x.dtype) if h0 is None else h0
         outputs = []
