@@ -214,11 +214,14 @@ class ExpertController:
         self.sim = sim
         self.config = config or ExpertConfig(steer_max_rad=getattr(getattr(sim, "config", None), "steer_max_rad", 0.4))
         self.expert = Expert(self.config)
-        self.seed = seed
+        self._seeds = np.random.SeedSequence(seed)
         self.last_action: ExpertAction | None = None
 
     def reset(self) -> None:
-        self.expert.reset(self.sim.track, self.seed)
+        """New episode on the simulator's current track; the imperfection's seed is the next one of the sequence
+        started by ``seed`` (reproducible, different each episode)."""
+        child = self._seeds.spawn(1)[0]
+        self.expert.reset(self.sim.track, int(child.generate_state(1)[0]))
         self.last_action = None
 
     def observe(self, frame: np.ndarray, stamp_ns: int) -> Command:

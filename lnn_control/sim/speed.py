@@ -34,6 +34,9 @@ class SpeedControllerConfig:
     """Integral gain, 1/(m/s * s)."""
     i_max: float = 0.3
     """Largest magnitude of the integral term's contribution to u."""
+    i_band: float = 5.0
+    """The integral only accumulates while ``|error| < i_band`` m/s (integral separation: no wind-up during the
+    large errors of a standing start or a braking zone, where P alone saturates the output anyway)."""
     gas_max: float = 1.0
     """Largest gas (CarRacing: 0..1, ramped by the env at +0.1 per step)."""
     brake_gain: float = 0.5
@@ -65,7 +68,7 @@ class SpeedController:
         u_unsat = p + c.ki * self.integral
         saturated_high = u_unsat >= 1.0 and error > 0
         saturated_low = u_unsat <= -1.0 and error < 0
-        if not (saturated_high or saturated_low):
+        if abs(error) < c.i_band and not (saturated_high or saturated_low):
             self.integral += error * dt
             if c.ki > 0:
                 limit = c.i_max / c.ki

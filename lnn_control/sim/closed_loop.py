@@ -1,0 +1,366 @@
+"""Closed-loop evaluation in the simulator, in-process (no DDS), and the ``lnn-control sim-eval`` verb.
+
+A *controller* is anything with ``reset()`` and ``observe(frame, stamp_ns) -> Command`` (the learned policy's
+``Driver`` has exactly that; the demonstrator has :class:`~lnn_control.sim.expert.ExpertController`). A controller may
+expose ``last_activity`` (a 1-D array per call, e.g. neuron states) to get activity plots in the report.
+
+One episode (:func:`run_episode`)::
+
+    obs = sim.reset(seed); controller.reset(); perturber.reset(seed)
+    repeat: unless the frame is dropped, command = controller.observe(perturbed frame, obs.stamp_ns)
+            obs = sim.step(perturber.delay(command))          # a dropped frame holds the previous command
+
+``sim-eval`` runs :func:`evaluate` over ``--episodes`` seeds from ``--seed`` and writes a report folder
+(:mod:`lnn_control.sim.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from lnn_control.command import Command
+from lnn_control.sim.base import SAFE_COMMAND, Simulator
+from lnn_control.sim.perturb import PerturbConfig, Perturber
+
+LOG = logging.getLogger(__name__)
+
+#: Added to an episode's seed to seed its perturbations (so they do not share a stream with the track).
+PERTURB_SEED_OFFSET = 1_000_003
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """What drives in closed loop: the learned policy's Driver, the expert adapter, a constant."""
+
+    def reset(self) -> None:
+        """Forget all state (called after the simulator's reset, before the first frame)."""
+        ...
+
+    def observe(self, frame: np.ndarray, stamp_ns: int) -> Command:
+        """The command for a camera frame taken at ``stamp_ns`` (sim time, ns)."""
+        ...
+
+
+class ConstantController:
+    """Always the same command (a cheap controller for benchmarks and sanity checks)."""
+
+    def __init__(self, steering: float = 0.0, velocity: float = 10.0):
+        self.steering = steering
+        self.velocity = velocity
+
+    def reset(self) -> None:
+        pass
+
+    def observe(self, frame: np.ndarray, stamp_ns: int) -> Command:
+        return Command(self.steering, self.velocity, stamp_ns)
+
+
+@dataclass
+class EpisodeResult:
+    """One closed-loop episode."""
+
+    seed: int
+    reward: float
+    """Total reward (the backend's)."""
+    laps: int
+    """Laps completed."""
+    tiles_visited: int
+    tiles_total: int
+    off_track_s: float
+    """Sim time with the vehicle off the track, s."""
+    steps: int
+    sim_time_s: float
+    terminated: bool
+    truncated: bool
+    observed: int
+    """Frames the controller saw (``steps`` minus dropped frames)."""
+    wall_s: float
+    """Wall-clock time of the episode loop, s."""
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-step time series: ``t_s``, ``steering``/``velocity`` (applied), ``cmd_steering``/``cmd_velocity``
+    (decided, before latency), ``speed`` (measured), ``on_track``, ``observed``, ``total_reward``, ``offset``."""
+    frames: np.ndarray | None = None
+    """``(steps, H, W, 3)`` uint8, the controller's view of each step (a dropped step repeats the previous view)."""
+    activity: np.ndarray | None = None
+    """``(steps, N)`` float32 from the controller's ``last_activity`` (held on dropped steps), if it has one."""
+
+    @property
+    def steps_per_s(self) -> float:
+        """Closed-loop steps per wall-clock second."""
+        return self.steps / self.wall_s if self.wall_s > 0 else math.nan
+
+    def row(self) -> dict[str, Any]:
+        """The scalar fields, for a CSV row or JSON."""
+        return {
+            "seed": self.seed,
+            "reward": round(self.reward, 3),
+            "laps": self.laps,
+            "tiles_visited": self.tiles_visited,
+            "tiles_total": self.tiles_total,
+            "off_track_s": round(self.off_track_s, 3),
+            "steps": self.steps,
+            "sim_time_s": round(self.sim_time_s, 3),
+            "terminated": self.terminated,
+            "truncated": self.truncated,
+            "observed": self.observed,
+            "wall_s": round(self.wall_s, 3),
+            "steps_per_s": round(self.steps_per_s, 1),
+        }
+
+
+def run_episode(
+    sim: Simulator,
+    controller: Controller,
+    seed: int,
+    perturb: PerturbConfig | Perturber | None = None,
+    max_steps: int = 1000,
+    record_frames: bool = False,
+) -> EpisodeResult:
+    """Drive one episode of at most ``max_steps`` steps (also ends when the simulator says done)."""
+    perturber = perturb if isinstance(perturb, Perturber) else Perturber(perturb)
+    obs = sim.reset(seed)
+    controller.reset()
+    perturber.reset(seed + PERTURB_SEED_OFFSET)
+    dt_s = sim.dt_ns * 1e-9
+
+    n = max_steps
+    steering = np.zeros(n, np.float32)
+    velocity = np.zeros(n, np.float32)
+    cmd_steering = np.zeros(n, np.float32)
+    cmd_velocity = np.zeros(n, np.float32)
+    speed = np.zeros(n, np.float32)
+    total_reward = np.zeros(n, np.float32)
+    offset = np.zeros(n, np.float32)
+    on_track = np.zeros(n, bool)
+    observed = np.zeros(n, bool)
+    stamps = np.zeros(n, np.int64)
+    frames: list[np.ndarray] = []
+    activity: list[np.ndarray | None] = []
+    last_activity: np.ndarray | None = None
+    view: np.ndarray | None = None
+
+    command = SAFE_COMMAND
+    steps = 0
+    t0 = time.perf_counter()
+    for k in range(max_steps):
+        stamps[k] = obs.stamp_ns
+        if not perturber.drop_frame():
+            view = perturber.frame(obs.frame)
+            command = controller.observe(view, obs.stamp_ns)
+            observed[k] = True
+            act = getattr(controller, "last_activity", None)
+            if act is not None:
+                last_activity = np.asarray(act, dtype=np.float32).ravel()
+        if record_frames:
+            frames.append(view if view is not None else obs.frame)
+        activity.append(last_activity)
+        applied = perturber.delay(command)
+        obs = sim.step(applied)
+        steps = k + 1
+        cmd_steering[k], cmd_velocity[k] = command.steering, command.velocity
+        steering[k], velocity[k] = applied.steering, applied.velocity
+        truth = obs.truth
+        speed[k] = truth.speed
+        total_reward[k] = truth.total_reward
+        offset[k] = truth.track_offset
+        on_track[k] = truth.on_track
+        if obs.done:
+            break
+    wall = time.perf_counter() - t0
+
+    s = slice(0, steps)
+    series = {
+        "t_s": stamps[s] * 1e-9,
+        "steering": steering[s],
+        "velocity": velocity[s],
+        "cmd_steering": cmd_steering[s],
+        "cmd_velocity": cmd_velocity[s],
+        "speed": speed[s],
+        "total_reward": total_reward[s],
+        "offset": offset[s],
+        "on_track": on_track[s],
+        "observed": observed[s],
+    }
+    act_array = None
+    if any(a is not None for a in activity):
+        width = max(len(a) for a in activity if a is not None)
+        act_array = np.full((steps, width), np.nan, np.float32)
+        for i, a in enumerate(activity[:steps]):
+            if a is not None:
+                act_array[i, : len(a)] = a
+    truth = obs.truth
+    return EpisodeResult(
+        seed=seed,
+        reward=float(truth.total_reward),
+        laps=int(truth.laps_completed),
+        tiles_visited=int(truth.tiles_visited),
+        tiles_total=int(truth.tiles_total),
+        off_track_s=float((~on_track[s]).sum() * dt_s),
+        steps=steps,
+        sim_time_s=steps * dt_s,
+        terminated=bool(obs.terminated),
+        truncated=bool(obs.truncated),
+        observed=int(observed[s].sum()),
+        wall_s=wall,
+        series=series,
+        frames=np.stack(frames) if record_frames and frames else None,
+        activity=act_array,
+    )
+
+
+def evaluate(
+    sim_factory: Callable[[], Simulator],
+    controller_factory: Callable[[Simulator], Controller],
+    seeds: Sequence[int],
+    perturb: PerturbConfig | None = None,
+    max_steps: int = 1000,
+    record_frames_for: Sequence[int] | None = None,
+    progress: bool = True,
+) -> list[EpisodeResult]:
+    """Run one episode per seed with one simulator and one controller (both reset per episode).
+
+    ``controller_factory`` gets the simulator (the expert reads its privileged state; a learned policy ignores it).
+    Frames are kept for the seeds in ``record_frames_for`` (default: the first seed).
+    """
+    from tqdm import tqdm
+
+    seeds = list(seeds)
+    keep = set(seeds[:1] if record_frames_for is None else record_frames_for)
+    results: list[EpisodeResult] = []
+    sim = sim_factory()
+    try:
+        controller = controller_factory(sim)
+        perturber = Perturber(perturb)
+        bar = tqdm(seeds, unit="ep", desc="sim-eval", disable=not progress, dynamic_ncols=True)
+        for seed in bar:
+            result = run_episode(sim, controller, seed, perturber, max_steps, record_frames=seed in keep)
+            results.append(result)
+            rewards = [r.reward for r in results]
+            bar.set_postfix(reward=f"{result.reward:.1f}", laps=result.laps, mean=f"{np.mean(rewards):.1f}")
+    finally:
+        sim.close()
+    return results
+
+
+# -- CLI: lnn-control sim-eval ---------------------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lnn-control sim-eval``."""
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", type=Path, help="checkpoint of a learned policy to drive")
+    who.add_argument(
+        "--baseline",
+        choices=("expert", "constant"),
+        help="drive with the demonstrator (privileged track geometry) or a constant command",
+    )
+    parser.add_argument("--episodes", type=int, default=5, help="number of episodes (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed; episodes use seed, seed+1, ... (default 0)")
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="perturbation, repeatable and combinable: noise=V, winter, brightness=F, drop=P, latency=K "
+        "(e.g. --perturb noise=0.1 --perturb drop=0.3,latency=2)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/sim-eval/<run>)")
+    parser.add_argument("--max-steps", type=int, default=1000, help="steps per episode (default 1000 = 20 s)")
+    parser.add_argument("--frame-size", default="96x96", help="camera frame HEIGHTxWIDTH (default 96x96)")
+    parser.add_argument("--gif-seconds", type=float, default=10.0, help="length of the GIF, s (0: no GIF)")
+    parser.add_argument("--expert-noise", type=float, default=0.0, help="expert's steering noise std (default 0)")
+    parser.add_argument("--expert-drift-rate", type=float, default=0.0, help="expert's drift episodes per second")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise SystemExit(f"sim-eval: --frame-size {text!r}: expected HEIGHTxWIDTH, e.g. 96x96") from exc
+    return h, w
+
+
+def _model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
+    """A factory for the learned policy's Driver (wired when lnn_control/driver.py exists)."""
+    if importlib.util.find_spec("lnn_control.driver") is None:
+        raise SystemExit(
+            f"sim-eval --model {path}: model-driven evaluation arrives with the Driver (lnn_control/driver.py does "
+            "not exist yet); use --baseline expert for now"
+        )
+    raise SystemExit(f"sim-eval --model {path}: lnn_control.driver exists but sim-eval is not wired to it yet")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``lnn-control sim-eval``: evaluate, print a summary, write the report folder."""
+    from lnn_control.sim.carracing import CarRacingConfig, CarRacingSim
+    from lnn_control.sim.expert import ExpertConfig, ExpertController
+    from lnn_control.sim.report import write_report
+
+    if args.episodes < 1:
+        raise SystemExit("sim-eval: --episodes must be at least 1")
+    try:
+        perturb = PerturbConfig.parse(args.perturb)
+    except ValueError as exc:
+        raise SystemExit(f"sim-eval: --perturb: {exc}") from exc
+    sim_config = CarRacingConfig(frame_size=_frame_size(args.frame_size))
+
+    if args.model is not None:
+        controller_factory = _model_controller_factory(args.model)
+        name = args.model.stem
+    elif args.baseline == "expert":
+        expert_config = ExpertConfig(
+            steer_max_rad=sim_config.steer_max_rad,
+            steering_noise=args.expert_noise,
+            drift_rate_hz=args.expert_drift_rate,
+        )
+
+        def controller_factory(sim: Simulator) -> Controller:
+            return ExpertController(sim, expert_config, seed=args.seed)  # type: ignore[arg-type]
+
+        name = "expert"
+    else:
+
+        def controller_factory(sim: Simulator) -> Controller:
+            return ConstantController(0.0, 10.0)
+
+        name = "constant"
+
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    run_name = f"{name}-{perturb.describe().replace(',', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or Path("reports") / "sim-eval" / run_name
+    results = evaluate(
+        lambda: CarRacingSim(sim_config),
+        controller_factory,
+        seeds,
+        perturb,
+        max_steps=args.max_steps,
+        progress=not args.quiet,
+    )
+    meta = {
+        "controller": name,
+        "model": str(args.model) if args.model else None,
+        "simulator": CarRacingSim.name,
+        "frame_size": list(sim_config.frame_size),
+        "perturb": perturb.describe(),
+        "seeds": seeds,
+        "max_steps": args.max_steps,
+    }
+    paths = write_report(out, results, meta, gif_seconds=args.gif_seconds)
+    rewards = np.array([r.reward for r in results])
+    print(f"{'seed':>6} {'reward':>8} {'laps':>4} {'tiles':>9} {'off-track s':>11} {'steps':>5}")
+    for r in results:
+        print(
+            f"{r.seed:>6} {r.reward:>8.1f} {r.laps:>4} {r.tiles_visited:>4}/{r.tiles_total:<4} "
+            f"{r.off_track_s:>11.2f} {r.steps:>5}"
+        )
+    print(f"reward {rewards.mean():.1f} +- {rewards.std():.1f} over {len(results)} episodes; report: {paths['dir']}")
+    return 0

@@ -1,0 +1,122 @@
+"""Closed-loop episodes, evaluate, the report folder and the sim-eval verb (real simulator, short episodes)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gymnasium")
+pytest.importorskip("Box2D")
+
+from lnn_control.cli import main  # noqa: E402
+from lnn_control.command import Command  # noqa: E402
+from lnn_control.sim.carracing import CarRacingSim  # noqa: E402
+from lnn_control.sim.closed_loop import ConstantController, Controller, evaluate, run_episode  # noqa: E402
+from lnn_control.sim.expert import ExpertController  # noqa: E402
+from lnn_control.sim.perturb import PerturbConfig  # noqa: E402
+from lnn_control.sim.report import write_report  # noqa: E402
+
+pytestmark = [pytest.mark.sim]
+
+
+class Activity(ConstantController):
+    """A constant controller with a per-step activity vector, like a learned policy's neurons."""
+
+    def observe(self, frame, stamp_ns):
+        self.last_activity = np.sin(np.arange(8) + stamp_ns * 1e-9)
+        return super().observe(frame, stamp_ns)
+
+
+def test_run_episode_result():
+    with CarRacingSim() as sim:
+        ctl = Activity(0.0, 12.0)
+        assert isinstance(ctl, Controller)
+        res = run_episode(sim, ctl, 1, max_steps=80, record_frames=True)
+    assert res.steps == 80 and res.observed == 80 and not res.terminated
+    assert res.sim_time_s == pytest.approx(1.6) and res.reward == pytest.approx(float(res.series["total_reward"][-1]))
+    assert res.frames.shape == (80, 96, 96, 3) and res.activity.shape == (80, 8)
+    assert set(res.series) >= {"t_s", "steering", "velocity", "speed", "on_track", "observed", "offset"}
+    assert res.series["t_s"][1] == pytest.approx(0.02) and np.all(res.series["velocity"] == np.float32(12.0))
+    assert res.series["speed"][-1] == pytest.approx(12.0, abs=2.0)
+    assert res.off_track_s == 0.0 and res.tiles_visited > 0
+
+
+def test_off_track_time_counts():
+    with CarRacingSim() as sim:  # full left at speed: off the road within a second or two
+        res = run_episode(sim, ConstantController(1.0, 25.0), 1, max_steps=150)
+    assert res.off_track_s > 0.5
+    assert res.off_track_s == pytest.approx((~res.series["on_track"]).sum() * 0.02)
+
+
+def test_report_folder(tmp_path):
+    results = evaluate(
+        CarRacingSim,
+        ExpertController,
+        seeds=[4, 5],
+        perturb=PerturbConfig(winter=True),
+        max_steps=60,
+        progress=False,
+    )
+    assert [r.seed for r in results] == [4, 5] and results[0].frames is not None and results[1].frames is None
+    results[1].activity = np.random.default_rng(0).normal(size=(results[1].steps, 5)).astype(np.float32)
+    paths = write_report(tmp_path / "rep", results, {"controller": "expert"})
+    names = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert names == {"episodes.csv", "summary.json", "timeseries.png", "episode_4.gif", "activity.png"}
+    with open(paths["csv"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["seed"]) for r in rows] == [4, 5]
+    assert float(rows[0]["reward"]) == pytest.approx(results[0].reward, abs=1e-3)
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["meta"]["controller"] == "expert" and summary["episodes"] == 2
+    assert summary["reward_mean"] == pytest.approx(np.mean([r.reward for r in results]))
+    for key in ("reward_std", "laps_total", "off_track_s_mean"):
+        assert key in summary
+    from PIL import Image
+
+    gif = Image.open(paths["gif"])
+    assert gif.n_frames == 20 and gif.size == (192, 192 + 34)  # 60 steps / stride 3, 2x upscaled + overlay strip
+
+
+def test_sim_eval_verb(tmp_path, capsys):
+    out = tmp_path / "eval"
+    rc = main(
+        [
+            "sim-eval",
+            "--baseline",
+            "expert",
+            "--episodes",
+            "2",
+            "--seed",
+            "7",
+            "--max-steps",
+            "40",
+            "--perturb",
+            "noise=0.05",
+            "--perturb",
+            "drop=0.2",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["meta"]["perturb"] == "noise=0.05,drop=0.2" and summary["meta"]["seeds"] == [7, 8]
+    assert (out / "episode_7.gif").is_file() and (out / "timeseries.png").is_file()
+    assert "reward" in capsys.readouterr().out
+
+
+def test_sim_eval_errors(tmp_path):
+    with pytest.raises(SystemExit, match="unknown perturbation"):
+        main(["sim-eval", "--baseline", "expert", "--perturb", "fog=2", "--out", str(tmp_path)])
+    if importlib.util.find_spec("lnn_control.driver") is None:
+        with pytest.raises(SystemExit, match="arrives with the Driver"):
+            main(["sim-eval", "--model", str(tmp_path / "m.safetensors"), "--out", str(tmp_path)])
+
+
+def test_controller_command_types():
+    assert ConstantController(0.1, 2.0).observe(np.zeros((2, 2, 3), np.uint8), 5) == Command(0.1, 2.0, 5)
