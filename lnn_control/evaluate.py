@@ -45,7 +45,7 @@ import yaml
 from lnn_control.command import Command
 from lnn_control.data.bags import IMAGE_TYPES, Bag, BagError, discover_bags
 from lnn_control.data.commands import CommandConfig
-from lnn_control.data.pairing import PairingConfig, _pick_topic, choose_stamp, pair_frames
+from lnn_control.data.pairing import PairingConfig, choose_stamp, pair_frames, pick_topic
 from lnn_control.driver import Driver, DriverConfig, LimitsConfig, TimingConfig
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy
@@ -169,7 +169,7 @@ class ReplayFrame:
 
 def image_topic_of(bag: Bag, wanted: str | None) -> str:
     """The image topic to replay: ``wanted`` (checked), or the bag's only image topic (BagError otherwise)."""
-    return _pick_topic(bag, wanted, IMAGE_TYPES, "image", "--image-topic")
+    return pick_topic(bag, wanted, IMAGE_TYPES, "image", "--image-topic")
 
 
 def replay_frames(

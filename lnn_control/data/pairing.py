@@ -129,7 +129,7 @@ def choose_stamp(record: Record, source: str) -> int:
     return record.log_ns
 
 
-def _pick_topic(bag: Bag, wanted: str | None, types: tuple[str, ...], what: str, option: str) -> str:
+def pick_topic(bag: Bag, wanted: str | None, types: tuple[str, ...], what: str, option: str) -> str:
     if wanted:
         name = bag.resolve_topic(wanted)
         msgtype = normalize_msgtype(bag.topics[name].msgtype)
@@ -170,8 +170,8 @@ class FramePairer:
         self._own = not isinstance(bag, Bag)
         self.bag = Bag(bag) if not isinstance(bag, Bag) else bag
         try:
-            self.image_topic = _pick_topic(self.bag, self.config.image_topic, IMAGE_TYPES, "image", "image_topic")
-            self.command_topic = _pick_topic(
+            self.image_topic = pick_topic(self.bag, self.config.image_topic, IMAGE_TYPES, "image", "image_topic")
+            self.command_topic = pick_topic(
                 self.bag, self.config.command_topic, COMMAND_TYPES, "command", "command_topic"
             )
             for topic in (self.image_topic, self.command_topic):

@@ -51,9 +51,9 @@ class _Layer(nn.Module):
         if mode == "pure":
             self.w_tau = nn.Parameter(torch.zeros(1, hidden))
             self.A = nn.Parameter(torch.ones(1, hidden))
-        else:
-            self.w_tau = nn.Parameter(torch.zeros(0))
-            self.A = nn.Parameter(torch.zeros(0))
+        else:  # empty buffers keep the attributes TorchScript sees; they are not parameters, so nothing goes unused
+            self.register_buffer("w_tau", torch.zeros(0), persistent=False)
+            self.register_buffer("A", torch.zeros(0), persistent=False)
 
     def step(self, inp: Tensor, h: Tensor, dt: Tensor) -> Tensor:
         u = torch.cat([inp, h], dim=1)

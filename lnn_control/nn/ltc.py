@@ -202,6 +202,11 @@ class LTCCell(RecurrentCore):
         The sub-steps of all steps run inside one autograd node with a hand-written backward (:class:`_Unfold`), so
         training pays for a few small tensor operations per sub-step instead of an autograd graph of dozens.
         """
+        if torch.is_autocast_enabled(x.device.type):
+            # The solver runs in float32 under autocast: its hand-written backward and the division by the
+            # denominator want the precision, and it is a small part of the cost next to the conv head.
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                return self.forward(x.float(), dt, None if h0 is None else h0.float())
         dt = sequence_dt(dt, x)
         d = self.derived()
         cm_t, const = self._constants(d, x, dt)
