@@ -28,28 +28,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lnn_control.commands.demo import TUB, TUB_OVERRIDES  # noqa: E402
 from lnn_control.data.tub import import_tub  # noqa: E402
 from lnn_control.evaluate import evaluate, load_models  # noqa: E402
 from lnn_control.train import load_config, train  # noqa: E402
 
-TUB = ROOT.parent / "shared" / "data" / "donkeycar_tub" / "tub.tar.gz"
-
-#: 160x120 frames: the top 40 rows are the room above the track; 80x160 left, resized to 56x112 (aspect kept).
-OVERRIDES = [
-    "preprocess.crop_top=40",
-    "preprocess.height=56",
-    "preprocess.width=112",
-    "dataset.window=16",
-    "dataset.stride=4",
-    "training.batch_size=16",
-    "training.lr=0.003",
-    "training.epochs=12",
-    "training.patience=6",
-    "training.weight_decay=0.0001",
-    "training.output_weights=[1.0, 0.25]",
-    "training.progress=false",
-    "training.tensorboard=false",
-]
+OVERRIDES = TUB_OVERRIDES + ["training.progress=false"]
 
 
 def main() -> None:
