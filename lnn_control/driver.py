@@ -14,10 +14,14 @@ is clamped to ``[min_dt_s, max_dt_s]``. A non-finite output resets the state and
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from lnn_control.command import Command
 from lnn_control.nn.policy import Policy
@@ -62,6 +66,45 @@ class DriverConfig:
 
     timing: TimingConfig = field(default_factory=TimingConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+#: drive.yaml parameter -> (DriverConfig section, field)
+NODE_PARAMS = {
+    "max_speed": ("limits", "max_speed"),
+    "min_speed": ("limits", "min_speed"),
+    "max_steering": ("limits", "max_steering"),
+    "max_steering_rate": ("limits", "max_steering_rate"),
+    "nominal_dt": ("timing", "nominal_dt_s"),
+    "min_dt": ("timing", "min_dt_s"),
+    "max_dt": ("timing", "max_dt_s"),
+    "reset_gap": ("timing", "reset_gap_s"),
+}
+
+
+def load_driver_config(path: str | Path | None) -> DriverConfig:
+    """The Driver's timing and limits from a YAML file; the Driver's defaults without one.
+
+    Either the nodes' parameter file (``config/drive.yaml``: ``drive_node``, else ``policy_node``,
+    ``ros__parameters``: ``max_speed``, ``nominal_dt``, ...), so the replay runs with the robot's settings, or plain
+    ``timing:`` and ``limits:`` sections with :class:`TimingConfig` / :class:`LimitsConfig` field names.
+    """
+    if path is None:
+        return DriverConfig()
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: driver config must be a mapping")
+    sections: dict[str, dict[str, Any]] = {"timing": dict(data.get("timing") or {}),
+                                           "limits": dict(data.get("limits") or {})}
+    node = next((data[n] for n in ("drive_node", "policy_node") if isinstance(data.get(n), Mapping)), None)
+    if node is not None:
+        for key, value in (node.get("ros__parameters") or {}).items():
+            if key in NODE_PARAMS:
+                section, name = NODE_PARAMS[key]
+                sections[section][name] = value
+    try:
+        return DriverConfig(timing=TimingConfig(**sections["timing"]), limits=LimitsConfig(**sections["limits"]))
+    except TypeError as exc:
+        raise ValueError(f"{path}: driver config: {exc}") from exc
 
 
 @dataclass

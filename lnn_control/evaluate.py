@@ -40,13 +40,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from lnn_control.command import Command
 from lnn_control.data.bags import IMAGE_TYPES, Bag, BagError, discover_bags
 from lnn_control.data.commands import CommandConfig
 from lnn_control.data.pairing import PairingConfig, choose_stamp, pair_frames, pick_topic
-from lnn_control.driver import Driver, DriverConfig, LimitsConfig, TimingConfig
+from lnn_control.driver import NODE_PARAMS, Driver, DriverConfig, load_driver_config
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy
 from lnn_control.vision import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_msg, preprocess
@@ -111,45 +110,6 @@ def load_models(paths: Sequence[str | Path], names: Sequence[str] | None = None)
         Model(name, Path(path), checkpoint.load(path), checkpoint.read_config(path).get("metadata") or {})
         for name, path in zip(names, paths, strict=True)
     ]
-
-
-#: drive.yaml parameter -> (DriverConfig section, field)
-_NODE_PARAMS = {
-    "max_speed": ("limits", "max_speed"),
-    "min_speed": ("limits", "min_speed"),
-    "max_steering": ("limits", "max_steering"),
-    "max_steering_rate": ("limits", "max_steering_rate"),
-    "nominal_dt": ("timing", "nominal_dt_s"),
-    "min_dt": ("timing", "min_dt_s"),
-    "max_dt": ("timing", "max_dt_s"),
-    "reset_gap": ("timing", "reset_gap_s"),
-}
-
-
-def load_driver_config(path: str | Path | None) -> DriverConfig:
-    """The Driver's timing and limits from a YAML file; the Driver's defaults without one.
-
-    Either the nodes' parameter file (``config/drive.yaml``: ``drive_node``, else ``policy_node``,
-    ``ros__parameters``: ``max_speed``, ``nominal_dt``, ...), so the replay runs with the robot's settings, or plain
-    ``timing:`` and ``limits:`` sections with :class:`TimingConfig` / :class:`LimitsConfig` field names.
-    """
-    if path is None:
-        return DriverConfig()
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: driver config must be a mapping")
-    sections: dict[str, dict[str, Any]] = {"timing": dict(data.get("timing") or {}),
-                                           "limits": dict(data.get("limits") or {})}
-    node = next((data[n] for n in ("drive_node", "policy_node") if isinstance(data.get(n), Mapping)), None)
-    if node is not None:
-        for key, value in (node.get("ros__parameters") or {}).items():
-            if key in _NODE_PARAMS:
-                section, name = _NODE_PARAMS[key]
-                sections[section][name] = value
-    try:
-        return DriverConfig(timing=TimingConfig(**sections["timing"]), limits=LimitsConfig(**sections["limits"]))
-    except TypeError as exc:
-        raise ValueError(f"{path}: driver config: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -597,7 +557,7 @@ def live_evaluation(
     from lnn_control import report
     from lnn_control.commands.play import live_commands  # rclpy: only here
 
-    params = {node: getattr(getattr(driver_config, section), name) for node, (section, name) in _NODE_PARAMS.items()}
+    params = {node: getattr(getattr(driver_config, section), name) for node, (section, name) in NODE_PARAMS.items()}
     rows = []
     for model in models:
         for replay in replays:

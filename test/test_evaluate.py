@@ -17,7 +17,7 @@ from lnn_control import train as T
 from lnn_control.cli import main
 from lnn_control.data.bags import Bag, BagError
 from lnn_control.data.pairing import PairingConfig, pair_frames
-from lnn_control.driver import Driver, DriverConfig
+from lnn_control.driver import Driver, DriverConfig, load_driver_config
 from lnn_control.nn import checkpoint
 from lnn_control.nn.encoder import ConvHead
 from lnn_control.report import visual_backprop
@@ -140,13 +140,13 @@ def test_a_crop_that_does_not_fit_the_bag_names_the_bag_and_model(trained, tmp_p
 def test_driver_settings_come_from_the_nodes_parameter_file(tmp_path):
     path = tmp_path / "drive.yaml"
     path.write_text("drive_node:\n  ros__parameters:\n    max_speed: 0.7\n    reset_gap: 2.5\n    model: x\n")
-    config = E.load_driver_config(path)
+    config = load_driver_config(path)
     assert config.limits.max_speed == 0.7 and config.timing.reset_gap_s == 2.5
     path.write_text("limits:\n  max_steering: 0.5\n")
-    assert E.load_driver_config(path).limits.max_steering == 0.5
+    assert load_driver_config(path).limits.max_steering == 0.5
     path.write_text("limits:\n  max_sped: 0.5\n")
     with pytest.raises(ValueError, match="max_sped"):
-        E.load_driver_config(path)
+        load_driver_config(path)
 
 
 def test_visual_backprop_points_at_the_pixels_that_drive_the_features():
