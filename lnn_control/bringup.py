@@ -329,34 +329,52 @@ def run_in_process(plan: Plan, params_file: Path, duration: float | None) -> int
 
     classes = {name: _node_class(name) for name in plan.nodes}
     rclpy.init(args=plan.ros_args(params_file))
-    nodes = []
+    nodes: list = []
     executor = None
+    status = 0
     try:
         for name, cls in classes.items():
             try:
                 nodes.append(cls())
             except (ValueError, ParameterException) as exc:
                 print(f"error: {name}: {exc}", file=sys.stderr)
-                return 2
-        for node in nodes:
-            _warn_unknown_params(node, plan.params)
-        executor = MultiThreadedExecutor(num_threads=plan.threads) if plan.threads > 1 else SingleThreadedExecutor()
-        for node in nodes:
-            executor.add_node(node)
-        try:
-            if duration is None:
-                executor.spin()
-            else:
-                executor.spin_until_future_complete(Future(), timeout_sec=duration)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        return 0
+                status = 2
+                break
+        if status == 0:
+            for node in nodes:
+                _warn_unknown_params(node, plan.params)
+            executor = MultiThreadedExecutor(num_threads=plan.threads) if plan.threads > 1 else SingleThreadedExecutor()
+            for node in nodes:
+                executor.add_node(node)
+            try:
+                if duration is None:
+                    executor.spin()
+                else:
+                    executor.spin_until_future_complete(Future(), timeout_sec=duration)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                pass
     finally:
         if executor is not None:
             executor.shutdown()
-        for node in nodes:
-            node.destroy_node()
+        status = max(status, _close_all(nodes))
         rclpy.try_shutdown()
+    return status
+
+
+def _close_all(nodes: list) -> int:
+    """As each node's own ``main`` does on shutdown (lnn_control.ros.node_util.run_node): its ``close()`` if it has
+    one (the recorder finishes its bag), then ``destroy_node()``. 1 if a ``close()`` failed."""
+    status = 0
+    for node in nodes:
+        close = getattr(node, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - report and still tear the others down
+                print(f"error: {node.get_name()}: close failed: {exc}", file=sys.stderr, flush=True)
+                status = 1
+        node.destroy_node()
+    return status
 
 
 def _warn_unknown_params(node: Any, params: Params) -> None:
