@@ -120,3 +120,12 @@ def test_config_files_set_only_declared_parameters_of_the_driving_nodes(path):
         if node in document:
             unknown = set(document[node]["ros__parameters"]) - set(declared(node)) - {"use_sim_time"}
             assert not unknown, f"{path.name}: {node} does not declare {sorted(unknown)}"
+
+
+def test_the_replay_reads_the_same_limit_and_timing_names_the_nodes_declare():
+    pytest.importorskip("rclpy")
+    from lnn_control.driver import NODE_PARAMS, load_driver_config
+    from lnn_control.nodes.driver_params import CommandParams
+
+    assert set(NODE_PARAMS) <= {f.name for f in dataclasses.fields(CommandParams)}
+    assert load_driver_config(CONFIG / "drive.yaml") == CommandParams().driver_config()

@@ -28,7 +28,7 @@ import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
-from lnn_control.driver import Driver, DriverConfig, LimitsConfig, TimingConfig
+from lnn_control.driver import NODE_PARAMS, Driver, DriverConfig, LimitsConfig, TimingConfig
 from lnn_control.nn.checkpoint import load
 from lnn_control.nn.policy import CORES, Policy, PolicyConfig
 from lnn_control.paths import model_file
@@ -127,11 +127,12 @@ class CommandParams:
     )
 
     def driver_config(self) -> DriverConfig:
-        """Timing and limits (``ValueError`` with the dataclass's reason when they do not fit together)."""
-        return DriverConfig(
-            timing=TimingConfig(self.nominal_dt, self.min_dt, self.max_dt, self.reset_gap),
-            limits=LimitsConfig(self.max_speed, self.min_speed, self.max_steering, self.max_steering_rate),
-        )
+        """Timing and limits, named as :data:`lnn_control.driver.NODE_PARAMS` maps them (the offline replay reads
+        the same YAML with that table); ``ValueError`` with the dataclass's reason when they do not fit together."""
+        sections: dict[str, dict[str, float]] = {"timing": {}, "limits": {}}
+        for name, (section, field_name) in NODE_PARAMS.items():
+            sections[section][field_name] = getattr(self, name)
+        return DriverConfig(timing=TimingConfig(**sections["timing"]), limits=LimitsConfig(**sections["limits"]))
 
 
 #: The parameter groups each node declares (use_sim_time comes with every rclpy node).
