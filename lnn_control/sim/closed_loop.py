@@ -17,7 +17,6 @@ One episode (:func:`run_episode`)::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import math
 import time
@@ -29,6 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from lnn_control.command import Command
+from lnn_control.driver import Driver, load_driver_config
+from lnn_control.paths import config_file
 from lnn_control.sim.base import SAFE_COMMAND, Simulator
 from lnn_control.sim.perturb import PerturbConfig, Perturber
 
@@ -289,14 +290,38 @@ def _frame_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
-    """A factory for the learned policy's Driver (wired when lnn_control/driver.py exists)."""
-    if importlib.util.find_spec("lnn_control.driver") is None:
-        raise SystemExit(
-            f"sim-eval --model {path}: model-driven evaluation arrives with the Driver (lnn_control/driver.py does "
-            "not exist yet); use --baseline expert for now"
-        )
-    raise SystemExit(f"sim-eval --model {path}: lnn_control.driver exists but sim-eval is not wired to it yet")
+class DriverController:
+    """The learned policy in closed loop: exactly :meth:`Driver.observe`, the drive node's path."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+
+    def reset(self) -> None:  # noqa: D102
+        self.driver.reset()
+
+    def observe(self, frame: np.ndarray, stamp_ns: int) -> Command:  # noqa: D102
+        return self.driver.observe(frame, stamp_ns)
+
+    @property
+    def last_activity(self) -> np.ndarray:
+        """Neuron activity after the last step."""
+        return self.driver.activity.copy()
+
+
+def model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
+    """A factory of Drivers around the checkpoint, with the simulator's limits and timing from config/sim.yaml."""
+    from lnn_control.nn.checkpoint import CheckpointError, load
+
+    try:
+        policy = load(path)
+    except CheckpointError as exc:
+        raise SystemExit(f"sim-eval: {exc}") from exc
+    driver_config = load_driver_config(config_file("sim.yaml"))
+
+    def make(sim: Simulator) -> Controller:
+        return DriverController(Driver(policy, driver_config))
+
+    return make
 
 
 def run(args: argparse.Namespace) -> int:
@@ -314,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     sim_config = CarRacingConfig(frame_size=_frame_size(args.frame_size))
 
     if args.model is not None:
-        controller_factory = _model_controller_factory(args.model)
+        controller_factory = model_controller_factory(args.model)
         name = args.model.stem
     elif args.baseline == "expert":
         expert_config = ExpertConfig(
