@@ -11,8 +11,8 @@
 - **Velocity**: ``Command.velocity`` is a target forward speed, m/s, turned into gas and brake by
   :class:`~lnn_control.sim.speed.SpeedController` (the only place gas and brake are set).
 - **Time**: 50 FPS; ``stamp_ns`` is 0 at reset and advances 20 ms per step.
-- **Ground truth**: reward, tiles, laps (see :class:`~lnn_control.sim.track.LapCounter`), on-track (at least one wheel
-  on a road tile), pose, signed offset from the centreline.
+- **Ground truth**: reward, tiles, laps (see :class:`~lnn_control.sim.track.LapCounter`, plus CarRacing's own lap:
+  every tile visited), on-track (at least one wheel on a road tile), pose, signed offset from the centreline.
 - A bad command (NaN, inf, out of range) is clamped or replaced by straight/zero speed with a rate-limited warning.
 """
 
@@ -35,6 +35,8 @@ FPS = 50
 DT_NS = 1_000_000_000 // FPS
 #: Half the road width in CarRacing-v3 (``TRACK_WIDTH = 40 / SCALE``), m.
 TRACK_HALF_WIDTH = 40.0 / 6.0
+#: Half the car's width (hull 2.4 m), m.
+CAR_HALF_WIDTH = 1.2
 #: Front-wheel joint limit in CarRacing-v3, rad.
 STEER_JOINT_LIMIT_RAD = 0.4
 
@@ -190,8 +192,10 @@ class CarRacingSim:
         point = self._locator.locate(x, y)
         wheels_on = sum(1 for w in car.wheels if w.tiles)
         on_track = wheels_on > 0
-        on_road = point.distance <= self._track.half_width
-        self._laps.update(point.index, on_road)
+        # covered: some part of the car over the road (half the car's width, 1.2 m, beyond the edge)
+        lap = self._laps.update(point.index, point.distance <= self._track.half_width + CAR_HALF_WIDTH)
+        if info.get("lap_finished") and not lap and self._laps.progress > 0.5:
+            self._laps.complete()  # every tile visited: CarRacing's own lap, counted even if the car strayed
         truth = Truth(
             speed=self._forward_speed(),
             reward=reward,

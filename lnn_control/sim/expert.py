@@ -27,6 +27,10 @@ clean expert command (noise injection as in DART, Laskey et al. 2017):
 - drift episodes: at ``drift_rate_hz`` on average a bias of ``drift_steering`` (random sign) is held for a random
   ``drift_duration_s``, pushing the car towards the road edge; pure pursuit then recovers, so the data shows how to
   get back from the edge.
+
+Both shrink as ``(imperfection_ref_speed / speed)^2`` above the reference speed: the same steering error at 90 m/s
+causes nine times the lateral acceleration it causes at 30 m/s, and unscaled (noise 0.1, drifts of 0.25 at 0.2 Hz)
+it spun the car out on 9 of 10 seeds (mean reward 531 against 920 clean).
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ class ExpertConfig:
     """Uniform range of a drift's duration, s."""
     drift_steering: float = 0.25
     """Steering bias held during a drift (sign random)."""
+    imperfection_ref_speed: float = 30.0
+    """Speed (m/s) at which ``steering_noise`` and ``drift_steering`` apply as given; above it both shrink as
+    ``(ref / speed)^2``, so the lateral acceleration they cause (``~ speed^2 * angle``) stays that of the reference
+    speed, as a person's small errors do, instead of spinning the car at 90 m/s. 0: no scaling."""
 
 
 @dataclass(frozen=True)
@@ -176,27 +184,30 @@ class Expert:
             velocity = min(velocity, c.v_recover)
 
         label = Command(steering, velocity, stamp_ns)
-        executed, drifting = self._imperfect(label, stamp_ns)
+        executed, drifting = self._imperfect(label, stamp_ns, speed)
         return ExpertAction(executed, label, drifting, off_road)
 
-    def _imperfect(self, label: Command, stamp_ns: int) -> tuple[Command, bool]:
+    def _imperfect(self, label: Command, stamp_ns: int, speed: float) -> tuple[Command, bool]:
         c = self.config
         if c.steering_noise <= 0 and c.drift_rate_hz <= 0:
             return label, False
         dt = 0.02 if self._last_stamp is None else max(0.0, (stamp_ns - self._last_stamp) * 1e-9)
         self._last_stamp = stamp_ns
+        scale = 1.0
+        if c.imperfection_ref_speed > 0 and speed > c.imperfection_ref_speed:
+            scale = (c.imperfection_ref_speed / speed) ** 2
         steer = label.steering
         if c.steering_noise > 0 and dt > 0:
             a = math.exp(-dt / c.noise_tau_s)
             self._noise = a * self._noise + c.steering_noise * math.sqrt(1.0 - a * a) * self._rng.standard_normal()
-            steer += self._noise
+            steer += scale * self._noise
         drifting = False
         if c.drift_rate_hz > 0:
             if self._drift_left_s <= 0 and self._rng.random() < 1.0 - math.exp(-c.drift_rate_hz * dt):
                 self._drift_left_s = self._rng.uniform(*c.drift_duration_s)
                 self._drift_bias = c.drift_steering * (1.0 if self._rng.random() < 0.5 else -1.0)
             if self._drift_left_s > 0:
-                steer += self._drift_bias
+                steer += scale * self._drift_bias
                 self._drift_left_s -= dt
                 drifting = True
         steer = max(-1.0, min(1.0, steer))

@@ -170,6 +170,12 @@ class LapCounter:
         """Fraction of the centreline covered on the road in the current lap, 0..1."""
         return self._count / self.n
 
+    def complete(self) -> None:
+        """Count a lap the backend itself declared finished (e.g. CarRacing's every-tile-visited) and start the next."""
+        self.laps += 1
+        self.visited[:] = False
+        self._count = 0
+
     def update(self, index: int, on_road: bool) -> bool:
         """Record one step at ``index``; True if this step completed a lap."""
         lap = False
