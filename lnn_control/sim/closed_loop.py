@@ -379,6 +379,8 @@ def run(args: argparse.Namespace) -> int:
         "seeds": seeds,
         "max_steps": args.max_steps,
     }
+    if args.baseline == "expert":
+        meta["expert"] = {"steering_noise": args.expert_noise, "drift_rate_hz": args.expert_drift_rate}
     paths = write_report(out, results, meta, gif_seconds=args.gif_seconds)
     rewards = np.array([r.reward for r in results])
     print(f"{'seed':>6} {'reward':>8} {'laps':>4} {'tiles':>9} {'off-track s':>11} {'steps':>5}")
