@@ -189,6 +189,10 @@ def main(args: list[str] | None = None) -> int:
             rclpy.spin_once(node, timeout_sec=0)
     except KeyboardInterrupt:
         pass
+    except Exception:
+        # SIGINT/SIGTERM shut rclpy's context down, possibly while spin_once was starting: that is a clean stop.
+        if rclpy.ok():
+            raise
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         print("", file=sys.stderr)

@@ -23,15 +23,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from lnn_control.command import Command
-from lnn_control.driver import Driver, load_driver_config
 from lnn_control.paths import config_file
 from lnn_control.sim.base import SAFE_COMMAND, Simulator
 from lnn_control.sim.perturb import PerturbConfig, Perturber
+
+if TYPE_CHECKING:  # the Driver pulls in torch; sim-eval --baseline expert does without it
+    from lnn_control.driver import Driver
 
 LOG = logging.getLogger(__name__)
 
@@ -310,6 +312,7 @@ class DriverController:
 
 def model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
     """A factory of Drivers around the checkpoint, with the simulator's limits and timing from config/sim.yaml."""
+    from lnn_control.driver import Driver, load_driver_config
     from lnn_control.nn.checkpoint import CheckpointError, load
 
     try:
