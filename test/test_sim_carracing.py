@@ -46,6 +46,21 @@ def test_determinism_with_a_seed():
     assert r1.sum() != 0  # the rollout did something
 
 
+@pytest.mark.parametrize("randomize", [False, True])
+def test_fast_road_renderer_draws_the_same_pixels(randomize):
+    """The numpy road renderer (the default) against gymnasium's own, pixel for pixel, over whole drives with tiles
+    changing colour as they are visited, a second track after a reset, and CarRacing's random colours."""
+    fast = CarRacingSim(CarRacingConfig(domain_randomize=randomize))
+    plain = CarRacingSim(CarRacingConfig(domain_randomize=randomize, fast_render=False))
+    assert fast.env._render_road != plain.env._render_road  # the fast one is installed, the plain one is not
+    with fast, plain:
+        for seed, n in ((3, 150), (11, 80)):
+            f1, r1, t1 = _rollout(fast, seed, _commands(n))
+            f2, r2, t2 = _rollout(plain, seed, _commands(n))
+            assert np.array_equal(f1, f2), f"seed {seed}: {(f1 != f2).any(-1).sum()} pixels differ"
+            assert t1 == t2 and t1.tiles_visited > 3
+
+
 def test_stamps_frames_and_sizes():
     with CarRacingSim(CarRacingConfig(frame_size=(120, 160))) as sim:
         assert sim.dt_ns == DT_NS == 20_000_000 and sim.frame_size == (120, 160)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lnn_control.command import Command
+from lnn_control.sim import fast_road
 from lnn_control.sim.base import Observation, RateLimitedLog, Truth, sanitize_command, wrap_angle
 from lnn_control.sim.speed import SpeedController, SpeedControllerConfig
 from lnn_control.sim.track import LapCounter, Track, TrackLocator
@@ -59,6 +60,8 @@ class CarRacingConfig:
     """CarRacing's random colours per reset."""
     speed: SpeedControllerConfig = field(default_factory=SpeedControllerConfig)
     """Speed controller gains."""
+    fast_render: bool = True
+    """Draw the road with :mod:`lnn_control.sim.fast_road` (the same pixels, about 1.8x faster steps)."""
 
 
 class CarRacingSim:
@@ -85,6 +88,8 @@ class CarRacingSim:
             disable_env_checker=True,
         )
         self._u = self._env.unwrapped
+        if self.config.fast_render and not fast_road.install(self._u):
+            LOG.warning("this gymnasium's CarRacing does not look as expected: using its own (slower) road renderer")
         self.speed_controller = SpeedController(self.config.speed)
         self._warn = RateLimitedLog(LOG)
         self._track: Track | None = None

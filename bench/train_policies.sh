@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Train the four policies of bench/compare_policies.py on the same data, with the same conv head and recipe:
+# LTC-NCP, CfC-NCP, LSTM-64 and the feed-forward CNN, each from several training seeds.
+#
+#   bash bench/train_policies.sh [DATA=runs/carracing/data] [OUT=runs/compare] [SEEDS="0 1 2"] [CORES="ltc cfc lstm cnn"]
+#
+# DATA holds train/ and val/ bag folders, as bench/make_carracing_model.sh records them. A run whose best checkpoint
+# already exists is kept, so the script resumes after an interruption. Seed S sets model.seed (initial weights) and
+# training.seed (window order, augmentation) to S.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-runs/carracing/data}
+OUT=${2:-runs/compare}
+SEEDS=${3:-0 1 2}
+CORES=${4:-ltc cfc lstm cnn}
+BIN=.venv/bin/lnn-control
+mkdir -p "$OUT"
+for seed in $SEEDS; do
+  for core in $CORES; do
+    run="$OUT/${core}_s$seed"
+    if [[ -f "$run/best.safetensors" && -f "$run/best.json" ]]; then echo "keep $run"; continue; fi
+    echo "train $run"
+    $BIN train --config config/train_carracing.yaml --bags "$DATA"/train/* --val-bags "$DATA"/val/* --out "$run" \
+      --set "model.core=$core" --set "model.seed=$seed" --set "training.seed=$seed" --set training.progress=false \
+      > "$OUT/train_${core}_s$seed.log" 2>&1
+  done
+done
