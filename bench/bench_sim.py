@@ -9,6 +9,8 @@ Rows (steps per second of wall clock, median of ``--repeats`` interleaved runs o
 - ``bare env, expert's actions``: the bare env replaying the exact gas/brake/steer actions of the expert run, so the
   same trajectory and the same rendering work (CarRacing's cost depends on what is in view: the start-up zoom shows
   the whole track, a fast car sees more tiles), without the loop;
+- ``same, gymnasium's renderer``: that replay in an env with gymnasium's own road drawing; every other row uses
+  :mod:`lnn_control.sim.fast_road` (the same pixels), as CarRacingSim does, so its ratio is the renderer's gain;
 - the same two rows for a constant controller (straight at 10 m/s).
 
 The loop's overhead is reported twice: ``closed / replay - 1`` on the same trajectory (separate runs, so sensitive
@@ -33,17 +35,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lnn_control.sim import fast_road  # noqa: E402
 from lnn_control.sim.carracing import CarRacingSim  # noqa: E402
 from lnn_control.sim.closed_loop import ConstantController, run_episode  # noqa: E402
 from lnn_control.sim.expert import ExpertController  # noqa: E402
 
 
-def bare_env():
+def bare_env(fast_road_renderer: bool = True):
+    """The bare env; with the same road renderer as CarRacingSim (like for like) unless told otherwise."""
     import gymnasium as gym
 
-    return gym.make(
+    env = gym.make(
         "CarRacing-v3", render_mode=None, continuous=True, disable_env_checker=True, max_episode_steps=100_000
     )
+    if fast_road_renderer:
+        fast_road.install(env.unwrapped)
+    return env
 
 
 def bare_random(env, seed: int, steps: int) -> float:
@@ -119,6 +126,7 @@ def main() -> None:
 
     sim = CarRacingSim()
     env = bare_env()
+    plain_env = bare_env(fast_road_renderer=False)
     controllers = {
         "expert": ExpertController(sim),
         "constant": ConstantController(0.0, 10.0),
@@ -131,7 +139,8 @@ def main() -> None:
         lengths[name] = res.steps
     bare_random(env, args.seed, 50)
 
-    keys = ("random", "expert", "expert_replay", "expert_share", "constant", "constant_replay", "constant_share")
+    keys = ("random", "expert", "expert_replay", "expert_share", "constant", "constant_replay", "constant_share",
+            "expert_replay_plain")
     samples: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(args.repeats):
         samples["random"].append(bare_random(env, args.seed, args.steps))
@@ -141,9 +150,11 @@ def main() -> None:
             samples[name].append(sps)
             samples[f"{name}_share"].append((n / sps) / env_s - 1.0)  # loop time outside env.step / env time
             samples[f"{name}_replay"].append(bare_replay(env, args.seed, actions[name]))
+        samples["expert_replay_plain"].append(bare_replay(plain_env, args.seed, actions["expert"]))
     med = {k: statistics.median(v) for k, v in samples.items()}
     sim.close()
     env.close()
+    plain_env.close()
 
     overhead = {name: med[f"{name}_replay"] / med[name] - 1.0 for name in controllers}
     vs_random = {name: med["random"] / med[name] - 1.0 for name in controllers}
@@ -155,6 +166,7 @@ def main() -> None:
     rows = [
         ("bare env, random actions", med["random"], None, None),
         ("bare env, expert's actions", med["expert_replay"], None, None),
+        ("  same, gymnasium's renderer", med["expert_replay_plain"], None, None),
         ("closed loop, expert", med["expert"], overhead["expert"], med["expert_share"]),
         ("bare env, constant's actions", med["constant_replay"], None, None),
         ("closed loop, constant 10 m/s", med["constant"], overhead["constant"], med["constant_share"]),
@@ -166,6 +178,8 @@ def main() -> None:
         "vs replay: closed loop against the bare env replaying the same actions (separate runs, load-sensitive); "
         "in-run: loop time outside gymnasium's env.step over the time inside it, in the same run"
     )
+    print(f"road renderer (lnn_control.sim.fast_road, same pixels): "
+          f"{med['expert_replay'] / med['expert_replay_plain']:.2f}x gymnasium's own on the expert's drive")
     print(f"vs random actions: expert {100 * vs_random['expert']:+.1f}%, constant {100 * vs_random['constant']:+.1f}%")
     print(
         json.dumps(
@@ -177,6 +191,8 @@ def main() -> None:
                 "bare_random_sps": round(med["random"], 1),
                 "expert_closed_sps": round(med["expert"], 1),
                 "expert_replay_sps": round(med["expert_replay"], 1),
+                "expert_replay_plain_renderer_sps": round(med["expert_replay_plain"], 1),
+                "fast_road_speedup": round(med["expert_replay"] / med["expert_replay_plain"], 3),
                 "expert_overhead_vs_replay": round(overhead["expert"], 4),
                 "expert_overhead_in_run": round(med["expert_share"], 4),
                 "constant_closed_sps": round(med["constant"], 1),
