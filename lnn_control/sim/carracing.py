@@ -61,7 +61,8 @@ class CarRacingConfig:
     speed: SpeedControllerConfig = field(default_factory=SpeedControllerConfig)
     """Speed controller gains."""
     fast_render: bool = True
-    """Draw the road with :mod:`lnn_control.sim.fast_road` (the same pixels; 1.25x to 1.8x faster steps here, bench/bench_sim.py)."""
+    """Draw the road with :mod:`lnn_control.sim.fast_road`: the same pixels, steps 1.25x to 1.8x faster here
+    (bench/bench_sim.py)."""
 
 
 class CarRacingSim:
