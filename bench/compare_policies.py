@@ -70,10 +70,31 @@ class Job:
         return self.policy, self.model, self.condition, self.track
 
 
-def find_models(runs: Path, extras: list[str]) -> dict[str, list[tuple[int, str]]]:
-    """Policy name -> [(training seed, checkpoint path)] from ``<runs>/<core>_s<seed>/best`` and ``--extra``."""
-    found: dict[str, list[tuple[int, str]]] = {}
-    patterns = [(name, str(runs / f"{core}_s*")) for core, name in CORES.items()]
+def finished(run: Path) -> bool:
+    """A run folder whose training ended (all epochs, or stopped early), judged by its state.json and config.yaml;
+    a folder without them (a checkpoint copied elsewhere) counts as finished."""
+    import yaml
+
+    state, config = run / "state.json", run / "config.yaml"
+    if not (state.is_file() and config.is_file()):
+        return True
+    counters = json.loads(state.read_text(encoding="utf-8"))["counters"]
+    training = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("training", {})
+    patience = training.get("patience", 0)
+    return counters["epoch"] >= training.get("epochs", 0) or (patience > 0 and counters["bad_epochs"] >= patience)
+
+
+def find_models(runs: Path, extras: list[str], seeds: list[int]) -> dict[str, list[tuple[int, str | None]]]:
+    """Policy name -> [(training seed, checkpoint path or None while not trained yet)]: ``<runs>/<core>_s<seed>/best``
+    for each of ``seeds`` (a policy with none of them is left out), and every run matching an ``--extra`` glob."""
+    found: dict[str, list[tuple[int, str | None]]] = {}
+    for core, name in CORES.items():
+        entries = [(s, str(runs / f"{core}_s{s}" / "best")) for s in seeds]
+        entries = [(s, p if Path(p).with_suffix(".safetensors").is_file() and finished(Path(p).parent) else None)
+                   for s, p in entries]
+        if any(p for _, p in entries):
+            found[name] = entries
+    patterns: list[tuple[str, str]] = []
     for item in extras:
         name, sep, pattern = item.partition("=")
         if not sep:
@@ -82,7 +103,7 @@ def find_models(runs: Path, extras: list[str]) -> dict[str, list[tuple[int, str]
     for name, pattern in patterns:
         for folder in sorted(glob.glob(pattern)):
             best = Path(folder) / "best"
-            if not best.with_suffix(".safetensors").is_file():
+            if not (best.with_suffix(".safetensors").is_file() and finished(Path(folder))):
                 continue
             tail = Path(folder).name.rsplit("_s", 1)[-1]
             seed = int(tail) if tail.isdigit() else len(found.get(name, []))
@@ -90,15 +111,16 @@ def find_models(runs: Path, extras: list[str]) -> dict[str, list[tuple[int, str]
     return found
 
 
-def plan(models: dict[str, list[tuple[int, str]]], tracks: list[int], assign: str,
+def plan(models: dict[str, list[tuple[int, str | None]]], tracks: list[int], assign: str,
          conditions: tuple[str, ...] = CONDITIONS) -> list[Job]:
-    """All episodes, condition by condition (in :data:`CONDITIONS` order), the policies interleaved."""
+    """All episodes, condition by condition (in :data:`CONDITIONS` order), the policies interleaved; episodes of
+    models not trained yet are left out (a later run adds them)."""
     jobs: list[Job] = [Job(DEMONSTRATOR, "expert", 0, "clean", t) for t in tracks]
     for condition in conditions:
         for i, track in enumerate(tracks):
             for name, entries in models.items():
                 chosen = entries if assign == "all" else [entries[i % len(entries)]]
-                jobs += [Job(name, path, seed, condition, track) for seed, path in chosen]
+                jobs += [Job(name, path, seed, condition, track) for seed, path in chosen if path]
     return jobs
 
 
@@ -152,7 +174,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def sizes_and_latency(models: dict[str, list[tuple[int, str]]], steps: int) -> dict[str, dict[str, Any]]:
+def sizes_and_latency(models: dict[str, list[tuple[int, str | None]]], steps: int) -> dict[str, dict[str, Any]]:
     """Parameter counts and the median ``Driver.observe`` latency (batch 1, one thread) of each policy's first model."""
     import torch
 
@@ -167,7 +189,7 @@ def sizes_and_latency(models: dict[str, list[tuple[int, str]]], steps: int) -> d
     config = load_driver_config(config_file("sim.yaml"))
     out: dict[str, dict[str, Any]] = {}
     for name, entries in models.items():
-        policy = load(entries[0][1])
+        policy = load(next(p for _, p in entries if p))
         counts = policy.parameter_counts()
         driver = Driver(policy, config)
         features = driver.features(frame)
@@ -308,6 +330,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"), help="folder of <core>_s<seed> runs")
     parser.add_argument("--extra", action="append", default=[], help="NAME=GLOB of more run folders (repeatable)")
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds of each policy (default 0,1,2)")
     parser.add_argument("--tracks", type=int, default=21, help="unseen tracks (default 21)")
     parser.add_argument("--first-track", type=int, default=1000, help="first track seed (default 1000)")
     parser.add_argument("--assign", choices=("split", "all"), default="split", help="tracks per training seed")
@@ -322,7 +345,7 @@ def main() -> int:
 
     from tqdm import tqdm
 
-    models = find_models(args.runs, args.extra)
+    models = find_models(args.runs, args.extra, [int(v) for v in args.seeds.split(",")])
     if not models:
         raise SystemExit(f"no checkpoints under {args.runs} (<core>_s<seed>/best): run bench/train_policies.sh")
     tracks = list(range(args.first_track, args.first_track + args.tracks))
@@ -335,7 +358,7 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"--conditions: unknown {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
     jobs = [j for j in plan(models, tracks, args.assign, conditions) if j.key not in done]
-    print("models: " + ", ".join(f"{n} x{len(v)}" for n, v in models.items()) +
+    print("models: " + ", ".join(f"{n} x{sum(bool(p) for _, p in v)}" for n, v in models.items()) +
           f"; {len(jobs)} episodes to run, {len(rows)} already in {csv_path}", flush=True)
 
     info_path = args.out / "sizes_latency.json"
@@ -369,7 +392,7 @@ def main() -> int:
     table = aggregate(rows)
     goal = goals(table, info)
     meta = {"tracks": tracks, "assign": args.assign,
-            "seeds_per_policy": {n: [s for s, _ in v] for n, v in models.items()}, "load_average": load_avg}
+            "seeds_per_policy": {n: [s for s, p in v if p] for n, v in models.items()}, "load_average": load_avg}
     text = write_table(args.out / "results.md", table, info, goal, meta)
     plot(args.out / "rewards.png", table)
     print(text)
