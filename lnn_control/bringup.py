@@ -1,8 +1,8 @@
 """``lnn-control up``: start a node set from the same config YAML the launch files use, without launch_ros.
 
-    lnn-control up drive|drive-split|record|sim-drive|record-sim [--config FILE ...] [--set NODE.PARAM=VALUE ...]
-                   [--duration S] [--processes] [--threads N] [--local] [--without NODE ...] [--with NODE ...]
-                   [--namespace NS]
+    lnn-control up drive|drive-split|record|sim-drive|record-sim|dagger-sim [--config FILE ...]
+                   [--set NODE.PARAM=VALUE ...] [--duration S] [--processes] [--threads N] [--local]
+                   [--without NODE ...] [--with NODE ...] [--namespace NS]
 
 The node sets are the table :data:`NODE_SETS`; a test holds it (and the launch files) to the console scripts in
 ``setup.py`` and the files in ``config/``. Parameters: the set's config files (``config/<name>.yaml``, in the
@@ -110,6 +110,14 @@ NODE_SETS: dict[str, NodeSet] = {
         ("sim_node", "demonstrator_node", "recorder_node", MUX),
         ("drive.yaml", "record.yaml", "sim.yaml"),
         "the demonstrator drives the simulator through the mux while the recorder writes episodes, on sim time",
+        sim_time=True,
+        threads=5,
+    ),
+    "dagger-sim": NodeSet(
+        ("sim_node", "drive_node", "demonstrator_node", "recorder_node", MUX),
+        ("drive.yaml", "record.yaml", "sim.yaml", "dagger.yaml"),
+        "DAgger: drive_node drives the simulator, the demonstrator labels every frame and takes over (as teleop) "
+        "off the road, the recorder writes episodes, on sim time",
         sim_time=True,
         threads=5,
     ),

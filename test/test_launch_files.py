@@ -28,6 +28,7 @@ LAUNCH_SETS = {
     "record": ("record",),
     "sim_drive": ("sim-drive",),
     "record_sim": ("record-sim",),
+    "dagger_sim": ("dagger-sim",),
 }
 
 

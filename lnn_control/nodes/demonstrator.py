@@ -25,11 +25,21 @@ the node clock (sim time under ``use_sim_time``) publishes the command for the l
 teleop repeats; nothing is published while the state is older than ``state_timeout`` (the sim stopped), so the mux
 falls back as it would for a person who let go.
 
+**Intervention** (``intervene: true``, DAgger with interventions as in HG-DAgger, Kelly et al. 2019): something
+else drives (a learned policy on the mux's ``lnn/cmd_vel``) and the demonstrator labels every state on ``~/label``,
+but publishes on ``teleop/cmd_vel`` only while it takes over, so the mux hands the car to it as to a person and back
+to the policy when it stops. It takes over when the car is more than ``intervene_offset`` metres from the centreline
+or its heading is more than ``intervene_heading`` off the track's, and hands back once the car is within
+``release_offset`` and ``release_heading`` again and at least ``min_takeover_s`` (sim time) have passed. While it
+drives it publishes the clean label (no imperfection: the data should show the expert's recovery, not noise on top
+of it). Takeovers are logged (throttled) and counted. The mux's ``teleop_timeout`` must outlast one frame (20 ms)
+so the policy's command for a state cannot slip in before the demonstrator's; config/dagger.yaml sets 0.03 s.
+
 **Imperfection** (``steering_noise``, ``drift_rate``, ...): mapped one to one onto
 :class:`~lnn_control.sim.expert.ExpertConfig` (Ornstein-Uhlenbeck steering noise and occasional drifts with
 recovery, applied to the executed command only). Off by default; config/sim.yaml turns a moderate amount on for
 recording, because data from a perfect driver never shows a recovery and a policy trained on it compounds its first
-error. Episode k's noise is seeded with ``seed + k``.
+error. Episode k's noise is seeded with ``seed + k``. Intervention mode never applies it.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ from lnn_control.ros.qos import COMMAND
 from lnn_control.ros.stamps import stamp_to_ns
 from lnn_control.sim.base import Truth
 from lnn_control.sim.expert import Expert, ExpertConfig
-from lnn_control.sim.track import Track
+from lnn_control.sim.track import Track, TrackLocator
 
 TELEOP_TOPIC = "teleop/cmd_vel"
 LABEL_TOPIC = "~/label"
@@ -92,6 +102,25 @@ class DemonstratorConfig:
     steer_max_rad: float = param(
         _EXPERT.steer_max_rad, "front-wheel angle of steering = +-1, rad (must match sim_node's)", min=0.01, max=1.0
     )
+    intervene: bool = param(
+        False, "DAgger: publish on teleop/cmd_vel (the clean label) only while taking over; ~/label for every state"
+    )
+    intervene_offset: float = param(
+        5.5, "intervene: take over beyond this distance of the car from the centreline, m", min=0.0, max=1000.0
+    )
+    intervene_heading: float = param(
+        0.8, "intervene: take over beyond this heading error against the track, rad", min=0.0, max=math.pi
+    )
+    release_offset: float = param(
+        2.0, "intervene: hand back within this distance from the centreline (and release_heading), m", min=0.0,
+        max=1000.0,
+    )
+    release_heading: float = param(
+        0.3, "intervene: hand back within this heading error (and release_offset), rad", min=0.0, max=math.pi
+    )
+    min_takeover_s: float = param(
+        0.5, "intervene: shortest takeover, s of the state stamps (sim time)", min=0.0, max=3600.0
+    )
 
     def expert(self) -> ExpertConfig:
         """The :class:`ExpertConfig` these parameters describe (the other gains keep their defaults)."""
@@ -111,6 +140,55 @@ class DemonstratorConfig:
             a_lat=self.a_lat,
             steer_max_rad=self.steer_max_rad,
         )
+
+    def check(self) -> None:
+        """``ValueError`` naming the parameter when the intervention thresholds contradict each other."""
+        self.expert()
+        if self.release_offset > self.intervene_offset:
+            raise ValueError(
+                f"parameter 'release_offset' ({self.release_offset}) is above 'intervene_offset' "
+                f"({self.intervene_offset}): the demonstrator would never hand back"
+            )
+        if self.release_heading > self.intervene_heading:
+            raise ValueError(
+                f"parameter 'release_heading' ({self.release_heading}) is above 'intervene_heading' "
+                f"({self.intervene_heading}): the demonstrator would never hand back"
+            )
+
+
+class Takeover:
+    """When the demonstrator drives in intervention mode: take over far from the centreline or facing away from the
+    track, hand back near it and aligned again after at least ``min_takeover_s`` (hysteresis). ROS-free."""
+
+    def __init__(self, config: DemonstratorConfig) -> None:
+        self.config = config
+        self.active = False
+        self.since_ns = 0
+        self.takeovers = 0
+        self.states = 0  # states the demonstrator drove
+
+    def reset(self) -> None:
+        """A new episode starts with the policy driving."""
+        self.active = False
+
+    def update(self, distance: float, heading_error: float, stamp_ns: int) -> bool:
+        """Whether the demonstrator drives the state at ``stamp_ns``, the car ``distance`` m from the centreline and
+        ``heading_error`` rad off the track's direction. Counts takeovers and driven states."""
+        c = self.config
+        heading_error = abs(heading_error)
+        if not self.active:
+            if distance > c.intervene_offset or heading_error > c.intervene_heading:
+                self.active = True
+                self.since_ns = stamp_ns
+                self.takeovers += 1
+        elif (
+            stamp_ns - self.since_ns >= c.min_takeover_s * 1e9
+            and distance <= c.release_offset
+            and heading_error <= c.release_heading
+        ):
+            self.active = False
+        self.states += int(self.active)
+        return self.active
 
 
 def track_from_event(event: dict[str, Any]) -> Track:
@@ -132,7 +210,10 @@ class DemonstratorNode(Node):
     def __init__(self, node_name: str = "demonstrator_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.config = c = declare_config(self, DemonstratorConfig)
+        c.check()
         self.expert = Expert(c.expert())
+        self.takeover = Takeover(c)
+        self.locator: TrackLocator | None = None
         msg_type = twist_type(c.stamped)
         self.publisher = self.create_publisher(msg_type, TELEOP_TOPIC, COMMAND)
         self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, COMMAND)
@@ -152,9 +233,20 @@ class DemonstratorNode(Node):
         self.get_logger().info(
             f"{self.resolve_topic_name(POSE_TOPIC)} + {self.resolve_topic_name(VELOCITY_TOPIC)} -> "
             f"{self.publisher.topic_name} ({'TwistStamped' if c.stamped else 'Twist'}, "
-            f"{'one per state' if c.rate <= 0 else f'{c.rate:g} Hz'}); steering noise {c.steering_noise:g}, "
-            f"drifts {c.drift_rate_hz:g}/s; waiting for a track on {self.resolve_topic_name(EPISODE_TOPIC)}"
+            f"{'one per state' if c.rate <= 0 else f'{c.rate:g} Hz'}); {self._mode()}; "
+            f"waiting for a track on {self.resolve_topic_name(EPISODE_TOPIC)}"
         )
+
+    def _mode(self) -> str:
+        c = self.config
+        if c.intervene:
+            return (
+                f"intervention mode: labels every state on {self.label_publisher.topic_name}, takes over beyond "
+                f"{c.intervene_offset:g} m or {math.degrees(c.intervene_heading):.0f} deg, hands back within "
+                f"{c.release_offset:g} m and {math.degrees(c.release_heading):.0f} deg after {c.min_takeover_s:g} s "
+                "at least (no imperfection)"
+            )
+        return f"steering noise {c.steering_noise:g}, drifts {c.drift_rate_hz:g}/s"
 
     # -- inputs -------------------------------------------------------------------------------------------------------
 
@@ -176,6 +268,8 @@ class DemonstratorNode(Node):
             self._warn("track", f"{topic}: {exc}")
             return
         self.expert.reset(track, seed=self.config.seed + episode)
+        self.locator = TrackLocator(track)
+        self.takeover.reset()
         self.episode = episode
         self.acted_ns = None
         self.get_logger().info(f"episode {episode}: track of {track.n} points, {track.length:.0f} m")
@@ -220,9 +314,29 @@ class DemonstratorNode(Node):
         truth = Truth(speed=speed, position=(x, y), heading=heading, yaw_rate=yaw_rate)
         action = self.expert.act(truth, stamp_ns)
         self.commands += 1
-        self.drifting_commands += int(action.drifting)
-        self._send(self.publisher, action.command, stamp_ns)
+        if self.config.intervene:
+            if self._intervenes(x, y, heading, stamp_ns):
+                self._send(self.publisher, action.label, stamp_ns)
+        else:
+            self.drifting_commands += int(action.drifting)
+            self._send(self.publisher, action.command, stamp_ns)
         self._send(self.label_publisher, action.label, stamp_ns)
+
+    def _intervenes(self, x: float, y: float, heading: float, stamp_ns: int) -> bool:
+        """Intervention mode: whether the demonstrator drives this state (logs each takeover, throttled)."""
+        assert self.locator is not None
+        point = self.locator.locate(x, y)
+        tangent = float(self.locator.track.tangent_angle[point.index])
+        error = math.remainder(heading - tangent, math.tau)
+        before = self.takeover.active
+        active = self.takeover.update(point.distance, error, stamp_ns)
+        if active and not before and self._throttle("takeover"):
+            self.get_logger().info(
+                f"takeover {self.takeover.takeovers} at {stamp_ns / 1e9:.2f} s: {point.distance:.1f} m from the "
+                f"centreline, heading {math.degrees(error):+.0f} deg off the track "
+                f"({self.takeover.states}/{self.commands} states driven so far)"
+            )
+        return active
 
     def _send(self, publisher: Any, command: Command, stamp_ns: int) -> None:
         stamped = Command(command.steering, command.velocity, stamp_ns)
@@ -233,7 +347,14 @@ class DemonstratorNode(Node):
             self.get_logger().warning(message)
 
     def destroy_node(self) -> None:
-        text = f"{self.commands} commands ({self.drifting_commands} while drifting)"
+        if self.config.intervene:
+            t = self.takeover
+            text = (
+                f"{self.commands} labels; drove {t.states} states ({t.states / max(1, self.commands):.1%}) in "
+                f"{t.takeovers} takeovers"
+            )
+        else:
+            text = f"{self.commands} commands ({self.drifting_commands} while drifting)"
         if self.context.ok():
             self.get_logger().info(text)
         else:
