@@ -1,27 +1,353 @@
-"""``lnn-control demo``: the main job on embedded defaults, what ``make demo`` runs.
+"""``lnn-control demo``: the shipped liquid policy drives the CarRacing simulator through ROS (what ``make demo`` runs).
 
-Record, train, replay, on real data, in a few minutes on a laptop CPU:
+1. start ``lnn-control up sim-drive --local`` (sim_node -> drive_node with ``models/ltc_ncp_carracing`` -> command
+   mux -> sim_node, over Fast DDS, lockstep, on sim time) for ``--episodes`` episodes on seeds from ``--seed`` (1000:
+   the model trained on seeds 100-103 and validated on 200, so these tracks are new to it);
+2. watch it from this process with an rclpy observer (:mod:`lnn_control.ros.sim_observer`) on the same private DDS
+   domain: the camera, the commands the simulator receives, its ground truth and episode events;
+3. stop ``up`` when the episodes are done, replay the first episode's frames through ``Driver.observe`` (the drive
+   node's path) for the neuron activity, and write the report folder (``--out``, default ``reports/demo``) with
+   :mod:`lnn_control.sim.report`, as ``sim-eval`` does: ``episodes.csv``, ``summary.json``, a GIF with the steering
+   overlay, ``timeseries.png`` and ``activity.png``; ``up.log`` holds the nodes' output.
 
-1. data: the real Donkeycar tub under ``../shared/data`` (a person driving a small car, 1000 frames) when it is
-   there, imported as bags; otherwise the demonstrator drives the CarRacing simulator through ROS
-   (``lnn-control up record-sim``) for two short episodes on seeds of its own;
-2. train a small LTC-NCP on the first part with ``lnn-control train``'s code, for ``--minutes``;
-3. replay the held-out part through ``Driver.observe`` (exactly the drive node's path) with
-   ``lnn-control eval``'s code, against the human and the constant-mean baseline;
-4. write everything under ``--out`` (default ``reports/demo``): bags, the model (safetensors + JSON), the
-   evaluation report with plots, a saliency GIF and neuron activity.
+``lnn-control demo --offline`` runs the earlier offline pipeline instead: import the Donkeycar tub (or record the
+demonstrator), train a small LTC-NCP for ``--minutes``, replay the held-out frames, report under ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from lnn_control.paths import SOURCE_ROOT, config_file
+import numpy as np
+
+from lnn_control.paths import SOURCE_ROOT, config_file, model_file
+
+DEFAULT_MODEL = "ltc_ncp_carracing"
+#: The shipped model trained on seeds 100-103 and was validated on 200: the demo drives from here on.
+FIRST_UNSEEN_SEED = 1000
+SET = "sim-drive"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``lnn-control demo``."""
+    parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder (default reports/demo)")
+    parser.add_argument("--model", help=f"checkpoint stem (default: the shipped models/{DEFAULT_MODEL})")
+    parser.add_argument("--episodes", type=int, default=3, help="episodes to drive (default 3)")
+    parser.add_argument("--seed", type=int, default=FIRST_UNSEEN_SEED,
+                        help=f"seed of the first episode; episode k uses seed + k (default {FIRST_UNSEEN_SEED})")
+    parser.add_argument("--max-steps", type=int, default=1000, help="frames per episode (default 1000 = 20 s)")
+    parser.add_argument("--processes", action="store_true", help="run each node in its own process (up --processes)")
+    parser.add_argument("--set", dest="set_params", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="more parameters for lnn-control up sim-drive (repeatable)")
+    parser.add_argument("--gif-seconds", type=float, default=20.0, help="length of the GIF, s of sim time (0: none)")
+    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for up and the observer (default: random)")
+    parser.add_argument("--startup-timeout", type=float, default=120.0, help="s to wait for the first frame")
+    parser.add_argument("--stall-timeout", type=float, default=30.0, help="s without a new sim step before giving up")
+    offline = parser.add_argument_group("the offline pipeline (--offline)")
+    offline.add_argument("--offline", action="store_true", help="import a tub, train, replay (no simulator drive)")
+    offline.add_argument("--tub", type=Path, default=TUB, help="Donkeycar tub (folder or .tar.gz)")
+    offline.add_argument("--minutes", type=float, default=2.0, help="training time (whole epochs)")
+    offline.add_argument("--core", default="ltc", choices=("ltc", "cfc", "lstm", "cnn"))
+    offline.add_argument("--threads", type=int, default=2)
+
+
+def say(text: str) -> None:
+    """One progress line."""
+    print(f"[demo] {text}", flush=True)
+
+
+class DemoError(RuntimeError):
+    """What stopped the demo; the message names the part that failed."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """``lnn-control demo``."""
+    if args.offline:
+        return run_offline(args)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run_drive(args)
+    except DemoError as exc:
+        print(f"[demo] error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("[demo] interrupted: lnn-control up stopped", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+# -- the drive through ROS ------------------------------------------------------------------------------------------
+
+
+def resolve_model(name: str | None) -> Path:
+    """The checkpoint stem (``.json`` + ``.safetensors`` beside each other); DemoError naming what is missing."""
+    stem = model_file(DEFAULT_MODEL) if not name else Path(name).expanduser()
+    stem = stem.with_suffix("") if stem.suffix in (".json", ".safetensors") else stem
+    if name and not stem.with_suffix(".json").is_file() and model_file(name).with_suffix(".json").is_file():
+        stem = model_file(name)
+    missing = [str(stem.with_suffix(s)) for s in (".json", ".safetensors") if not stem.with_suffix(s).is_file()]
+    if missing:
+        raise DemoError(f"model {name or DEFAULT_MODEL}: missing {' and '.join(missing)}")
+    return stem.resolve()
+
+
+def up_arguments(args: argparse.Namespace, model: Path) -> list[str]:
+    """The ``lnn-control up`` command line the demo runs: a warm-up episode on seed ``--seed - 1`` (cut short once
+    the observer is connected, see :mod:`lnn_control.ros.sim_observer`), then ``--episodes`` from ``--seed``."""
+    argv = [SET, "--local", "--set", f"drive_node.model={model}", "--set", f"sim_node.seed={args.seed - 1}",
+            "--set", f"sim_node.episodes={args.episodes + 1}", "--set", f"sim_node.max_steps={args.max_steps}"]
+    for item in args.set_params:
+        argv += ["--set", item]
+    return argv + (["--processes"] if args.processes else [])
+
+
+def run_drive(args: argparse.Namespace) -> int:
+    """Drive, watch, report; ``up`` is stopped on every way out."""
+    from lnn_control import bringup
+    from lnn_control.ros import env as ros_env
+
+    if args.episodes < 1 or args.max_steps < 1 or args.seed < 1:
+        raise DemoError("--episodes, --max-steps and --seed must be at least 1 (seed - 1 drives the warm-up)")
+    started = time.monotonic()
+    model = resolve_model(args.model)
+    env = ros_env.local_env(args.domain_id)
+    env["PYTHONUNBUFFERED"] = "1"
+    argv = up_arguments(args, model)
+    parser = argparse.ArgumentParser(prog="lnn-control up")
+    bringup.configure(parser)
+    try:
+        plan = bringup.make_plan(parser.parse_args(argv), base_env=env)
+    except bringup.BringupError as exc:
+        raise DemoError(f"lnn-control up {SET}: {exc}") from exc
+    stamped = bool(plan.params.get("sim_node", {}).get("stamped", False))
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "up.log"
+    say(f"model {model} on seeds {args.seed}..{args.seed + args.episodes - 1} (new to it), {args.episodes} "
+        f"episode(s) of at most {args.max_steps} frames")
+    say(f"starting lnn-control up {' '.join(argv[:2])} ({', '.join(plan.nodes)}"
+        f"{', one process each' if args.processes else ', one process'}) on ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, "
+        f"log in {log_path}")
+
+    ros_env.apply(env)  # the observer joins the same domain with the same Fast DDS profile as up --local
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    from lnn_control.ros.sim_observer import SimObserver
+
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    observer = SimObserver(stamped=stamped, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(observer)
+
+    def spin() -> None:
+        with contextlib.suppress(ExternalShutdownException):
+            executor.spin()
+
+    spinner = threading.Thread(target=spin, name="demo-observer", daemon=True)
+    spinner.start()
+    proc = None
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "lnn_control.cli", "up", *argv], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            watch(observer, proc, args, log_path, started)
+        results = observer.results()
+        missing = [observer.missing_frames(r) for r in results]
+        counts = dict(observer.counts)
+    finally:
+        if proc is not None:
+            stop_up(proc)
+        executor.shutdown()
+        observer.destroy_node()
+        rclpy.try_shutdown(context=context)
+        spinner.join(timeout=5)
+    drive_s = time.monotonic() - started
+    say(f"lnn-control up stopped; {counts['frames']} frames, {counts['commands']} commands and {counts['truth']} "
+        f"truth messages seen over ROS")
+    if results and results[0].frames is not None and missing[0] == 0:
+        same, compared = add_activity(results[0], model)
+        say(f"replayed seed {results[0].seed}'s {results[0].steps} frames through Driver.observe for the neuron "
+            f"activity: its steering equals the command the sim received on {same} of {compared} frames")
+    elif results:
+        say(f"no neuron activity: {missing[0]} of seed {results[0].seed}'s frames were not seen (best-effort QoS)")
+    meta = {
+        "controller": model.name,
+        "model": str(model),
+        "how": f"lnn-control {' '.join(['up', *argv])}",
+        "layout": "one process per node" if args.processes else "one process",
+        "seeds": [r.seed for r in results],
+        "max_steps": args.max_steps,
+        "ros_domain_id": int(env["ROS_DOMAIN_ID"]),
+        "seen_over_ros": counts,
+        "frames_missing": missing,
+        "drive_wall_s": round(drive_s, 1),
+    }
+    paths = _write_report(out, results, meta, args.gif_seconds)
+    print_table(results)
+    say(f"report: {paths['dir']} ({', '.join(sorted(p.name for k, p in paths.items() if k != 'dir'))}); "
+        f"took {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def watch(observer: Any, proc: subprocess.Popen, args: argparse.Namespace, log_path: Path, started: float) -> None:
+    """Wait for the episodes, printing progress; DemoError if ``up`` exits, no frame comes, or the sim stalls."""
+    reported, last_key, last_change, last_line = 0, None, time.monotonic(), 0.0
+    reset, warm = None, True
+    while True:
+        if warm and reset is None and observer.ready():  # all topics matched: cut the warm-up short
+            if observer.warming_up():
+                reset = observer.request_reset()  # None until the service is discovered: try again
+            else:
+                warm = False  # it ended by itself (tiny --max-steps)
+        elif warm and reset is not None and reset.done():
+            response = reset.result()
+            if response is None or not response.success:
+                raise DemoError(f"sim_node/reset failed: {getattr(response, 'message', 'no response')}")
+            say(f"observer connected during a warm-up on seed {args.seed - 1}: {response.message}")
+            warm = False
+        finished = observer.finished()
+        for event in finished[reported:]:
+            say(f"episode {event['episode']}/{args.episodes}, seed {event['seed']}: reward {event['score']:.1f}, "
+                f"{event['laps']} lap(s), {event['tiles_visited']}/{event['tiles_total']} tiles, {event['steps']} "
+                f"steps ({event['reason']}), at {time.monotonic() - started:.0f} s")
+        reported = len(finished)
+        if reported >= args.episodes:
+            _await_last_truth(observer, finished[-1])
+            return
+        status = proc.poll()
+        if status is not None:
+            raise DemoError(f"lnn-control up {SET} exited with status {status} before the {args.episodes} episode(s) "
+                            f"were done; the end of {log_path}:\n{_tail(log_path)}")
+        now = time.monotonic()
+        latest = observer.latest()
+        if observer.first_frame_wall is None and now - started > args.startup_timeout:
+            raise DemoError(f"no frame on camera/image_raw within {args.startup_timeout:g} s of starting up "
+                            f"(sim_node or DDS); the end of {log_path}:\n{_tail(log_path)}")
+        key = None if latest is None else (latest["episode"], latest["step"])
+        if key != last_key:
+            last_key, last_change = key, now
+        elif key is not None and now - last_change > args.stall_timeout:
+            raise DemoError(f"the simulator made no step for {args.stall_timeout:g} s (episode {key[0]:.0f}, "
+                            f"step {key[1]:.0f}); the end of {log_path}:\n{_tail(log_path)}")
+        if latest is not None and latest["episode"] >= 1 and now - last_line >= 10.0:
+            say(f"episode {latest['episode']:.0f}/{args.episodes}: step {latest['step']:.0f}, reward "
+                f"{latest['total_reward']:.1f}, {latest['speed']:.0f} m/s")
+            last_line = now
+        time.sleep(0.2)
+
+
+def _await_last_truth(observer: Any, last_end: dict[str, Any], timeout_s: float = 2.0) -> None:
+    """The end event may overtake the episode's last truth message (another topic): give it a moment."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        latest = observer.latest()
+        if latest is not None and latest["episode"] == last_end["episode"] and latest["step"] >= last_end["steps"]:
+            return
+        time.sleep(0.05)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Child pid -> start time (to tell a reused pid apart), from /proc; empty where there is no /proc."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found[int(entry.name)] = fields[19]
+    return found
+
+
+def stop_up(proc: subprocess.Popen) -> None:
+    """SIGINT (up stops its nodes cleanly), then SIGTERM, then SIGKILL; node processes it left behind go too."""
+    if proc.poll() is None:
+        children = _children(proc.pid)
+        for sig, wait_s in ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        for pid, start in children.items():  # only the ones up started and did not stop
+            try:
+                if (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19] == start:
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, IndexError):
+                pass
+
+
+def add_activity(result: Any, model: Path) -> tuple[int, int]:
+    """Replay ``result``'s frames through a Driver as the drive node builds it and set ``result.activity``.
+
+    Returns on how many of the frames whose answering command was seen the replay's steering equals it (to 1e-5),
+    and of how many. Expect all but the first: in lockstep the mux's own zero command, stamped with the sim time
+    before the policy's first answer, answers the first frame.
+    """
+    import torch
+
+    from lnn_control.driver import Driver, load_driver_config
+    from lnn_control.nn.checkpoint import load
+
+    torch.set_num_threads(1)
+    driver = Driver(load(model), load_driver_config(config_file("sim.yaml")))
+    steering, activity = [], []
+    for frame, stamp in zip(result.frames, result.series["stamp_ns"]):
+        steering.append(driver.observe(frame, int(stamp)).steering)
+        activity.append(driver.activity.copy())
+    result.activity = np.stack(activity)
+    seen = result.series["observed"]
+    diff = np.abs(np.asarray(steering, np.float32) - result.series["steering"])[seen]
+    return int((diff <= 1e-5).sum()), int(diff.size)
+
+
+def _write_report(out: Path, results: list, meta: dict[str, Any], gif_seconds: float) -> dict[str, Path]:
+    from lnn_control.sim.report import write_report
+
+    if not results:
+        raise DemoError("no episode finished: nothing to report")
+    say(f"writing the report (GIF of the first {gif_seconds:g} s of seed {results[0].seed}, plots)")
+    return write_report(out, results, meta, gif_seconds=gif_seconds)
+
+
+def print_table(results: list) -> None:
+    """The per-episode scores, as ``sim-eval`` prints them."""
+    print(f"{'seed':>6} {'reward':>8} {'laps':>4} {'tiles':>9} {'off-track s':>11} {'steps':>5}")
+    for r in results:
+        print(f"{r.seed:>6} {r.reward:>8.1f} {r.laps:>4} {r.tiles_visited:>4}/{r.tiles_total:<4} "
+              f"{r.off_track_s:>11.2f} {r.steps:>5}")
+    rewards = np.array([r.reward for r in results])
+    print(f"reward {rewards.mean():.1f} +- {rewards.std():.1f} over {len(results)} episode(s), "
+          f"{sum(r.laps for r in results)} lap(s)", flush=True)
+
+
+# -- the offline pipeline (--offline) -------------------------------------------------------------------------------
 
 TUB = SOURCE_ROOT.parent / "shared" / "data" / "donkeycar_tub" / "tub.tar.gz"
 
@@ -39,20 +365,6 @@ TUB_OVERRIDES = [
     "training.output_weights=[1.0, 0.25]",
     "training.tensorboard=false",
 ]
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control demo``."""
-    parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder")
-    parser.add_argument("--tub", type=Path, default=TUB, help="Donkeycar tub (folder or .tar.gz)")
-    parser.add_argument("--minutes", type=float, default=2.0, help="training time (whole epochs)")
-    parser.add_argument("--core", default="ltc", choices=("ltc", "cfc", "lstm", "cnn"))
-    parser.add_argument("--threads", type=int, default=2)
-
-
-def say(text: str) -> None:
-    """One progress line."""
-    print(f"[demo] {text}", flush=True)
 
 
 def tub_bags(tub: Path, out: Path) -> tuple[list[Path], list[Path], list[Path], list[str]]:
@@ -81,8 +393,8 @@ def sim_bags(out: Path) -> tuple[list[Path], list[Path], list[Path], list[str]]:
     return bags[0], bags[1], bags[2], [f"@{config_file('train_carracing.yaml')}"]
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the pipeline and print where everything went."""
+def run_offline(args: argparse.Namespace) -> int:
+    """Import (or record), train, replay the held-out part; print where everything went."""
     import torch
 
     from lnn_control.evaluate import evaluate, load_models
