@@ -42,7 +42,7 @@ def test_demo_drives_through_ros_and_writes_the_report(tmp_path: Path) -> None:
     assert summary["episodes"] == 1
     (row,) = summary["per_episode"]
     assert row["seed"] == SEED
-    assert summary["meta"]["frames_missing"] == [0]
+    assert summary["meta"]["not_seen_over_ros"] == {str(SEED): {"frames": 0, "commands": 0, "truth": 0}}
     with open(out / "episodes.csv", newline="") as fh:
         (csv_row,) = list(csv.DictReader(fh))
     assert int(csv_row["steps"]) == row["steps"] and float(csv_row["reward"]) == row["reward"]

@@ -242,7 +242,11 @@ class SimObserver(Node):
             observed[j] = command is not None
             held = command if command is not None else held
             steering[j], velocity[j] = held
-        on_track = column("on_track") > 0.5
+        on_track_known = column("on_track")
+        for j in range(1, steps):  # a truth message not seen: as the step before (counted in the report's meta)
+            if np.isnan(on_track_known[j]):
+                on_track_known[j] = on_track_known[j - 1]
+        on_track = ~(on_track_known < 0.5)  # unknown at the very start: on track
         frames = None
         if log.index in self.keep_frames:
             frames = _frames_at(self.frames, stamps)
