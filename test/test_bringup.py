@@ -148,3 +148,19 @@ def test_processes_layout_stops_everything_when_a_node_fails(tmp_path):
     assert "perception_node exited with status 2: stopped the others" in out, out
     assert f"{tmp_path / 'no_such_model'}" in out and "checkpoint config not found" in out, out
     assert "Traceback" not in out, out
+
+
+def test_dagger_sim_is_record_sim_with_the_policy_driving_and_the_demonstrator_intervening():
+    dagger, record = make_plan(args("dagger-sim")), make_plan(args("record-sim"))
+    assert set(dagger.nodes) == set(record.nodes) | {"drive_node"}
+    assert ("drive_node", "cmd_vel", "lnn/cmd_vel") in dagger.remaps
+    assert dagger.params["demonstrator_node"]["intervene"] is True
+    assert record.params["demonstrator_node"]["intervene"] is False
+    # the mux keeps the demonstrator's takeover through the next frame (20 ms), not through two
+    frame = 1.0 / 50
+    assert frame < dagger.params[MUX]["teleop_timeout"] < 2 * frame
+    topics = dagger.params["recorder_node"]["topics"]
+    assert set(record.params["recorder_node"]["topics"]) <= set(topics)
+    assert "demonstrator_node/label" in topics and "lnn/cmd_vel" in topics
+    rec = dagger.params["recorder_node"]
+    assert len(rec["topics"]) == len(rec["types"]) == len(rec["qos"]) == len(rec["expected_rates"])

@@ -3,7 +3,8 @@
 - sim_node + command_mux_node + demonstrator_node (``intervene: true``), and this process as the policy: a constant
   command on ``lnn/cmd_vel`` (steering left, 20 m/s) that leaves the road. The demonstrator labels every state on
   ``demonstrator_node/label``, publishes on ``teleop/cmd_vel`` only from a state far off the centreline until one
-  back near it (hysteresis, at least ``min_takeover_s``), the clean label without the configured noise; the mux
+  back near it (hysteresis, at least ``min_takeover_s``), the clean label without the configured noise and with the
+  speed capped at ``intervene_speed``; the mux
   hands the car to it and back (``mux/active_source``), and the sim executes its commands while it drives.
 - ``lnn-control up dagger-sim --local`` runs for a few seconds and exits cleanly, writing a bag with the label on
   every frame and the policy's own command beside it.
@@ -43,7 +44,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 DOMAIN = free_domain_id()
 DT_NS = 20_000_000
 TAKEOVER = {"intervene_offset": 5.5, "intervene_heading": 0.8, "release_offset": 2.0, "release_heading": 0.3,
-            "min_takeover_s": 0.5}
+            "min_takeover_s": 0.5, "intervene_speed": 30.0}
 POLICY = (0.35, 20.0)  # steering (left), m/s: off the road within about a second
 
 
@@ -147,10 +148,11 @@ def test_demonstrator_takes_over_off_the_road_and_hands_back(ros, tmp_path):
     policy_states = [t for t in states if t not in driven]
     assert len(policy_states) >= 50
 
-    # while it drives it sends the clean label (no noise although steering_noise is set), and the sim gets it: the
-    # mux forwards it, not the policy's answer to the same state (except, by a race, at a run's first state)
+    # while it drives it sends the clean label (no noise although steering_noise is set) at most at intervene_speed,
+    # and the sim gets it: the mux forwards it, not the policy's answer to the same state (except, by a race, at a
+    # run's first state)
     for t, c in driven.items():
-        assert (c.steering, c.velocity) == (label[t].steering, label[t].velocity)
+        assert (c.steering, c.velocity) == (label[t].steering, min(label[t].velocity, TAKEOVER["intervene_speed"]))
     inside = [t for run in runs for t in run[1:] if t in sent]
     assert len(inside) >= len(driven) // 2
     for t in inside:
@@ -176,7 +178,11 @@ def model(tmp_path_factory):
 def test_up_dagger_sim_runs_and_records_labels(ros, model, tmp_path):
     from rosbags.rosbag2 import Reader
 
+    from lnn_control.bringup import read_params
     from lnn_control.data.bags import read_records
+    from lnn_control.paths import config_file
+
+    cap = read_params(config_file("sim.yaml"))["demonstrator_node"]["intervene_speed"]
 
     bags = tmp_path / "bags"
     command = [sys.executable, "-m", "lnn_control.cli", "up", "dagger-sim", "--local", "--duration", "8",
@@ -195,7 +201,7 @@ def test_up_dagger_sim_runs_and_records_labels(ros, model, tmp_path):
     labels = {r.header_ns: r.msg for r in read_records(bag, ["/demonstrator_node/label"])}
     assert len(labels) >= 10 and frames - set(labels) <= {max(frames)}, "every frame labelled (the last in flight)"
     for r in read_records(bag, ["/teleop/cmd_vel"]):  # interventions, if any, are the labels of their frames
-        assert (r.msg.twist.angular.z, r.msg.twist.linear.x) == (
-            labels[r.header_ns].twist.angular.z, labels[r.header_ns].twist.linear.x)
+        label = labels[r.header_ns].twist
+        assert (r.msg.twist.angular.z, r.msg.twist.linear.x) == (label.angular.z, min(label.linear.x, cap))
     sources = [r.msg.data for r in read_records(bag, ["/mux/active_source"])]
     assert "policy" in sources, sources

@@ -31,9 +31,14 @@ but publishes on ``teleop/cmd_vel`` only while it takes over, so the mux hands t
 to the policy when it stops. It takes over when the car is more than ``intervene_offset`` metres from the centreline
 or its heading is more than ``intervene_heading`` off the track's, and hands back once the car is within
 ``release_offset`` and ``release_heading`` again and at least ``min_takeover_s`` (sim time) have passed. While it
-drives it publishes the clean label (no imperfection: the data should show the expert's recovery, not noise on top
-of it). Takeovers are logged (throttled) and counted. The mux's ``teleop_timeout`` must outlast one frame (20 ms)
-so the policy's command for a state cannot slip in before the demonstrator's; config/dagger.yaml sets 0.03 s.
+drives it publishes the clean label's steering (no imperfection: the data should show the expert's recovery, not
+noise on top of it) with the target speed capped at ``intervene_speed``, as a person taking over slows down: the
+expert's recovery from a policy's error at speed is unreliable (driving the shipped LTC policy on training seeds
+101 and 102, it spun the car off the road at 50-60 m/s and drove donuts on the grass for the rest of the episode;
+capped at 30 m/s it brought the car back every time and all four episodes finished their lap). The label on
+``~/label`` stays the uncapped expert command. Takeovers are logged (throttled) and counted. The mux's
+``teleop_timeout`` must outlast one frame (20 ms) so the policy's command for a state cannot slip in before the
+demonstrator's; config/dagger.yaml sets 0.03 s.
 
 **Imperfection** (``steering_noise``, ``drift_rate``, ...): mapped one to one onto
 :class:`~lnn_control.sim.expert.ExpertConfig` (Ornstein-Uhlenbeck steering noise and occasional drifts with
@@ -120,6 +125,10 @@ class DemonstratorConfig:
     )
     min_takeover_s: float = param(
         0.5, "intervene: shortest takeover, s of the state stamps (sim time)", min=0.0, max=3600.0
+    )
+    intervene_speed: float = param(
+        30.0, "intervene: target speed cap while taking over, m/s (the label stays uncapped); 0: no cap", min=0.0,
+        max=1000.0,
     )
 
     def expert(self) -> ExpertConfig:
@@ -240,11 +249,12 @@ class DemonstratorNode(Node):
     def _mode(self) -> str:
         c = self.config
         if c.intervene:
+            cap = f"at most {c.intervene_speed:g} m/s" if c.intervene_speed > 0 else "no speed cap"
             return (
                 f"intervention mode: labels every state on {self.label_publisher.topic_name}, takes over beyond "
                 f"{c.intervene_offset:g} m or {math.degrees(c.intervene_heading):.0f} deg, hands back within "
                 f"{c.release_offset:g} m and {math.degrees(c.release_heading):.0f} deg after {c.min_takeover_s:g} s "
-                "at least (no imperfection)"
+                f"at least; no imperfection, {cap} while it drives"
             )
         return f"steering noise {c.steering_noise:g}, drifts {c.drift_rate_hz:g}/s"
 
@@ -316,11 +326,15 @@ class DemonstratorNode(Node):
         self.commands += 1
         if self.config.intervene:
             if self._intervenes(x, y, heading, stamp_ns):
-                self._send(self.publisher, action.label, stamp_ns)
+                self._send(self.publisher, self._capped(action.label), stamp_ns)
         else:
             self.drifting_commands += int(action.drifting)
             self._send(self.publisher, action.command, stamp_ns)
         self._send(self.label_publisher, action.label, stamp_ns)
+
+    def _capped(self, label: Command) -> Command:
+        cap = self.config.intervene_speed
+        return label if cap <= 0 or label.velocity <= cap else Command(label.steering, cap, label.stamp_ns)
 
     def _intervenes(self, x: float, y: float, heading: float, stamp_ns: int) -> bool:
         """Intervention mode: whether the demonstrator drives this state (logs each takeover, throttled)."""
