@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,41 +145,19 @@ def run_drive(args: argparse.Namespace) -> int:
         f"{', one process each' if args.processes else ', one process'}) on ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, "
         f"log in {log_path}")
 
-    ros_env.apply(env)  # the observer joins the same domain with the same Fast DDS profile as up --local
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
-
-    from lnn_control.ros.sim_observer import SimObserver
-
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    observer = SimObserver(stamped=stamped, context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(observer)
-
-    def spin() -> None:
-        with contextlib.suppress(ExternalShutdownException):
-            executor.spin()
-
-    spinner = threading.Thread(target=spin, name="demo-observer", daemon=True)
-    spinner.start()
     proc = None
-    try:
-        with open(log_path, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "lnn_control.cli", "up", *argv], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            watch(observer, proc, args, log_path, started)
+    with observing(env, stamped) as observer:
+        try:
+            with open(log_path, "w", encoding="utf-8") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "lnn_control.cli", "up", *argv], env=env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+                watch(observer, proc, args, log_path, started)
+        finally:
+            if proc is not None:
+                stop_up(proc)
         results = observer.results()
         missing = [observer.missing_frames(r) if r.frames is not None else None for r in results]
         counts = dict(observer.counts)
-    finally:
-        if proc is not None:
-            stop_up(proc)
-        executor.shutdown()
-        observer.destroy_node()
-        rclpy.try_shutdown(context=context)
-        spinner.join(timeout=5)
     drive_s = time.monotonic() - started
     say(f"lnn-control up stopped; {counts['frames']} frames, {counts['commands']} commands and {counts['truth']} "
         f"truth messages seen over ROS")
@@ -207,6 +186,40 @@ def run_drive(args: argparse.Namespace) -> int:
     say(f"report: {paths['dir']} ({', '.join(sorted(p.name for k, p in paths.items() if k != 'dir'))}); "
         f"took {time.monotonic() - started:.0f} s")
     return 0
+
+
+@contextlib.contextmanager
+def observing(env: dict[str, str], stamped: bool) -> Iterator[Any]:
+    """A :class:`~lnn_control.ros.sim_observer.SimObserver` spinning on a thread of its own, in ``env``'s DDS domain
+    and Fast DDS profile (those ``up --local`` runs with); rclpy installs no signal handlers (Ctrl-C is ours)."""
+    from lnn_control.ros import env as ros_env
+
+    ros_env.apply(env)
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    from lnn_control.ros.sim_observer import SimObserver
+
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    observer = SimObserver(stamped=stamped, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(observer)
+
+    def spin() -> None:
+        with contextlib.suppress(ExternalShutdownException):
+            executor.spin()
+
+    spinner = threading.Thread(target=spin, name="demo-observer", daemon=True)
+    spinner.start()
+    try:
+        yield observer
+    finally:
+        executor.shutdown()
+        observer.destroy_node()
+        rclpy.try_shutdown(context=context)
+        spinner.join(timeout=5)
 
 
 def watch(observer: Any, proc: subprocess.Popen, args: argparse.Namespace, log_path: Path, started: float) -> None:
