@@ -20,7 +20,9 @@
 # 4. Reference in the same run: `lnn-control eval` replays DATA/val through MODEL and OUT/best (config/sim.yaml's
 #    limits) and reports their errors against the label; the training val loss of both runs when MODEL's run folder
 #    (its metrics.csv) is known (MODEL's folder, or REF_RUN=folder). Ends with one JSON line.
-# Steps already done (a seed's bag, OUT/best) are kept, so the script resumes after an interruption.
+# Steps already done (a seed's bag, the training) are kept and an interrupted training resumes (train --resume), so
+# the script picks up where it stopped. THREADS=N sets the training's torch threads (default: the config's 2; on a
+# crowded 2-core machine 1 is faster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:?usage: bash bench/dagger.sh MODEL DATA [OUT] [SEEDS]}
@@ -60,13 +62,20 @@ record() {  # seed: run dagger-sim until the sim reports its episodes done, then
 
 for seed in $SEEDS; do record "$seed"; done
 
-if [[ -f "$OUT/best.safetensors" && -f "$OUT/best.json" ]]; then
+THREADS_ARG=()
+[[ -n "${THREADS:-}" ]] && THREADS_ARG=(--threads "$THREADS")  # e.g. THREADS=1 on a crowded machine
+if [[ -f "$OUT/train.done" ]]; then
   echo "keep $OUT/best"
+elif [[ -f "$OUT/state.json" ]]; then
+  echo "resume training $OUT ($OUT/train.log)"
+  $BIN train --resume "$OUT" "${THREADS_ARG[@]}" --no-progress >> "$OUT/train.log" 2>&1
+  touch "$OUT/train.done"
 else
   echo "train $OUT ($OUT/train.log)"
   $BIN train --config config/train_carracing.yaml --bags "$DATA"/train/* "$OUT"/data/train/*/* --val-bags "$DATA"/val/* \
-    --out "$OUT" --set "model.core=$CORE" --set "model.seed=$SEED" --set "training.seed=$SEED" \
+    --out "$OUT" --set "model.core=$CORE" --set "model.seed=$SEED" --set "training.seed=$SEED" "${THREADS_ARG[@]}" \
     --set training.progress=false > "$OUT/train.log" 2>&1
+  touch "$OUT/train.done"
 fi
 $BIN eval --model "$MODEL" --model "$OUT/best" --name original --name dagger --bags "$DATA"/val \
   --driver-config config/sim.yaml --no-plots --no-progress --out "$OUT/eval-val" > "$OUT/eval-val.log" 2>&1
