@@ -342,6 +342,9 @@ def run(args: argparse.Namespace) -> int:
     sim_config = CarRacingConfig(frame_size=_frame_size(args.frame_size))
 
     if args.model is not None:
+        import torch
+
+        torch.set_num_threads(1)  # batch 1: more threads only wait on each other (the nodes do the same)
         controller_factory = model_controller_factory(args.model)
         name = args.model.stem
     elif args.baseline == "expert":
