@@ -6,7 +6,8 @@
 #
 # DATA holds train/ and val/ bag folders, as bench/make_carracing_model.sh records them. A run whose best checkpoint
 # already exists is kept, so the script resumes after an interruption. Seed S sets model.seed (initial weights) and
-# training.seed (window order, augmentation) to S.
+# training.seed (window order, augmentation) to S. THREADS=N sets the training's torch threads (default: the config's
+# 2); two scripts with THREADS=1 and disjoint SEEDS/CORES use a crowded 2-core machine better than one with 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-runs/carracing/data}
@@ -14,6 +15,8 @@ OUT=${2:-runs/compare}
 SEEDS=${3:-0 1 2}
 CORES=${4:-ltc cfc lstm cnn}
 BIN=.venv/bin/lnn-control
+THREADS_SET=()
+[[ -n "${THREADS:-}" ]] && THREADS_SET=(--set "training.threads=$THREADS")
 mkdir -p "$OUT"
 for seed in $SEEDS; do
   for core in $CORES; do
@@ -22,6 +25,6 @@ for seed in $SEEDS; do
     echo "train $run"
     $BIN train --config config/train_carracing.yaml --bags "$DATA"/train/* --val-bags "$DATA"/val/* --out "$run" \
       --set "model.core=$core" --set "model.seed=$seed" --set "training.seed=$seed" --set training.progress=false \
-      > "$OUT/train_${core}_s$seed.log" 2>&1
+      "${THREADS_SET[@]}" > "$OUT/train_${core}_s$seed.log" 2>&1
   done
 done
