@@ -541,7 +541,8 @@ def compare_live(replay: BagReplay, model: str, live: Mapping[int, tuple[float, 
     offline = replay.predictions[model]
     hits = [i for i, s in enumerate(replay.stamps.tolist()) if s in live]
     row: dict[str, Any] = {"model": model, "bag": replay.name, "frames": int(len(replay.stamps)),
-                           "live_commands": len(hits), "missing": int(len(replay.stamps) - len(hits))}
+                           "live_commands": len(hits), "missing": int(len(replay.stamps) - len(hits)),
+                           "missing_frames": [i for i, s in enumerate(replay.stamps.tolist()) if s not in live]}
     for o, output in enumerate(OUTPUTS):
         diff = np.array([abs(live[int(replay.stamps[i])][o] - offline[i, o]) for i in hits])
         row[f"max_abs_{output}"] = float(diff.max()) if diff.size else math.nan

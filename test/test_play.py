@@ -85,7 +85,7 @@ def test_eval_live_matches_the_offline_replay(tmp_path):
                  "--no-plots", "--no-progress", "--threads", "1", "--live", "--live-rate", "0.5"])
     assert code == 0
     (row,) = json.loads((tmp_path / "report" / "live.json").read_text())
-    assert row["frames"] == 16 and row["live_commands"] == 16 and row["missing"] == 0
+    assert row["frames"] == 16 and row["live_commands"] == 16 and row["missing"] == 0, row
     assert row["max_abs_steering"] < 1e-4 and row["max_abs_velocity"] < 1e-4
 
 

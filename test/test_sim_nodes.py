@@ -31,7 +31,7 @@ pytest.importorskip("Box2D")
 
 from geometry_msgs.msg import TwistStamped  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from ros_harness import NodeProcess, RosSession, free_domain_id, node_env  # noqa: E402
+from ros_harness import Collector, NodeProcess, RosSession, free_domain_id, node_env  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
@@ -282,6 +282,13 @@ def test_demonstrator_drives_the_sim_through_the_mux(ros, tmp_path):
                     params={**sim_time, "steering_noise": 0.05, "seed": 2}) as demo,
     ):
         row = rec.wait_for_step(0, 200, timeout=150)
+
+        def stamps(collector: Collector) -> set[int]:
+            return {twist_to_command(m).stamp_ns for m in collector.messages}
+
+        # on a loaded machine this process may match the publishers late or fall behind: let the sim drive on
+        ros.wait_for(lambda: len(stamps(teleop) & stamps(labels)) >= 100, timeout=120,
+                     what="100 frames with both the executed command and its label")
         assert sim.alive and mux.alive and demo.alive
     # progress: CarRacing gives ~3.7 per tile; a car standing still loses 0.1 per step
     assert row["tiles_visited"] >= 30, row

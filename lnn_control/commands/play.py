@@ -51,6 +51,10 @@ class PlayStats:
     skipped_topics: dict[str, str] = field(default_factory=dict)
 
 
+#: Seconds the player keeps its publishers after the last message, for best-effort readers still taking it.
+_LINGER_S = 0.5
+
+
 def play(
     bag_path: str | Path,
     *,
@@ -117,6 +121,8 @@ def play(
             for pub in list(publishers.values()) + ([clock_pub] if clock_pub is not None else []):
                 if rclpy.ok():
                     pub.wait_for_all_acked(Duration(seconds=2.0))
+            if rclpy.ok():  # best-effort readers (cameras) acknowledge nothing: let the last samples be taken
+                time.sleep(_LINGER_S)
         finally:
             with contextlib.suppress(Exception):  # after SIGINT the context may be gone already
                 node.destroy_node()
