@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,22 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ncps.torch import LTC as RefLTC  # noqa: E402
 from ncps.torch import CfC as RefCfC  # noqa: E402
 from ncps.wirings import NCP as RefNCP  # noqa: E402
+from timing import median_seconds  # noqa: E402  (bench/timing.py)
 
 from lnn_control.nn.cfc import CfCCell  # noqa: E402
 from lnn_control.nn.ltc import LTCCell  # noqa: E402
 from lnn_control.nn.wiring import Wiring  # noqa: E402
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn`` over ``repeats`` calls after a warm-up."""
-    for _ in range(max(3, repeats // 10)):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def paired(kind: str) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module, torch.nn.Module]:
@@ -97,12 +84,12 @@ def measure(kind: str, repeats: int) -> dict[str, float]:
     layer, ref_cell, ours, _ = paired(kind)
     x1, h1, dt1 = torch.randn(1, 32), torch.zeros(1, ours.state_size), torch.ones(1, 1)
     with torch.inference_mode():
-        ref_step = timed(lambda: ref_cell(x1, h1, 1.0), repeats)
-        our_step = timed(lambda: ours.step(x1, h1, dt1), repeats)
+        ref_step = median_seconds(lambda: ref_cell(x1, h1, 1.0), repeats)
+        our_step = median_seconds(lambda: ours.step(x1, h1, dt1), repeats)
     x, target = torch.randn(16, 32, 32), torch.randn(16, 32, 1)
     dt = torch.ones(16, 32, 1)
-    ref_train = timed(trainer(layer, lambda: layer(x)[0], target), max(5, repeats // 10))
-    our_train = timed(trainer(ours, lambda: ours(x, dt)[0][..., :1], target), max(5, repeats // 10))
+    ref_train = median_seconds(trainer(layer, lambda: layer(x)[0], target), max(5, repeats // 10))
+    our_train = median_seconds(trainer(ours, lambda: ours(x, dt)[0][..., :1], target), max(5, repeats // 10))
     _, ref_cell, ours, _ = paired(kind)
     return {
         "step_us_ncps": ref_step * 1e6,

@@ -10,31 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import median_seconds  # noqa: E402  (bench/timing.py)
+
 from lnn_control.nn import checkpoint  # noqa: E402
 from lnn_control.nn.export import example_inputs, to_onnx, to_torchscript  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
-
-
-def median_us(fn, repeats: int) -> float:
-    """Median microseconds of ``fn`` after a warm-up."""
-    for _ in range(20):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e6
 
 
 def main() -> None:
@@ -56,9 +44,9 @@ def main() -> None:
     names = {i.name for i in session.get_inputs()}
     feed = {k: v for k, v in {"frame": frame.numpy(), "state": state.numpy(), "dt": dt.numpy()}.items() if k in names}
     with torch.inference_mode():
-        eager = median_us(lambda: policy.act(frame, state, dt), args.repeats)
-        script = median_us(lambda: scripted(frame, state, dt), args.repeats)
-    onnx = median_us(lambda: session.run(None, feed), args.repeats)
+        eager = 1e6 * median_seconds(lambda: policy.act(frame, state, dt), args.repeats, 20)
+        script = 1e6 * median_seconds(lambda: scripted(frame, state, dt), args.repeats, 20)
+    onnx = 1e6 * median_seconds(lambda: session.run(None, feed), args.repeats, 20)
     name = args.model or f"untrained {args.core}"
     print(f"single step of {name} ({policy.config.preprocess.height}x{policy.config.preprocess.width}), batch 1, "
           "one thread")

@@ -17,30 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import median_seconds  # noqa: E402  (bench/timing.py)
+
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
 from lnn_control.train import AugmentConfig, LossSpec, TrainConfig, augment_windows, autocast, train_step  # noqa: E402
 from lnn_control.vision import PreprocessConfig  # noqa: E402
-
-
-def timed(fn, steps: int, warmup: int) -> float:
-    """Median seconds of ``fn`` over ``steps`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def batch(size: int, window: int, side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -59,7 +47,7 @@ def bench_core(core: str, precision: str, data, steps: int, warmup: int) -> floa
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-3)
     config = TrainConfig(precision=precision)
     loss = LossSpec.build(config, policy.config.outputs, torch.device("cpu"))
-    return timed(
+    return median_seconds(
         lambda: train_step(policy, policy, data, optimizer, loss, precision=precision, grad_clip=config.grad_clip),
         steps, warmup,
     )
@@ -77,7 +65,7 @@ def bench_head(precision: str, data, steps: int, warmup: int) -> float:
             out = policy.encoder(frames)
         out.float().square().mean().backward()
 
-    return timed(step, steps, warmup)
+    return median_seconds(step, steps, warmup)
 
 
 def main() -> None:
@@ -115,7 +103,7 @@ def main() -> None:
         results[key] = {"ms_per_step": round(seconds * 1e3, 1), "frames_per_s": round(fps, 1)}
         print(f"{name:<18} {precision:<9} {seconds * 1e3:9.1f} {fps:9.1f}", flush=True)
     g = torch.Generator().manual_seed(1)
-    aug = timed(lambda: augment_windows(data[0], AugmentConfig(), g), args.steps, 1)
+    aug = median_seconds(lambda: augment_windows(data[0], AugmentConfig(), g), args.steps, 1)
     print(f"\naugmentation of one batch (not in the figures above): {aug * 1e3:.1f} ms")
     speedups = {}
     for core in args.cores:

@@ -234,11 +234,13 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
 
 
 def goals(table: dict[str, dict[str, dict[str, Any]]], info: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Issue 6's goals for the best NCP policy (LTC-NCP or CfC-NCP, by clean mean): met, missed or not measured."""
-    ncps = [p for p in ("LTC-NCP", "CfC-NCP") if "clean" in table.get(p, {})]
+    """Issue 6's goals for the best NCP policy (LTC-NCP or CfC-NCP, with or without DAgger, by clean mean): met,
+    missed or not measured. The baselines are every other policy but the demonstrator (LSTM, CNN, CNN + DAgger)."""
+    ncps = [p for p in table if p.startswith(("LTC-NCP", "CfC-NCP")) and "clean" in table[p]]
     if not ncps:
         return {}
     best = max(ncps, key=lambda p: table[p]["clean"]["mean"])
+    baselines = [p for p in table if p not in ncps and p != DEMONSTRATOR]
     cells = table[best]
 
     def mean(policy: str, condition: str) -> float:
@@ -252,9 +254,11 @@ def goals(table: dict[str, dict[str, dict[str, Any]]], info: dict[str, dict[str,
         result[f"{condition} >= 900"] = mean(best, condition) >= GOAL_PERTURBED if condition in cells else None
     if "LSTM-64" in info and best in info:
         result["recurrent <= LSTM/10"] = info[best]["recurrent"] * 10 <= info["LSTM-64"]["recurrent"]
-    ahead = [mean(best, c) > max(mean("LSTM-64", c), mean("CNN", c)) for c in CONDITIONS[1:]
-             if c in cells and not math.isnan(mean("LSTM-64", c)) and not math.isnan(mean("CNN", c))]
-    result["ahead of LSTM and CNN under every perturbation"] = all(ahead) if len(ahead) == len(CONDITIONS) - 1 else None
+    measured = [c for c in CONDITIONS[1:] if c in cells and baselines
+                and all(not math.isnan(mean(b, c)) for b in baselines)]
+    ahead = [mean(best, c) > max(mean(b, c) for b in baselines) for c in measured]
+    key = f"ahead of {', '.join(baselines)} under every perturbation"
+    result[key] = all(ahead) if len(measured) == len(CONDITIONS) - 1 else None
     return result
 
 

@@ -46,16 +46,9 @@ record() {  # seed: run dagger-sim until the sim reports its episodes done, then
   if [[ -f "$OUT/record_$1.done" ]]; then echo "keep the bag of seed $1"; return; fi
   echo "record seed $1 ($log)"
   rm -rf "$OUT/data/train/$1"  # what an interrupted run left
-  $BIN up dagger-sim --local --processes --duration 900 --set "drive_node.model=$ABS_MODEL" \
-    --set "sim_node.seed=$1" --set "sim_node.episodes=2" --set "recorder_node.output_dir=$PWD/$OUT/data/train/$1" \
-    > "$log" 2>&1 &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    if grep -q "episode(s) done" "$log"; then sleep 3; kill -INT "$pid"; fi
-    sleep 3
-  done
-  wait "$pid" || true
-  grep -q "episode(s) done" "$log" || { echo "error: seed $1 did not finish its episodes; see $log" >&2; exit 1; }
+  bash bench/until_episodes_done.sh "$log" $BIN up dagger-sim --local --processes --duration 900 \
+    --set "drive_node.model=$ABS_MODEL" --set "sim_node.seed=$1" --set "sim_node.episodes=2" \
+    --set "recorder_node.output_dir=$(realpath -m "$OUT/data/train/$1")"
   grep -h "labels; drove\|ended (" "$log" | sed 's/^/  /'
   touch "$OUT/record_$1.done"
 }

@@ -79,11 +79,13 @@ def free_domain_id(rng: random.Random | None = None) -> int:
 
 
 def node_env(domain_id: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a node process under test: local DDS, unbuffered output, no colours."""
+    """The environment of a node process under test: local DDS, unbuffered output, no colours, and Python's fault
+    handler (a crash in native code prints the Python stacks into the output the test shows)."""
     env = ros_env.local_env(domain_id)
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
+            "PYTHONFAULTHANDLER": "1",
             "RCUTILS_COLORIZED_OUTPUT": "0",
             "RCUTILS_LOGGING_BUFFERED_STREAM": "0",
             "RCUTILS_CONSOLE_OUTPUT_FORMAT": "[{severity}] [{name}]: {message}",

@@ -143,6 +143,19 @@ class Graph:
     def expect_output(self, ns: str, text: str, timeout: float = 15.0) -> None:
         self.procs[ns].wait_for_output(re.escape(text), timeout)
 
+    def publish_until_output(self, ns: str, pub: Any, msg: Any, text: str, timeout: float = 15.0) -> None:
+        """Publish ``msg`` every 0.5 s until ``ns`` prints ``text``: a new best-effort writer's first samples are
+        lost while the reader has not discovered it yet, even once the writer counts the reader as matched."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pub.publish(msg)
+            try:
+                self.procs[ns].wait_for_output(re.escape(text), 0.5)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
 
 def assert_commands(got: dict[int, tuple[float, float]], expected: list, context: str = "") -> None:
     assert sorted(got) == [c.stamp_ns for c in expected], f"{context}: stamps differ"
@@ -371,8 +384,7 @@ def test_bad_features_are_dropped_and_a_nan_output_stops_and_resets(graph):
         (features_to_msg(np.zeros(5, np.float32), header), "size 5x1, expected 32x1"),
         (wrong_encoding, "encoding 'mono8', expected '32FC1'"),
     ):
-        pub.publish(msg)
-        graph.expect_output("split", topic + problem)
+        graph.publish_until_output("split", pub, msg, topic + problem)
     start = time.monotonic()
     nan_stamp = base + 50_000_000
     pub.publish(features_to_msg(np.full(32, np.nan, np.float32), Header(stamp=ns_to_stamp(nan_stamp))))

@@ -109,9 +109,11 @@ def resolve_model(name: str | None) -> Path:
 
 def up_arguments(args: argparse.Namespace, model: Path) -> list[str]:
     """The ``lnn-control up`` command line the demo runs: a warm-up episode on seed ``--seed - 1`` (cut short once
-    the observer is connected, see :mod:`lnn_control.ros.sim_observer`), then ``--episodes`` from ``--seed``."""
+    the observer is connected, see :mod:`lnn_control.ros.sim_observer`), then ``--episodes`` from ``--seed``, each
+    started by the demo through ``sim_node/reset`` (``auto_reset`` off)."""
     argv = [SET, "--local", "--set", f"drive_node.model={model}", "--set", f"sim_node.seed={args.seed - 1}",
-            "--set", f"sim_node.episodes={args.episodes + 1}", "--set", f"sim_node.max_steps={args.max_steps}"]
+            "--set", f"sim_node.episodes={args.episodes + 1}", "--set", f"sim_node.max_steps={args.max_steps}",
+            "--set", "sim_node.auto_reset=false"]
     for item in args.set_params:
         argv += ["--set", item]
     return argv + (["--processes"] if args.processes else [])
@@ -225,20 +227,21 @@ def observing(env: dict[str, str], stamped: bool) -> Iterator[Any]:
 def watch(observer: Any, proc: subprocess.Popen, args: argparse.Namespace, log_path: Path, started: float) -> None:
     """Wait for the episodes, printing progress; DemoError if ``up`` exits, no frame comes, or the sim stalls."""
     reported, last_key, last_change, last_line = 0, None, time.monotonic(), 0.0
-    reset, warm = None, True
+    started_count, reset = 0, None  # reported episodes started through sim_node/reset; the reset in flight
     while True:
-        if warm and reset is None and observer.ready():  # all topics matched: cut the warm-up short
-            if observer.warming_up():
-                reset = observer.request_reset()  # None until the service is discovered: try again
-            else:
-                warm = False  # it ended by itself (tiny --max-steps)
-        elif warm and reset is not None and reset.done():
+        finished = observer.finished()
+        # sim_node idles after each episode (auto_reset off): every reported episode starts when the observer is
+        # connected and the one before is done, so none is seen in part, however short the warm-up
+        connected = observer.ready() or observer.warm_up_ended()
+        if reset is None and started_count < args.episodes and len(finished) == started_count and connected:
+            reset = observer.request_reset()  # None until the service is discovered: try again
+        elif reset is not None and reset.done():
             response = reset.result()
             if response is None or not response.success:
                 raise DemoError(f"sim_node/reset failed: {getattr(response, 'message', 'no response')}")
-            say(f"observer connected during a warm-up on seed {args.seed - 1}: {response.message}")
-            warm = False
-        finished = observer.finished()
+            if started_count == 0:
+                say(f"observer connected during a warm-up on seed {args.seed - 1}: {response.message}")
+            started_count, reset = started_count + 1, None
         for event in finished[reported:]:
             say(f"episode {event['episode']}/{args.episodes}, seed {event['seed']}: reward {event['score']:.1f}, "
                 f"{event['laps']} lap(s), {event['tiles_visited']}/{event['tiles_total']} tiles, {event['steps']} "

@@ -15,8 +15,9 @@ So ``lnn_control.sim.report`` writes the same report for a drive over ROS as for
 **Warm-up.** DDS discovery between processes takes a moment (about 1 s on a busy 2-core machine), and a lockstep
 simulator steps as soon as its controller answers, so an observer started beside it misses the first steps. Episodes
 before ``first_episode`` are a warm-up: once :meth:`SimObserver.ready` (a frame, a command and a truth message
-arrived, so all three are matched), :meth:`SimObserver.request_reset` calls ``sim_node/reset``, which ends the
-warm-up episode and starts the next at step 0, seen whole. Only episodes from ``first_episode`` are reported.
+arrived, so all three are matched) or :meth:`SimObserver.warm_up_ended` (a short warm-up ended before that and the
+simulator, with ``auto_reset`` off, idles), :meth:`SimObserver.request_reset` calls ``sim_node/reset``, which starts
+the next episode at step 0, seen whole. Only episodes from ``first_episode`` are reported.
 
 Callbacks run on the executor's thread; the public methods may be called from another thread.
 """
@@ -179,10 +180,12 @@ class SimObserver(Node):
         with self._lock:
             return min(self.counts["frames"], self.counts["commands"], self.counts["truth"]) > 0
 
-    def warming_up(self) -> bool:
-        """An episode before ``first_episode`` is running (started, not ended)."""
+    def warm_up_ended(self, settle_s: float = 1.0) -> bool:
+        """An episode before ``first_episode`` ended at least ``settle_s`` ago: the simulator idles (``auto_reset``
+        off) and its end event came over ROS, so the observer is matched with sim_node even though no frame flows."""
+        now = time.monotonic()
         with self._lock:
-            return any(i < self.first_episode and log.end is None and log.start.get("event") == "start"
+            return any(i < self.first_episode and log.end is not None and now - log.wall_end >= settle_s
                        for i, log in self.episodes.items())
 
     def request_reset(self) -> Any:
