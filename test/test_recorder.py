@@ -219,10 +219,14 @@ def test_sigterm_closes_the_bag(ros, tmp_path):
     with recorder(tmp_path, "rec_term", topics=["term/frames"], types=["sensor_msgs/Image"], qos=["reliable"],
                   qos_depth=500, autostart=True, storage="sqlite3") as proc:  # fmt: skip
         proc.wait_for_output("recording episode")
+        status = ros.collect("rec_term/status", String)
         pub = ros.publisher("term/frames", Image, RELIABLE)
         ros.wait_for_subscribers(pub)
         publish_all(ros, [(pub, sent)])
-        time.sleep(0.3)  # let the callbacks take what DDS acknowledged
+        # what the recorder took (its status), not what DDS acknowledged: a message still in the reader's queue when
+        # the signal comes is not the recorder's yet (a first sqlite3 write in a fresh venv took over 0.3 s)
+        status.wait_for(lambda m: json.loads(m.data)["topics"].get("/term/frames", {}).get("received") == len(sent),
+                        timeout=30)
         assert proc.stop(signal.SIGTERM) == 0, proc.tail()
         assert "closed " in proc.output(), proc.tail()
     bag = only_bag(tmp_path / "bags")
