@@ -126,7 +126,8 @@ def test_demonstrator_takes_over_off_the_road_and_hands_back(ros, tmp_path):
     states = sorted(t for t in offset if min(label) <= t <= max(label))
     assert len(states) >= 100
     assert [t for t in states if t not in label] == [], "a state without a label"
-    assert set(driven) <= set(label)
+    # every state the demonstrator drove has its label (the last ones may be cut off by the shutdown: another topic)
+    assert {t for t in driven if t <= max(label)} <= set(label)
 
     # teleop only in takeovers: each run starts far off (or facing away) and the state after it is back near
     runs = _runs(list(driven))
