@@ -539,10 +539,11 @@ def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[
 def compare_live(replay: BagReplay, model: str, live: Mapping[int, tuple[float, float]]) -> dict[str, Any]:
     """A live run's commands against the offline replay of the same model on the same bag, frame by frame."""
     offline = replay.predictions[model]
-    hits = [i for i, s in enumerate(replay.stamps.tolist()) if s in live]
-    row: dict[str, Any] = {"model": model, "bag": replay.name, "frames": int(len(replay.stamps)),
-                           "live_commands": len(hits), "missing": int(len(replay.stamps) - len(hits)),
-                           "missing_frames": [i for i, s in enumerate(replay.stamps.tolist()) if s not in live]}
+    stamps = replay.stamps.tolist()
+    hits = [i for i, s in enumerate(stamps) if s in live]
+    missing = [i for i, s in enumerate(stamps) if s not in live]
+    row: dict[str, Any] = {"model": model, "bag": replay.name, "frames": len(stamps), "live_commands": len(hits),
+                           "missing": len(missing), "missing_frames": missing}
     for o, output in enumerate(OUTPUTS):
         diff = np.array([abs(live[int(replay.stamps[i])][o] - offline[i, o]) for i in hits])
         row[f"max_abs_{output}"] = float(diff.max()) if diff.size else math.nan
