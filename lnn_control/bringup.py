@@ -11,13 +11,12 @@ standard ``node_name: ros__parameters:`` form), then ``use_sim_time: true`` for 
 match the nodes in any namespace (``/**/node_name``). When the command mux is part of the set, the node that drives
 (policy_node or drive_node) is remapped from ``cmd_vel`` to ``lnn/cmd_vel``, the mux's input, as in the launch files.
 
-By default all nodes run in this process on one executor: single-threaded for the driving sets, multi-threaded
-(``NodeSet.threads``) where a node needs concurrent callbacks (the recorder's services); ``--threads N`` overrides.
-Single-threaded is the default where it is safe because it is faster here: rclpy's MultiThreadedExecutor, on two
-cores, took perception + policy at 160x120 from 8.1 ms median / 17 ms p99 to 14.5 ms / 213 ms (600 frames at 30 Hz,
-bench/bench_ros_latency.py), and the two halves of the path run one after the other anyway. ``--processes`` runs
-each node's console script in a process of its own with ``--ros-args --params-file FILE -r ...`` instead, and
-stops them all when one exits.
+By default all nodes run in this process on one SingleThreadedExecutor (no node needs concurrent callbacks;
+``bench/bench_node_sets.py`` measures each set both ways); ``--threads N`` asks for a MultiThreadedExecutor.
+``--processes`` runs each node's console script in a process of its own with ``--ros-args --params-file FILE -r
+...`` instead, and stops them all when one exits or ``up`` is told to stop; the children also die with ``up``
+however it ends (SIGKILL included). Either way SIGINT, SIGTERM and SIGHUP stop the nodes in the order of
+:mod:`lnn_control.ros.spin`.
 
 DDS: ``FASTDDS_DEFAULT_PROFILES_FILE`` (and the Fast DDS 2.x name) is set to ``config/fastdds.xml`` (a 16 MiB
 shared-memory segment, so 640x480 frames cross processes) unless the user set one; ``--local`` instead keeps every
@@ -32,8 +31,6 @@ import importlib
 import importlib.util
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +42,7 @@ from typing import Any
 import yaml
 
 from lnn_control.paths import config_file
+from lnn_control.processes import ProcessGroup
 from lnn_control.ros import env as ros_env
 
 #: Console script -> module under ``lnn_control.nodes`` (the same pairs as ``NODES`` in setup.py; a test checks).
@@ -75,8 +73,6 @@ class NodeSet:
     configs: tuple[str, ...]
     description: str
     sim_time: bool = False
-    #: Executor threads when the set runs in one process (1: single-threaded).
-    threads: int = 1
     #: Nodes the launch file starts on request and ``--with`` adds (e.g. a joystick teleop).
     optional: tuple[str, ...] = ()
 
@@ -97,7 +93,6 @@ NODE_SETS: dict[str, NodeSet] = {
         ("recorder_node", MUX),
         ("record.yaml", "mux.yaml", "teleop.yaml"),
         "a person drives (teleop -> command mux -> cmd_vel) while the recorder writes episodes",
-        threads=5,  # the recorder runs its services and topics concurrently (it asks for 4 threads of its own)
         optional=("joy_teleop_node",),
     ),
     "sim-drive": NodeSet(
@@ -111,7 +106,6 @@ NODE_SETS: dict[str, NodeSet] = {
         ("drive.yaml", "record.yaml", "sim.yaml"),
         "the demonstrator drives the simulator through the mux while the recorder writes episodes, on sim time",
         sim_time=True,
-        threads=5,
     ),
     "dagger-sim": NodeSet(
         ("sim_node", "drive_node", "demonstrator_node", "recorder_node", MUX),
@@ -119,7 +113,6 @@ NODE_SETS: dict[str, NodeSet] = {
         "DAgger: drive_node drives the simulator, the demonstrator labels every frame and takes over (as teleop) "
         "off the road, the recorder writes episodes, on sim time",
         sim_time=True,
-        threads=5,
     ),
 }
 
@@ -290,7 +283,7 @@ def make_plan(args: argparse.Namespace, base_env: Mapping[str, str] | None = Non
         env = ros_env.local_env(int(domain) if domain.isdigit() else None, base=source)
     else:
         env = ros_env.robot_env(source)
-    threads = node_set.threads if args.threads is None else args.threads
+    threads = 1 if args.threads is None else args.threads
     return Plan(args.set, nodes, params, configs, remaps, args.namespace or "", env, threads)
 
 
@@ -328,61 +321,19 @@ def _node_class(executable: str) -> type:
 
 
 def run_in_process(plan: Plan, params_file: Path, duration: float | None) -> int:
-    """All nodes in this process on one executor (multi-threaded when ``plan.threads > 1``)."""
+    """All nodes in this process on one executor (multi-threaded when ``plan.threads > 1``), started and stopped
+    as each node's own ``main`` does (lnn_control.ros.spin: our signal handlers, close, destroy, shutdown)."""
     ros_env.apply(plan.env)
-    import rclpy
-    from rclpy.exceptions import ParameterException
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
-    from rclpy.task import Future
+    from lnn_control.ros.spin import run_nodes
 
-    classes = {name: _node_class(name) for name in plan.nodes}
-    rclpy.init(args=plan.ros_args(params_file))
-    nodes: list = []
-    executor = None
-    status = 0
-    try:
-        for name, cls in classes.items():
-            try:
-                nodes.append(cls())
-            except (ValueError, ParameterException) as exc:
-                print(f"error: {name}: {exc}", file=sys.stderr)
-                status = 2
-                break
-        if status == 0:
-            for node in nodes:
-                _warn_unknown_params(node, plan.params)
-            executor = MultiThreadedExecutor(num_threads=plan.threads) if plan.threads > 1 else SingleThreadedExecutor()
-            for node in nodes:
-                executor.add_node(node)
-            try:
-                if duration is None:
-                    executor.spin()
-                else:
-                    executor.spin_until_future_complete(Future(), timeout_sec=duration)
-            except (KeyboardInterrupt, ExternalShutdownException):
-                pass
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        status = max(status, _close_all(nodes))
-        rclpy.try_shutdown()
-    return status
+    classes = [_node_class(name) for name in plan.nodes]
 
+    def warn_unknown(nodes: list) -> None:
+        for node in nodes:
+            _warn_unknown_params(node, plan.params)
 
-def _close_all(nodes: list) -> int:
-    """As each node's own ``main`` does on shutdown (lnn_control.ros.node_util.run_node): its ``close()`` if it has
-    one (the recorder finishes its bag), then ``destroy_node()``. 1 if a ``close()`` failed."""
-    status = 0
-    for node in nodes:
-        close = getattr(node, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception as exc:  # noqa: BLE001 - report and still tear the others down
-                print(f"error: {node.get_name()}: close failed: {exc}", file=sys.stderr, flush=True)
-                status = 1
-        node.destroy_node()
-    return status
+    args = plan.ros_args(params_file)
+    return run_nodes(classes, args, threads=plan.threads, duration=duration, on_ready=warn_unknown)
 
 
 def _warn_unknown_params(node: Any, params: Params) -> None:
@@ -393,51 +344,26 @@ def _warn_unknown_params(node: Any, params: Params) -> None:
 
 
 def run_processes(plan: Plan, params_file: Path, duration: float | None) -> int:
-    """One process per node (its console script); all stop when one exits, on Ctrl-C/SIGTERM, or after duration."""
-    procs: dict[str, subprocess.Popen] = {}
-    stopping = False
+    """One process per node (its console script); all stop when one exits, on SIGINT, SIGTERM or SIGHUP, or after
+    ``duration``; each child also dies with this process, however it ends. 1 if a node failed."""
+    from lnn_control.ros.spin import StopRequest
 
-    def stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with StopRequest() as stop, ProcessGroup(plan.env) as group:
         for name in plan.nodes:
-            command = console_command(name) + plan.ros_args(params_file)
-            procs[name] = subprocess.Popen(command, env=plan.env, start_new_session=True)
+            if not stop.requested:
+                group.start(name, console_command(name) + plan.ros_args(params_file))
         end = None if duration is None else time.monotonic() + duration
-        failed: list[str] = []
-        while not stopping and (end is None or time.monotonic() < end):
-            exited = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
-            if exited:
-                failed = [f"{name} exited with status {rc}" for name, rc in exited.items()]
-                break
-            time.sleep(0.1)
-        _stop_all(procs)
-        if failed:
-            print(f"error: {'; '.join(failed)}: stopped the others", file=sys.stderr)
-            return 1
-        return 0
-    finally:
-        _stop_all(procs)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _stop_all(procs: Mapping[str, subprocess.Popen], grace_s: float = 10.0) -> None:
-    """SIGTERM (rclpy shuts a running node down cleanly; one still starting just ends, without a KeyboardInterrupt
-    traceback), then SIGKILL whatever is still running after ``grace_s``."""
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for p in procs.values():
-        try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        exited: dict[str, int] = {}
+        while not stop.requested and not exited and (end is None or time.monotonic() < end):
+            stop.event.wait(0.1)
+            exited = group.exited()
+        group.stop_all()
+    if exited:
+        print(
+            f"{'; '.join(f'{name} exited with status {rc}' for name, rc in exited.items())}: stopped the others",
+            file=sys.stderr,
+        )
+    return 1 if any(rc != 0 for rc in exited.values()) else 0
 
 
 # -- the verb ---------------------------------------------------------------------------------------------------------
@@ -464,7 +390,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     parser.add_argument("--processes", action="store_true", help="one process per node instead of one for all")
     parser.add_argument(
-        "--threads", type=int, metavar="N", help="executor threads in one process (default: the set's; 1 for driving)"
+        "--threads", type=int, metavar="N", help="executor threads in one process (default 1: single-threaded)"
     )
     parser.add_argument("--local", action="store_true", help="keep all DDS traffic on this machine (tests, demos)")
     parser.add_argument("--without", action="append", metavar="NODE", help="leave a node of the set out (repeatable)")

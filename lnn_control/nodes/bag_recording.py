@@ -660,10 +660,46 @@ class TopicStats:
     queue_full: int = 0
     write_error: int = 0
     skipped: int = 0  # arrived while a human was not driving (record_only_when_human)
+    lost: int = 0  # never reached the recorder: gaps in the publishers' sequence numbers (best effort, overwritten)
 
     @property
     def dropped(self) -> int:
         return self.queue_full + self.write_error
+
+
+#: A publication sequence number the middleware could not give (rmw's "unsupported" value), or none given.
+NO_SEQUENCE = (0, (1 << 64) - 1)
+#: Publishers tracked per topic for gap counting.
+MAX_STREAMS = 16
+
+
+class SequenceGaps:
+    """Counts messages lost before they reached a subscriber from the publishers' sequence numbers.
+
+    Each publisher numbers its samples 1, 2, 3, ... The numbers of several publishers on one topic interleave and a
+    subscriber does not learn which publisher sent a sample, so each number continues the stream whose last number
+    is the largest one below it, and starts a new stream when none is below it (a second publisher, or one that
+    restarted). Before a stream's first sample nothing counts as lost (a late joiner misses history, not samples).
+    """
+
+    def __init__(self, max_streams: int = MAX_STREAMS) -> None:
+        self.max_streams = max_streams
+        self.last: list[int] = []
+
+    def lost(self, sequence: int | None) -> int:
+        """Feed one received sample's publication sequence number; how many samples were lost just before it."""
+        if sequence is None or sequence in NO_SEQUENCE:
+            return 0
+        below = [i for i, last in enumerate(self.last) if last < sequence]
+        if not below:
+            if len(self.last) >= self.max_streams:
+                self.last.pop(0)
+            self.last.append(sequence)
+            return 0
+        i = max(below, key=lambda k: self.last[k])
+        gap = sequence - self.last[i] - 1
+        self.last[i] = sequence
+        return gap
 
 
 @dataclass
@@ -701,6 +737,7 @@ class EpisodeRecorder:
         min_free_bytes: int = 200 << 20,
         log: LogFn | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        drain: Callable[[], None] | None = None,
     ) -> None:
         if storage not in STORAGES:
             raise RecorderError(f"storage {storage!r} is not one of {', '.join(STORAGES)}")
@@ -716,6 +753,9 @@ class EpisodeRecorder:
         self.min_free_bytes = int(min_free_bytes)
         self.log = log or (lambda _sev, _text: None)
         self.clock_ns = clock_ns
+        self.drain = drain
+        self._gaps = [SequenceGaps() for _ in self.topics]
+        self.lost_total = [0] * len(self.topics)
         self.store = get_typestore(Stores.ROS2_JAZZY)
         for spec in self.topics:  # fail at start-up, not at the first episode, on an unknown type
             type_definition(spec.msgtype, self.store)
@@ -735,19 +775,25 @@ class EpisodeRecorder:
 
     # -- called from DDS callbacks ------------------------------------------------------------------------------------
 
-    def accept(self, index: int, data: bytes, recv_ns: int, log_ns: int, *, human: bool = True) -> bool:
+    def accept(
+        self, index: int, data: bytes, recv_ns: int, log_ns: int, *, human: bool = True, sequence: int | None = None
+    ) -> bool:
         """Offer one received message; True if it was accepted into the current episode's queue.
 
         ``recv_ns`` is the system time DDS received it (to decide whether it came before a stop request);
         ``log_ns`` is the bag's log time (node clock). ``human`` false counts the message as skipped.
+        ``sequence`` is the publisher's sequence number of the sample, if known: gaps count as ``lost``.
         """
         with self._cond:
             self.last_recv_ns[index] = max(self.last_recv_ns[index], recv_ns)
             self.last_callback[index] = time.monotonic()
+            lost = self._gaps[index].lost(sequence)
+            self.lost_total[index] += lost
             episode = self.episode
             if episode is None or (episode.stop_ns is not None and recv_ns > episode.stop_ns):
                 return False
             stats = episode.stats[index]
+            stats.lost += lost
             if not human:
                 stats.skipped += 1
                 return False
@@ -830,8 +876,9 @@ class EpisodeRecorder:
 
     def stop(self, *, stop_ns: int | None = None, drain_s: float = 1.0, timeout: float = 60.0) -> tuple[bool, str]:
         """End the episode: messages DDS received up to ``stop_ns`` (system time; default now) are still taken
-        (waiting up to ``drain_s`` for the callbacks to catch up), then everything accepted is written and the bag
-        closed. (success, message with the counts)."""
+        (by the ``drain`` callback given at construction, which takes what waits in the readers; without one, by
+        waiting up to ``drain_s`` for callbacks on other threads to catch up), then everything accepted is written
+        and the bag closed. (success, message with the counts)."""
         return self._end("stop", stop_ns, drain_s, timeout)
 
     def discard(self, *, timeout: float = 60.0) -> tuple[bool, str]:
@@ -845,9 +892,12 @@ class EpisodeRecorder:
                 why = f" (the last episode ended with: {self.last_error})" if self.last_error else ""
                 return False, f"not recording{why}"
             episode.stop_ns = self.clock_ns() if stop_ns is None else stop_ns
-        deadline = time.monotonic() + drain_s
-        while op == "stop" and not self.caught_up(episode.stop_ns) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        if op == "stop" and self.drain is not None:
+            self.drain()
+        else:
+            deadline = time.monotonic() + drain_s
+            while op == "stop" and not self.caught_up(episode.stop_ns) and time.monotonic() < deadline:
+                time.sleep(0.005)
         with self._cond:
             if self.episode is episode:
                 self.episode = None
@@ -877,6 +927,7 @@ class EpisodeRecorder:
                 "topics": {spec.topic: asdict(st) for spec, st in zip(self.topics, episode.stats, strict=True)}
                 if episode
                 else {},
+                "lost_total": dict(zip((spec.topic for spec in self.topics), self.lost_total, strict=True)),
                 "last_error": self.last_error,
             }
 
@@ -1044,8 +1095,11 @@ class EpisodeRecorder:
         dropped = sum(s.dropped for s in episode.stats)
         skipped = sum(s.skipped for s in episode.stats)
         extra = f"; {skipped} skipped while no human drove" if skipped else ""
+        pairs = zip(self.topics, episode.stats, strict=True)
+        lost = ", ".join(f"{spec.topic} {st.lost}" for spec, st in pairs if st.lost)
         return (
             f"closed {episode.path}: {written} messages ({per_topic}); {dropped} dropped{extra}; "
+            f"{sum(s.lost for s in episode.stats)} lost before the recorder{f' ({lost})' if lost else ''}; "
             f"closed in {close_s:.2f} s"
         )
 

@@ -23,13 +23,18 @@ Guarantees (details in :mod:`lnn_control.nodes.bag_recording`):
 
 - writes happen on a writer thread behind a bounded queue (``queue_size`` messages, ``max_queue_mb``), never in the
   DDS callbacks; overflow and write errors are counted per topic, logged and reported;
-- **acknowledged** means accepted into the episode (counted in ``received`` on ``~/status``). ``~/stop`` first
-  takes every message DDS had delivered when the stop was requested, then returns only after everything accepted is
-  in the closed, synced bag; its message gives the counts. A recorder never loses what it acknowledged;
+- **acknowledged** means accepted into the episode (counted in ``received`` on ``~/status``). ``~/stop``, SIGINT,
+  SIGTERM and SIGHUP first take every message DDS had delivered (what waits in the readers, taken directly while the
+  context is alive), then the stop returns only after everything accepted is in the closed, synced bag; its message
+  gives the counts. A recorder never loses what it acknowledged, nor a reliable message its publisher saw acked;
+- messages lost before they reached the recorder (a best-effort camera, a full reader history) are counted per
+  topic as ``lost`` from gaps in the publishers' sequence numbers, on ``~/status`` and in the closing log line;
+- one single-threaded executor: callbacks never run concurrently, a ``~/stop`` blocks the node's other callbacks
+  until the bag is closed (DDS keeps what arrives meanwhile);
 - every ``flush_period`` the bag is made durable (MCAP chunk closed and flushed, sqlite3 committed; fsync with
   ``fsync``): after SIGKILL or a power cut at most that much is lost, and the unfinished bag is recovered (summary
   and metadata.yaml added) when the recorder next starts (``recover_on_start``), or by ``recorder_node --recover
-  BAG``. SIGINT and SIGTERM close the bag properly;
+  BAG``. A second signal during the clean-up exits at once: the bag then reads up to its last flush;
 - an unwritable ``output_dir``, a full disk (free space below ``min_free_mb``) or any write error ends the episode
   with an error naming the path and the cause; the services answer ``success: false`` with it and the node keeps
   running.
@@ -45,11 +50,12 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -114,13 +120,10 @@ class RecorderConfig:
 def _qos(kind: str, depth: int) -> QoSProfile:
     if kind == "sensor":
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
-    if kind == "latched":
-        return LATCHED
+    durability = DurabilityPolicy.TRANSIENT_LOCAL if kind == "latched" else DurabilityPolicy.VOLATILE
+    # latched too keeps ``depth`` samples: a late joiner then gets all of the writer's history, none overwritten
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.VOLATILE,
+        history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=durability
     )
 
 
@@ -142,23 +145,15 @@ class RecorderNode(Node):
         types = [normalize_type_name(t) for t in cfg.types]
         qos = list(cfg.qos) or ["sensor" if t in IMAGE_TYPES else "reliable" for t in types]
         rates = list(cfg.expected_rates) or [0.0] * n
-        self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._service_group = ReentrantCallbackGroup()
         self._throttle = Throttle(5.0)
         self.active_source = ""
         specs = []
-        self._subscriptions_raw = []
+        self._readers: list[tuple[Any, Callable[[bytes, dict], None]]] = []  # (subscription, its callback)
         for index, (topic, msgtype, kind, rate) in enumerate(zip(cfg.topics, types, qos, rates, strict=True)):
             cls = message_class(msgtype)  # ValueError naming the type when it is not installed
-            sub = self.create_subscription(
-                cls,
-                topic,
-                self._callback(index),
-                _qos(kind, cfg.qos_depth),
-                callback_group=MutuallyExclusiveCallbackGroup(),  # one per topic: accept() is thread-safe
-                raw=True,
-            )
-            self._subscriptions_raw.append(sub)
+            callback = self._callback(index)
+            sub = self.create_subscription(cls, topic, callback, _qos(kind, cfg.qos_depth), raw=True)
+            self._readers.append((sub, callback))
             specs.append(TopicSpec(sub.topic_name, msgtype, kind, float(rate)))
         self.specs = specs
         self._arrivals = [0] * n
@@ -179,24 +174,19 @@ class RecorderNode(Node):
                 fsync=cfg.fsync,
                 min_free_bytes=cfg.min_free_mb << 20,
                 log=self._log,
+                drain=self.drain,
             )
         except RecorderError as exc:
             raise ValueError(str(exc)) from exc
         if cfg.record_only_when_human:
-            self.create_subscription(
-                String,
-                cfg.active_source_topic,
-                self._on_active_source,
-                LATCHED,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-            )
+            self.create_subscription(String, cfg.active_source_topic, self._on_active_source, LATCHED)
         self.status_publisher = self.create_publisher(String, "~/status", 10)
-        self.create_service(Trigger, "~/start", self._on_start, callback_group=self._service_group)
-        self.create_service(Trigger, "~/stop", self._on_stop, callback_group=self._service_group)
-        self.create_service(Trigger, "~/discard", self._on_discard, callback_group=self._service_group)
-        self.create_timer(cfg.status_period, self._publish_status, callback_group=self._timer_group)
+        self.create_service(Trigger, "~/start", self._on_start)
+        self.create_service(Trigger, "~/stop", self._on_stop)
+        self.create_service(Trigger, "~/discard", self._on_discard)
+        self.create_timer(cfg.status_period, self._publish_status)
         if any(rates):
-            self.create_timer(cfg.rate_window, self._check_rates, callback_group=self._timer_group)
+            self.create_timer(cfg.rate_window, self._check_rates)
         self._closed = False
         described = ", ".join(f"{s.topic} [{s.msgtype}, {s.qos}]" for s in specs)
         self.get_logger().info(
@@ -243,9 +233,29 @@ class RecorderNode(Node):
             recv_ns = int(info.get("received_timestamp") or time.time_ns())
             log_ns = clock.now().nanoseconds if use_sim_time else recv_ns
             human = self.active_source == TELEOP if self.config.record_only_when_human else True
-            self.engine.accept(index, data, recv_ns, log_ns, human=human)
+            sequence = info.get("publication_sequence_number")
+            self.engine.accept(index, data, recv_ns, log_ns, human=human, sequence=sequence)
 
         return on_message
+
+    def drain(self) -> int:
+        """Take every message waiting in the readers now and offer it as its callback would; how many.
+
+        ``~/stop`` and shutdown call it (the context still valid), so what DDS delivered before the stop is kept
+        even though no executor callback took it yet. Bounded per topic, so a publisher cannot keep it going.
+        """
+        taken = 0
+        for sub, callback in self._readers:
+            for _ in range(10 * self.config.qos_depth + 100):
+                with sub.handle:
+                    got = sub.handle.take_message(sub.msg_type, True)
+                if got is None:
+                    break
+                callback(*got)
+                taken += 1
+        if taken:
+            self.get_logger().info(f"took {taken} messages still waiting in the readers")
+        return taken
 
     def _on_active_source(self, msg: String) -> None:
         if msg.data != self.active_source and self.engine.episode is not None:
@@ -317,11 +327,12 @@ class RecorderNode(Node):
     # -- shutdown -----------------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the open episode's bag properly and stop the writer thread (SIGINT, SIGTERM, destroy_node)."""
+        """Take what waits in the readers, close the open episode's bag and stop the writer thread (a stop signal,
+        ``destroy_node``). Needs the context alive: lnn_control.ros.spin calls it before rclpy shuts down."""
         if self._closed:
             return
         self._closed = True
-        self.engine.shutdown(timeout=self.config.stop_timeout)  # it logs what it closed, or why it could not
+        self.engine.shutdown(timeout=self.config.stop_timeout)  # drains, then logs what it closed or why not
 
     def destroy_node(self) -> None:
         self.close()
@@ -346,7 +357,7 @@ def main(args: list[str] | None = None) -> int:
     if "--recover" in argv:
         i = argv.index("--recover")
         return recover_main([a for a in argv[i + 1 :] if not a.startswith("--")])
-    return run_node(RecorderNode, argv, threads=4)
+    return run_node(RecorderNode, argv)
 
 
 if __name__ == "__main__":

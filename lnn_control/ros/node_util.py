@@ -15,11 +15,12 @@ episode start).
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+from lnn_control.ros.spin import run_node  # noqa: F401 - every node's main; kept here for its importers
 
 T = TypeVar("T")
 
@@ -191,57 +192,3 @@ class Throttle:
     def take_suppressed(self, key: Any) -> int:
         """How many calls for ``key`` were suppressed since the last allowed one (and reset the count)."""
         return self.suppressed.pop(key, 0)
-
-
-def run_node(
-    make_node: Callable[[], Any],
-    args: Sequence[str] | None = None,
-    *,
-    threads: int = 1,
-) -> int:
-    """The body of every node's ``main``: init, build the node, spin until SIGINT/SIGTERM, clean up, exit code.
-
-    ``make_node`` runs after ``rclpy.init``. A ``ValueError`` while building the node (a bad parameter) is printed
-    as one line and gives exit code 2. ``threads > 1`` spins a MultiThreadedExecutor. On SIGINT or SIGTERM the
-    node's ``close()`` (if it has one) runs before the node is destroyed, so it can finish files it writes.
-    """
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
-
-    rclpy.init(args=list(sys.argv if args is None else args))
-    # rclpy handles SIGINT and SIGTERM by shutting the context down, which ends spin(); Python's SIGINT handler
-    # stays in place too, so a KeyboardInterrupt may come first. Both end up in the same clean-up below.
-    node = None
-    code = 0
-    try:
-        try:
-            node = make_node()
-        except ValueError as exc:
-            print(f"[ERROR] {exc}", file=sys.stderr, flush=True)
-            return 2
-        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except Exception:
-            # A signal can shut the context down while a callback is taking a message (an rclpy race seen here as
-            # "Unable to convert call argument"): that is a shutdown, not a failure. Anything else is re-raised.
-            if node.context.ok():
-                raise
-        finally:
-            executor.shutdown(timeout_sec=1.0)
-    finally:
-        if node is not None:
-            close = getattr(node, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception as exc:  # noqa: BLE001 - report and still tear down
-                    print(f"[ERROR] {node.get_name()}: close failed: {exc}", file=sys.stderr, flush=True)
-                    code = 1
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
-    return code
