@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,58 @@ def test_dagger_sim_is_record_sim_with_the_policy_driving_and_the_demonstrator_i
     assert "demonstrator_node/label" in topics and "lnn/cmd_vel" in topics
     rec = dagger.params["recorder_node"]
     assert len(rec["topics"]) == len(rec["types"]) == len(rec["qos"]) == len(rec["expected_rates"])
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGKILL"])
+def test_processes_layout_leaves_no_node_behind(tmp_path, sig):
+    # SIGHUP: the terminal of `up` closed; SIGKILL: `up` itself died without a word. Its nodes must end either way.
+    import signal
+
+    pytest.importorskip("rclpy")
+    from ros_harness import free_domain_id, node_env
+
+    log = tmp_path / "up.log"
+    command = [sys.executable, "-m", "lnn_control.cli", "up", "drive", "--processes", "--local"]
+    command += ["--set", "drive_node.model=random:ltc:0"]
+    with open(log, "wb") as out:
+        up = subprocess.Popen(command, env=node_env(free_domain_id()), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not ("ready" in log.read_text() and "camera/image_raw ->" in log.read_text()):  # mux and drive_node up
+            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        children = _children(up.pid)
+        up.send_signal(getattr(signal, sig))
+        status = up.wait(30)
+        assert status == (0 if sig == "SIGHUP" else -signal.SIGKILL), log.read_text()
+        deadline = time.monotonic() + 30
+        while any(_alive(c) for c in children):
+            assert time.monotonic() < deadline, f"still running after `up` ended: {children}\n{log.read_text()}"
+            time.sleep(0.05)
+    finally:
+        if up.poll() is None:
+            up.kill()
