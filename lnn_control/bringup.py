@@ -1,6 +1,6 @@
 """``lnn-control up``: start a node set from the same config YAML the launch files use, without launch_ros.
 
-    lnn-control up drive|drive-split|record|sim-drive|record-sim|dagger-sim [--config FILE ...]
+    lnn-control up drive|drive-split|record|sim-drive|record-sim|dagger-sim|teleop-sim [--config FILE ...]
                    [--set NODE.PARAM=VALUE ...] [--duration S] [--processes] [--threads N] [--local]
                    [--without NODE ...] [--with NODE ...] [--namespace NS]
 
@@ -112,6 +112,13 @@ NODE_SETS: dict[str, NodeSet] = {
         ("drive.yaml", "record.yaml", "sim.yaml", "dagger.yaml"),
         "DAgger: drive_node drives the simulator, the demonstrator labels every frame and takes over (as teleop) "
         "off the road, the recorder writes episodes, on sim time",
+        sim_time=True,
+    ),
+    "teleop-sim": NodeSet(
+        ("sim_node", "teleop_keyboard_node", "recorder_node", MUX),
+        ("record.yaml", "teleop.yaml", "sim.yaml", "teleop_sim.yaml"),
+        "a person drives the simulator in real time with the keys of this terminal (start it from an interactive "
+        "one) through the mux while the recorder writes episodes, on sim time",
         sim_time=True,
     ),
 }

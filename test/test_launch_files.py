@@ -29,6 +29,7 @@ LAUNCH_SETS = {
     "sim_drive": ("sim-drive",),
     "record_sim": ("record-sim",),
     "dagger_sim": ("dagger-sim",),
+    "teleop_sim": ("teleop-sim",),
 }
 
 

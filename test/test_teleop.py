@@ -16,14 +16,16 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from geometry_msgs.msg import Twist  # noqa: E402
+from geometry_msgs.msg import Twist, TwistStamped  # noqa: E402
 from ros_harness import NodeProcess, RosSession, free_domain_id  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Joy  # noqa: E402
 from std_msgs.msg import Bool  # noqa: E402
 
 from lnn_control.nodes.joy_teleop import JoyMapping, JoyMappingError, JoyTeleopConfig  # noqa: E402
 from lnn_control.nodes.teleop_keyboard import KeyTeleop, KeyTeleopConfig  # noqa: E402
 from lnn_control.ros.msgs import twist_to_command  # noqa: E402
+from lnn_control.ros.stamps import ns_to_stamp, stamp_to_ns  # noqa: E402
 
 DOMAIN = free_domain_id()
 
@@ -83,6 +85,40 @@ def test_release_and_quit():
     assert not keys.active
     keys.feed("\x03")
     assert keys.quit
+
+
+def test_held_steering_key_steers_until_its_repeats_stop():
+    cfg = KeyTeleopConfig(steering_step=0.25, steering_hold=True, repeat_delay=0.5, repeat_gap=0.1)
+    keys = KeyTeleop(cfg)
+    keys.feed("w", now=0.0)
+    assert keys.feed("a", now=1.0) == ["velocity +0.10 m/s, steering +0.25"]
+    assert keys.expire(1.45) is None, "within the terminal's delay before auto-repeat the key counts as held"
+    for i, t in enumerate((1.48, 1.51, 1.54, 1.57)):  # auto-repeat
+        keys.feed("a", now=t)
+        assert keys.steering == min(0.25 * (i + 2), 1.0)
+        assert keys.expire(t + 0.09) is None
+    assert keys.expire(1.68) == "velocity +0.10 m/s, steering +0.00", "let go: centred"
+    assert keys.steering == 0.0 and keys.velocity == 0.1 and keys.active
+    assert keys.expire(5.0) is None, "centred once"
+
+
+def test_held_steering_a_tap_the_other_way_and_the_keys_that_end_a_hold():
+    cfg = KeyTeleopConfig(steering_step=0.25, steering_hold=True, repeat_delay=0.5, repeat_gap=0.1)
+    keys = KeyTeleop(cfg)
+    keys.feed("aaa", now=0.0)
+    assert keys.steering == 0.75
+    keys.feed("\x1b[C", now=0.05)  # the other way: a new hold, from the centre
+    assert keys.steering == -0.25
+    assert keys.expire(0.5) is None and keys.expire(0.56) is not None, "a tap holds for repeat_delay"
+    keys.feed("d", now=1.0)
+    keys.feed("c", now=1.01)
+    assert keys.steering == 0.0 and keys.expire(9.0) is None, "centre ends the hold"
+    keys.feed("d", now=2.0)
+    keys.feed("r", now=2.01)
+    assert not keys.active and keys.expire(9.0) is None, "released: nothing more to say"
+    stepping = KeyTeleop(KeyTeleopConfig(steering_step=0.25))
+    stepping.feed("aa", now=0.0)
+    assert stepping.expire(100.0) is None and stepping.steering == 0.5, "without steering_hold the steering stays"
 
 
 # -- joystick mapping -------------------------------------------------------------------------------------------------
@@ -165,6 +201,38 @@ def test_keyboard_node_on_a_pseudo_terminal(ros, tmp_path):
             assert out.since(t1) == [], "released: nothing more is published"
             os.write(master, b"\x03")  # Ctrl-C in cbreak mode: SIGINT
             assert proc.wait(15) == 0, proc.tail()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.ros
+def test_keyboard_node_on_sim_time_stamps_with_the_clock_it_heard(ros, tmp_path):
+    master, slave = pty.openpty()
+    clock = ros.publisher("/clock", Clock)
+    sim = {"t": 7_500_000_000}
+    params = {"use_sim_time": True, "stamped": True, "speed_step": 1.0, "rate": 20.0}
+    try:
+        with NodeProcess("lnn_control.nodes.teleop_keyboard", domain_id=DOMAIN, log_dir=tmp_path, stdin=slave,
+                         params=params, remaps={"teleop/cmd_vel": "stamped/cmd_vel"}) as proc:  # fmt: skip
+            out = ros.collect("stamped/cmd_vel", TwistStamped)  # teleop/cmd_vel is Twist in this process
+            proc.wait_for_output(r"ready: .*sim time")
+            os.write(master, b"w")
+            proc.wait_for_output("no /clock arrived yet: nothing is published")  # it read the key and held back
+            assert len(out) == 0
+            ticking = ros.repeat(clock, lambda: Clock(clock=ns_to_stamp(sim["t"])), 50.0)
+            first = out.wait_for(lambda m: m.twist.linear.x == 1.0, timeout=15)
+            assert stamp_to_ns(first.header.stamp) == 7_500_000_000, "stamped with the sim time it heard"
+            sim["t"] = 9_000_000_000
+            out.wait_for(lambda m: stamp_to_ns(m.header.stamp) == 9_000_000_000, timeout=15)
+            stamps = [stamp_to_ns(m.header.stamp) for m in out.messages]
+            assert stamps == sorted(stamps) and set(stamps) <= {7_500_000_000, 9_000_000_000}
+            second = ros.publisher("/clock", Clock)  # another simulator on the domain
+            proc.wait_for_output(r"2 publishers on /clock .*another simulator", timeout=15)
+            assert proc.stop(signal.SIGINT) == 0, proc.tail()
+            ticking.stop()
+            ros.node.destroy_publisher(second)
+            ros.node.destroy_publisher(clock)
     finally:
         os.close(master)
         os.close(slave)
