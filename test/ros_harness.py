@@ -104,7 +104,8 @@ def write_params(path: Path, params: Mapping[str, Any], node: str = "/**") -> Pa
 class NodeProcess:
     """One node module run as ``python -m <module> --ros-args ...`` in a process of its own.
 
-    ``params`` go through a parameter file, ``remaps`` are ``{from: to}``, ``name`` renames the node. Output
+    ``params`` go through a parameter file, ``remaps`` are ``{from: to}``, ``name`` renames the node, ``cwd`` is the
+    working directory (default: this process's). Output
     (stdout and stderr) goes to ``<log_dir>/<name>.log``; :meth:`wait_for_output` polls it. Use as a context
     manager: leaving it stops the process (SIGINT, then SIGKILL after ``stop_timeout``).
     """
@@ -123,6 +124,7 @@ class NodeProcess:
         stdin: Any = subprocess.DEVNULL,
         preexec_fn: Callable[[], None] | None = None,
         stop_timeout: float = 15.0,
+        cwd: Path | None = None,
     ) -> None:
         self.module = module
         self.domain_id = domain_id
@@ -135,6 +137,7 @@ class NodeProcess:
         self.stdin = stdin
         self.preexec_fn = preexec_fn
         self.stop_timeout = stop_timeout
+        self.cwd = cwd
         self.log_path = self.log_dir / f"{self.name}.log"
         self.proc: subprocess.Popen | None = None
         self._log_file = None
@@ -162,6 +165,7 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             env=node_env(self.domain_id, self.extra_env),
             preexec_fn=self.preexec_fn,  # noqa: PLW1509 - tests only
+            cwd=self.cwd,
         )
         return self
 
@@ -206,6 +210,17 @@ class NodeProcess:
                 raise AssertionError(f"{self.name} did not print /{pattern}/ within {timeout} s:\n{self.tail()}")
             time.sleep(0.02)
 
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+        """Poll ``predicate`` every 20 ms while the process runs; AssertionError (with the output's tail) naming
+        ``what`` if the process exits first or on timeout."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if not self.alive:
+                raise AssertionError(f"{self.name} exited ({self.returncode}) before {what}:\n{self.tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} not reached within {timeout} s:\n{self.tail()}")
+            time.sleep(0.02)
+
     def wait(self, timeout: float) -> int:
         """Wait for the process to exit by itself; its exit code (AssertionError on timeout)."""
         assert self.proc is not None
@@ -247,18 +262,37 @@ class NodeProcess:
 
 
 class Collector:
-    """Messages received on one topic, with their arrival time (``time.monotonic()``); thread-safe."""
+    """Messages received on one topic, with their arrival time (``time.monotonic()``) and, where the middleware gives
+    it, their publication sequence number; thread-safe."""
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self.items: list[tuple[float, Any]] = []
+        self.sequences: list[int | None] = []  # publication sequence number of each item, None if not given
 
-    def _add(self, msg: Any) -> None:
+    def _add(self, msg: Any, info: Mapping[str, Any] | None = None) -> None:
         with self._cond:
             self.items.append((time.monotonic(), msg))
+            self.sequences.append(None if info is None else info.get("publication_sequence_number"))
             self._cond.notify_all()
+
+    def _add_with_info(self, msg: Any, info: Mapping[str, Any]) -> None:
+        """The subscription callback (two parameters: rclpy then passes the message info)."""
+        self._add(msg, info)
+
+    def with_sequences(self) -> list[tuple[int | None, Any]]:
+        """(publication sequence number, message) of everything received, in order of arrival."""
+        with self._lock:
+            return [(seq, msg) for seq, (_, msg) in zip(self.sequences, self.items)]
+
+    def missed(self) -> int:
+        """For a topic with one publisher: how many of its messages between the first and the last received here
+        never arrived (the gaps in their sequence numbers). 0 where the middleware gives no sequence numbers."""
+        with self._lock:
+            numbers = [seq for seq in self.sequences if seq is not None]
+        return sum(max(0, b - a - 1) for a, b in zip(numbers, numbers[1:]))
 
     @property
     def messages(self) -> list[Any]:
@@ -282,6 +316,7 @@ class Collector:
     def clear(self) -> None:
         with self._lock:
             self.items.clear()
+            self.sequences.clear()
 
     def wait_for_count(self, count: int, timeout: float = 10.0) -> list[Any]:
         """Wait until at least ``count`` messages arrived; all messages (AssertionError on timeout)."""
@@ -294,21 +329,69 @@ class Collector:
                 self._cond.wait(left)
             return [m for _, m in self.items]
 
-    def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10.0, *, after: float | None = None) -> Any:
-        """The first message (arriving at or after monotonic ``after``, if given) for which ``predicate`` is true."""
+    def find(self, predicate: Callable[[Any], bool], start: int = 0) -> Any:
+        """The first message from index ``start`` on for which ``predicate`` is true, or None; does not wait."""
+        with self._lock:
+            return next((msg for _, msg in self.items[start:] if predicate(msg)), None)
+
+    def index(self, predicate: Callable[[Any], bool], start: int = 0) -> int | None:
+        """The index of the first message from ``start`` on for which ``predicate`` is true, or None."""
+        with self._lock:
+            return next((i for i, (_, msg) in enumerate(self.items) if i >= start and predicate(msg)), None)
+
+    def wait_for(
+        self,
+        predicate: Callable[[Any], bool],
+        timeout: float = 10.0,
+        *,
+        after: float | None = None,
+        start: int = 0,
+    ) -> Any:
+        """The first message (arriving at or after monotonic ``after``, if given; from index ``start`` on) for which
+        ``predicate`` is true."""
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = start
         with self._cond:
             while True:
                 for ts, msg in self.items[seen:]:
                     if (after is None or ts >= after) and predicate(msg):
                         return msg
-                seen = len(self.items)
+                seen = max(seen, len(self.items))
                 left = deadline - time.monotonic()
                 if left <= 0:
                     last = self.items[-1][1] if self.items else None
                     raise AssertionError(f"{self.topic}: no matching message within {timeout} s (last: {last!r})")
                 self._cond.wait(left)
+
+
+def publish_until(
+    publisher: Any,
+    make: Callable[[], Any],
+    collector: Collector,
+    predicate: Callable[[Any], bool],
+    timeout: float = 15.0,
+    period: float = 0.1,
+) -> Any:
+    """Publish ``make()`` every ``period`` seconds until ``collector`` received a message, from the first publication
+    on, for which ``predicate`` is true; that message (AssertionError on timeout).
+
+    Publishing once and hoping races with matching and with the node's own timers; publishing until the expected
+    answer is there does not.
+    """
+    start = len(collector)
+    deadline = time.monotonic() + timeout
+    while True:
+        publisher.publish(make())
+        left = deadline - time.monotonic()
+        try:
+            return collector.wait_for(predicate, timeout=max(0.0, min(period, left)), start=start)
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                last = collector.last()
+                raise AssertionError(
+                    f"{collector.topic}: no matching message within {timeout} s of publishing on "
+                    f"{publisher.topic} (last: {last!r})"
+                ) from None
 
 
 class Repeater:
@@ -408,7 +491,9 @@ class RosSession:
         from lnn_control.ros.qos import COMMAND
 
         collector = Collector(topic)
-        self.node.create_subscription(msg_type, topic, collector._add, COMMAND if qos is None else qos, raw=raw)
+        self.node.create_subscription(
+            msg_type, topic, collector._add_with_info, COMMAND if qos is None else qos, raw=raw
+        )
         return collector
 
     def call(self, service: str, srv_type: type, request: Any = None, timeout: float = 15.0) -> Any:

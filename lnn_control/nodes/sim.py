@@ -57,6 +57,9 @@ the next starts at once until ``episodes`` are done (0: forever), then the node 
 
 The node's own timers use the steady clock, so it runs the same whether or not its ``use_sim_time`` is set (the
 sim sets set it for every node).
+
+The lockstep and hold rules live, free of ROS, in :mod:`lnn_control.sim.lockstep` (tested in simulated time): this
+node tells them what it published and received, and steps, re-publishes and logs as they decide.
 """
 
 from __future__ import annotations
@@ -86,7 +89,15 @@ from lnn_control.ros.msgs import image_msg, twist_to_command, twist_type  # noqa
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node  # noqa: E402
 from lnn_control.ros.qos import COMMAND, SENSOR  # noqa: E402
 from lnn_control.ros.stamps import ns_to_stamp  # noqa: E402
-from lnn_control.sim.base import SAFE_COMMAND, Observation, Simulator, sanitize_command  # noqa: E402
+from lnn_control.sim.base import Observation, Simulator  # noqa: E402
+from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-exported for their importers
+    LOCKSTEP_CHECK_S,
+    REPUBLISH_S,
+    STARTUP_REPUBLISH_S,
+    Decision,
+    LockstepConfig,
+    LockstepRules,
+)
 
 CAMERA_TOPIC = "camera/image_raw"
 CLOCK_TOPIC = "/clock"
@@ -116,13 +127,6 @@ TRUTH_FIELDS = (
     "bad_commands",
     "timeouts",
 )
-
-#: Lockstep: how often the node checks for a timeout and for a controller, s (wall).
-LOCKSTEP_CHECK_S = 0.05
-#: Lockstep without any publisher on cmd_vel: re-publish the pending tick this often, s (wall).
-REPUBLISH_S = 1.0
-#: Lockstep, from a controller's appearance to its first answer: re-publish the pending tick this often, s (wall).
-STARTUP_REPUBLISH_S = 0.25
 
 CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 #: Episode events: a late joiner (the demonstrator) gets the latest events, the last start among them.
@@ -242,20 +246,17 @@ class SimNode(Node):
         self.obs: Observation | None = None
         self.time_base_ns = 0  # sim time of the current episode's step 0
         self.end_ns = 0  # sim time of the last published frame
-        self.pending_ns: int | None = None  # lockstep: stamp of the frame awaiting an answer
-        self.pending_since = 0.0  # lockstep: time.monotonic() since when the pending tick waits for an answer
-        self.last_sent = 0.0  # time.monotonic() of the latest (re-)publication
-        self.controller_present = False  # lockstep: cmd_vel had a publisher at the last check
-        self.awaiting_first_answer = True  # lockstep: no answer since the controller appeared
         self.last_messages: list[tuple[Any, Any]] = []  # (publisher, message) of the latest tick, to re-publish
-        self.held = SAFE_COMMAND
-        self.held_ns: int | None = None  # sim time at which ``held`` arrived
         self.episodes_done = 0
         self.ticks = 0
-        self.answered = 0
-        self.timeouts = 0
-        self.bad_commands = 0
-        self.late_commands = 0
+        self.rules = LockstepRules(
+            LockstepConfig(
+                lockstep=c.lockstep,
+                lockstep_timeout=c.lockstep_timeout,
+                command_timeout=c.command_timeout,
+                max_velocity=c.max_velocity,
+            )
+        )
 
         if c.lockstep:
             self.timer = self.create_timer(min(c.lockstep_timeout, LOCKSTEP_CHECK_S), self._on_check, clock=steady)
@@ -286,8 +287,7 @@ class SimNode(Node):
         self.steps = 0
         self.obs = obs
         self.running = True
-        self.held = SAFE_COMMAND
-        self.held_ns = None
+        self.rules.on_episode_start()
         event: dict[str, Any] = {
             "event": "start",
             "episode": self.episode,
@@ -340,7 +340,7 @@ class SimNode(Node):
             f"score {t.total_reward:.1f}, {t.laps_completed} lap(s), {t.tiles_visited}/{t.tiles_total} tiles"
         )
         self.running = False
-        self.pending_ns = None
+        self.rules.on_episode_end()
         self.episodes_done += 1
 
     def _event(self, event: dict[str, Any]) -> None:
@@ -396,8 +396,8 @@ class SimNode(Node):
                         "tiles_total": t.tiles_total,
                         "laps_completed": t.laps_completed,
                         "track_offset": t.track_offset,
-                        "bad_commands": self.bad_commands,
-                        "timeouts": self.timeouts,
+                        "bad_commands": self.rules.bad_commands,
+                        "timeouts": self.rules.timeouts,
                     }
                 ),
             )
@@ -422,84 +422,50 @@ class SimNode(Node):
         )
         self.last_messages = messages
         self._send(messages)
-        self.pending_since = self.last_sent
-        if c.lockstep:
-            self.pending_ns = now if self.running else None
+        self.rules.on_frame(now, time.monotonic_ns())
 
     def _send(self, messages: list[tuple[Any, Any]]) -> None:
         for publisher, msg in messages:
             publisher.publish(msg)
-        self.last_sent = time.monotonic()
-
-    def _held_command(self) -> Command:
-        """The last command received, or stop when it is older than ``command_timeout`` (sim time)."""
-        timeout = self.config.command_timeout
-        if self.held_ns is None:
-            return SAFE_COMMAND
-        if timeout > 0 and self.end_ns - self.held_ns > timeout * 1e9:
-            self._warn("stale", f"{self.cmd_topic}: no command for more than {timeout:g} s of sim time: "
-                                "driving straight at zero speed")
-            return SAFE_COMMAND
-        return self.held
 
     def _on_command(self, msg: Any) -> None:
-        command = twist_to_command(msg)
-        safe, problem = sanitize_command(command, self.config.max_velocity)
-        if problem is not None:
-            self.bad_commands += 1
-            self._warn(problem.split(" (")[0], f"{self.cmd_topic}: {problem} ({self.bad_commands} bad so far)")
-        self.held = safe
-        self.held_ns = self.end_ns
-        if not (self.config.lockstep and self.running and self.pending_ns is not None):
-            return
-        stamped = hasattr(msg, "header")
-        if stamped and command.stamp_ns != 0 and command.stamp_ns < self.pending_ns:
-            self.late_commands += 1
-            return
-        self.answered += 1
-        self.awaiting_first_answer = False
-        self.pending_ns = None
-        self._tick(safe)
+        self._apply(self.rules.on_command(twist_to_command(msg), stamped=hasattr(msg, "header")))
 
     def _on_check(self) -> None:
         """Lockstep: wait for a controller, re-publish for a new one, step with the held command on a timeout."""
-        if not self.running or self.pending_ns is None:
+        if not self.running or self.rules.pending_ns is None:
             return
-        now = time.monotonic()
-        if self.count_publishers(self.cmd_topic) == 0:
-            # Nobody drives: show the tick again now and then rather than run the car without a controller.
-            self.controller_present = False
-            if now - self.last_sent >= REPUBLISH_S:
-                self._warn("nobody", f"{self.cmd_topic}: no publisher: waiting for a controller")
-                self._send(self.last_messages)
-            self.pending_since = now  # the timeout counts from when a controller is there
-            return
-        if not self.controller_present:
-            self.controller_present = True
-            self.awaiting_first_answer = True
-            self.pending_since = now
-            self._send(self.last_messages)
-            return
-        if self.awaiting_first_answer and now - self.last_sent >= STARTUP_REPUBLISH_S:
-            # The controller's publisher is visible, its subscriptions may match a moment later.
-            self._send(self.last_messages)
-        if now - self.pending_since < self.config.lockstep_timeout:
-            return
-        self.timeouts += 1
-        command = self._held_command()
-        self._warn(
-            "timeout",
-            f"{self.cmd_topic}: no command answered the frame at {self.pending_ns / 1e9:.3f} s within "
-            f"{self.config.lockstep_timeout:g} s: stepping with steering {command.steering:.3f}, velocity "
-            f"{command.velocity:.3f} ({self.timeouts} timeouts so far)",
-        )
-        self.pending_ns = None
-        self._tick(command)
+        present = self.count_publishers(self.cmd_topic) > 0
+        self._apply(self.rules.on_check(time.monotonic_ns(), present))
 
     def _on_tick(self) -> None:
         """Free-running: one tick per timer period with the held command."""
         if self.running:
-            self._tick(self._held_command())
+            self._apply(self.rules.on_free_tick())
+
+    def _apply(self, decision: Decision) -> None:
+        """Re-publish, log and step as the lockstep rules decided."""
+        rules = self.rules
+        if decision.republish:
+            if decision.waiting:
+                self._warn("nobody", f"{self.cmd_topic}: no publisher: waiting for a controller")
+            self._send(self.last_messages)
+        if decision.problem is not None:
+            self._warn(decision.problem.split(" (")[0],
+                       f"{self.cmd_topic}: {decision.problem} ({rules.bad_commands} bad so far)")
+        if decision.stale:
+            self._warn("stale", f"{self.cmd_topic}: no command for more than {self.config.command_timeout:g} s of "
+                                "sim time: driving straight at zero speed")
+        command = decision.tick_with
+        if decision.timeout and command is not None and decision.unanswered_ns is not None:
+            self._warn(
+                "timeout",
+                f"{self.cmd_topic}: no command answered the frame at {decision.unanswered_ns / 1e9:.3f} s within "
+                f"{self.config.lockstep_timeout:g} s: stepping with steering {command.steering:.3f}, velocity "
+                f"{command.velocity:.3f} ({rules.timeouts} timeouts so far)",
+            )
+        if command is not None:
+            self._tick(command)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self.running:
@@ -518,9 +484,10 @@ class SimNode(Node):
 
     def summary(self) -> str:
         """One line for the shutdown log."""
+        rules = self.rules
         return (
-            f"{self.ticks} frames in {self.episode + 1} episode(s); {self.answered} answered, {self.timeouts} "
-            f"lockstep timeouts, {self.late_commands} late and {self.bad_commands} bad commands"
+            f"{self.ticks} frames in {self.episode + 1} episode(s); {rules.answered} answered, {rules.timeouts} "
+            f"lockstep timeouts, {rules.late_commands} late and {rules.bad_commands} bad commands"
         )
 
     def close(self) -> None:

@@ -1,0 +1,181 @@
+"""sim_node's lockstep and hold rules without ROS: when to step, with which command, and when to show a tick again.
+
+:class:`LockstepRules` is fed plain values: the frames the node publishes (their sim-time stamps), the commands it
+receives, and its periodic checks with the wall (monotonic) time and whether ``cmd_vel`` has a publisher; every
+time is an integer of nanoseconds (wall: ``time.monotonic_ns()``). It answers with a :class:`Decision`; the node
+(:mod:`lnn_control.nodes.sim`) steps the backend, publishes and logs as the decision says. Tests drive it in
+simulated time.
+
+The rules (see ``sim_node``'s docstring for why):
+
+- every published frame of a lockstep episode is *pending* until a command answers it: a stamped command whose stamp
+  is at or after the pending frame's stamp, or zero; an unstamped command received while a frame is pending. The
+  answering command steps the sim. A stamped command from before the pending frame is *late*: it only becomes the
+  held command;
+- every command received (sanitized, :func:`~lnn_control.sim.base.sanitize_command`) becomes the *held* command, at
+  the sim time of the latest frame. The held command is used for timeouts and free-running ticks; once it is older
+  than ``command_timeout`` of sim time it reads as :data:`~lnn_control.sim.base.SAFE_COMMAND` (0 holds forever);
+- while nobody publishes on ``cmd_vel`` the pending tick is shown again every :data:`REPUBLISH_S` and no timeout
+  runs; when a publisher appears it is shown again at once, then every :data:`STARTUP_REPUBLISH_S` until the first
+  answer;
+- with a controller there, a frame nobody answered within ``lockstep_timeout`` (wall) is stepped with the held
+  command, and the timeout counts;
+- free-running (no lockstep): each tick steps with the held command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lnn_control.command import Command
+from lnn_control.sim.base import SAFE_COMMAND, sanitize_command
+
+#: Lockstep: how often the node checks for a timeout and for a controller, s (wall).
+LOCKSTEP_CHECK_S = 0.05
+#: Lockstep without any publisher on cmd_vel: re-publish the pending tick this often, s (wall).
+REPUBLISH_S = 1.0
+#: Lockstep, from a controller's appearance to its first answer: re-publish the pending tick this often, s (wall).
+STARTUP_REPUBLISH_S = 0.25
+
+
+@dataclass(frozen=True)
+class LockstepConfig:
+    """The parameters of sim_node the rules need (same names as :class:`~lnn_control.nodes.sim.SimNodeConfig`)."""
+
+    lockstep: bool = True
+    lockstep_timeout: float = 0.5
+    command_timeout: float = 0.5
+    max_velocity: float = 120.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the node does now, in this order: re-publish the pending tick, log, then step once."""
+
+    tick_with: Command | None = None
+    """Step the sim once with this command (an answer, the held command on a timeout or a free-running tick)."""
+    republish: bool = False
+    """Publish the pending tick's messages again, same stamps."""
+    waiting: bool = False
+    """Nobody publishes on ``cmd_vel``: the re-publication is a wait for a controller."""
+    late: bool = False
+    """The command was stamped before the pending frame: it is held and answers nothing."""
+    timeout: bool = False
+    """Nobody answered the frame stamped ``unanswered_ns`` within ``lockstep_timeout``: ``tick_with`` is held."""
+    unanswered_ns: int | None = None
+    stale: bool = False
+    """``tick_with`` is :data:`~lnn_control.sim.base.SAFE_COMMAND` because the held command is too old."""
+    problem: str | None = None
+    """Why the received command had to be clamped or replaced."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """The command to hold now and whether it is the safe one because the last received command is stale."""
+
+    command: Command
+    stale: bool = False
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * 1e9))
+
+
+class LockstepRules:
+    """The pending frame, the held command, the timeouts and the counters; see the module docstring."""
+
+    def __init__(self, config: LockstepConfig) -> None:
+        self.config = config
+        self.lockstep_timeout_ns = _ns(config.lockstep_timeout)
+        self.command_timeout_ns = _ns(config.command_timeout)
+        self.pending_ns: int | None = None  # stamp of the frame awaiting an answer
+        self.pending_since = 0  # wall time since when the pending frame waits (the timeout counts from it)
+        self.last_sent = 0  # wall time of the latest (re-)publication
+        self.sim_now_ns = 0  # sim time of the latest frame
+        self.controller_present = False  # cmd_vel had a publisher at the last check
+        self.awaiting_first_answer = True  # no answer since the controller appeared
+        self.held = SAFE_COMMAND
+        self.held_ns: int | None = None  # sim time at which ``held`` arrived
+        self.answered = 0
+        self.timeouts = 0
+        self.late_commands = 0
+        self.bad_commands = 0
+
+    # -- what the node did --------------------------------------------------------------------------------------------
+
+    def on_frame(self, stamp_ns: int, now_wall: int) -> None:
+        """The node published a tick whose frame is stamped ``stamp_ns`` (sim time) at ``now_wall``."""
+        self.sim_now_ns = int(stamp_ns)
+        self.last_sent = self.pending_since = now_wall
+        self.pending_ns = self.sim_now_ns if self.config.lockstep else None
+
+    def on_episode_start(self) -> None:
+        """A new episode: nothing is held from the last one (call before its first frame)."""
+        self.held = SAFE_COMMAND
+        self.held_ns = None
+
+    def on_episode_end(self) -> None:
+        """The episode ended: its last frame awaits nothing."""
+        self.pending_ns = None
+
+    # -- what the node asks -------------------------------------------------------------------------------------------
+
+    def held_command(self) -> Held:
+        """The last command received, or the safe one once older than ``command_timeout`` of sim time."""
+        if self.held_ns is None:
+            return Held(SAFE_COMMAND)
+        timeout_ns = self.command_timeout_ns
+        if timeout_ns > 0 and self.sim_now_ns - self.held_ns > timeout_ns:
+            return Held(SAFE_COMMAND, stale=True)
+        return Held(self.held)
+
+    def on_command(self, command: Command, stamped: bool) -> Decision:
+        """A command arrived on ``cmd_vel`` (``stamped``: it has a header, so its ``stamp_ns`` counts)."""
+        safe, problem = sanitize_command(command, self.config.max_velocity)
+        if problem is not None:
+            self.bad_commands += 1
+        self.held = safe
+        self.held_ns = self.sim_now_ns
+        if self.pending_ns is None:
+            return Decision(problem=problem)
+        if stamped and command.stamp_ns != 0 and command.stamp_ns < self.pending_ns:
+            self.late_commands += 1
+            return Decision(late=True, problem=problem)
+        self.answered += 1
+        self.awaiting_first_answer = False
+        self.pending_ns = None
+        return Decision(tick_with=safe, problem=problem)
+
+    def on_check(self, now_wall: int, controller_present: bool) -> Decision:
+        """The periodic lockstep check at ``now_wall``; ``controller_present``: ``cmd_vel`` has a publisher."""
+        if self.pending_ns is None:
+            return Decision()
+        if not controller_present:
+            # Nobody drives: show the tick again now and then rather than run the car without a controller.
+            self.controller_present = False
+            if now_wall - self.last_sent < _ns(REPUBLISH_S):
+                return Decision()
+            self.last_sent = now_wall
+            return Decision(republish=True, waiting=True)
+        if not self.controller_present:
+            # A controller appeared: show it the tick now; the timeout counts from here.
+            self.controller_present = True
+            self.awaiting_first_answer = True
+            self.last_sent = self.pending_since = now_wall
+            return Decision(republish=True)
+        republish = self.awaiting_first_answer and now_wall - self.last_sent >= _ns(STARTUP_REPUBLISH_S)
+        if republish:
+            # The controller's publisher is visible, its subscriptions may match a moment later.
+            self.last_sent = now_wall
+        if now_wall - self.pending_since < self.lockstep_timeout_ns:
+            return Decision(republish=republish)
+        self.timeouts += 1
+        unanswered, self.pending_ns = self.pending_ns, None
+        held = self.held_command()
+        return Decision(tick_with=held.command, republish=republish, timeout=True, unanswered_ns=unanswered,
+                        stale=held.stale)
+
+    def on_free_tick(self) -> Decision:
+        """Free-running: a timer tick steps with the held command."""
+        held = self.held_command()
+        return Decision(tick_with=held.command, stale=held.stale)
