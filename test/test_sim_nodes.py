@@ -353,6 +353,19 @@ def test_free_running_steps_on_its_own(ros, tmp_path):
     assert rows[-1]["timeouts"] == 0 and rows[-1]["bad_commands"] == 0
 
 
+def test_a_second_clock_is_named(ros, tmp_path):
+    """Another /clock publisher on the domain (a second simulator) gets a warning that says so."""
+    params = {"lockstep": False, "rate": 20.0, "seed": 3}
+    with NodeProcess("lnn_control.nodes.sim", domain_id=DOMAIN, log_dir=tmp_path, params=params) as sim:
+        sim.wait_for_output("starts at sim time", timeout=60)
+        assert "publishers on /clock" not in sim.output()
+        other = ros.publisher("/clock", Clock)
+        try:
+            sim.wait_for_output(r"2 publishers on /clock .*another simulator", timeout=30)
+        finally:
+            ros.node.destroy_publisher(other)
+
+
 def _up(args: list[str], tmp_path) -> NodeProcess:
     """``lnn-control up ARGS --local`` as a process (until it is stopped)."""
     return NodeProcess(

@@ -101,6 +101,8 @@ from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-ex
 
 CAMERA_TOPIC = "camera/image_raw"
 CLOCK_TOPIC = "/clock"
+#: How often the node looks for a second /clock publisher, s (wall).
+CLOCK_CHECK_S = 2.0
 CMD_TOPIC = "cmd_vel"
 TRUTH_TOPIC = "sim/truth"
 POSE_TOPIC = "sim/pose"
@@ -262,6 +264,7 @@ class SimNode(Node):
             self.timer = self.create_timer(min(c.lockstep_timeout, LOCKSTEP_CHECK_S), self._on_check, clock=steady)
         else:
             self.timer = self.create_timer(1.0 / c.rate, self._on_tick, clock=steady)
+        self.create_timer(CLOCK_CHECK_S, self._check_clocks, clock=steady)
         mode = (
             f"lockstep (timeout {c.lockstep_timeout} s)" if c.lockstep else f"free-running at {c.rate:g} Hz"
         )
@@ -474,6 +477,14 @@ class SimNode(Node):
         response.success = True
         response.message = f"episode {self.episode} started with seed {self.episode_seed}"
         return response
+
+    def _check_clocks(self) -> None:
+        """Another publisher on /clock (a second simulator on this domain) mixes two sim times in every bag."""
+        clocks = self.count_publishers(CLOCK_TOPIC)
+        if clocks > 1:
+            self._warn("clocks", f"{clocks} publishers on {CLOCK_TOPIC} (ROS_DOMAIN_ID="
+                                 f"{os.environ.get('ROS_DOMAIN_ID', '0')}): is another simulator running? Nodes on "
+                                 "sim time then see two clocks")
 
     def _warn(self, key: str, message: str) -> None:
         if self._throttle(key):
