@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "test"))
 
 from ros_harness import RosSession, free_domain_id, node_env  # noqa: E402
+
+from lnn_control import processes  # noqa: E402
 
 SIM_SETS = ("sim-drive", "record-sim", "dagger-sim")
 SETS = ("drive", "drive-split", "record", *SIM_SETS)
@@ -133,14 +136,14 @@ def measure_record(ros: RosSession, warmup: float, seconds: float) -> float:
     return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
-def run_one(name: str, processes: bool, warmup: float, seconds: float) -> float:
+def run_one(name: str, layout_processes: bool, warmup: float, seconds: float) -> float:
     domain = free_domain_id()
     with tempfile.TemporaryDirectory(prefix="lnn-sets-") as tmp, RosSession(domain) as ros:
         log = Path(tmp) / "up.log"
         env = node_env(domain)
         with open(log, "wb") as out:
-            up = subprocess.Popen(up_command(name, processes, Path(tmp)), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  cwd=tmp)  # fmt: skip
+            up = processes.start(up_command(name, layout_processes, Path(tmp)), env=env, stdout=out,
+                                 stderr=subprocess.STDOUT, cwd=tmp)
         try:
             if name in SIM_SETS:
                 rate = measure_sim(ros, warmup, seconds)
@@ -149,15 +152,12 @@ def run_one(name: str, processes: bool, warmup: float, seconds: float) -> float:
             else:
                 rate = measure_drive(ros, warmup, seconds)
         finally:
-            up.send_signal(2)
-            try:
-                up.wait(60)
-            except subprocess.TimeoutExpired:
-                up.kill()
+            processes.stop(up, ((signal.SIGINT, 60.0), (signal.SIGKILL, 5.0)))
         text = log.read_text(errors="replace")
         if up.returncode != 0 or "Traceback" in text:
             print(text[-3000:], file=sys.stderr)
-            raise RuntimeError(f"up {name} ({'processes' if processes else 'one process'}) ended with {up.returncode}")
+            layout = "processes" if layout_processes else "one process"
+            raise RuntimeError(f"up {name} ({layout}) ended with {up.returncode}")
         return rate
 
 

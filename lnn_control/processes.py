@@ -36,6 +36,29 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     return preexec
 
 
+def start(command: Sequence[str], **popen: Any) -> subprocess.Popen:
+    """Start ``command`` in a session of its own (a terminal's Ctrl-C reaches only this process, which stops it in
+    order), dying with this process; extra arguments go to ``subprocess.Popen``."""
+    return subprocess.Popen(list(command), start_new_session=True, preexec_fn=die_with_parent(), **popen)
+
+
+#: How :func:`stop` asks a process to end: each signal, then how long to wait for it.
+STOP_STEPS = ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+
+
+def stop(proc: subprocess.Popen, steps: Sequence[tuple[int, float]] = STOP_STEPS) -> int | None:
+    """Send each signal of ``steps`` in turn until ``proc`` ends (waiting as long as each says); its exit status."""
+    for sig, wait_s in steps:
+        if proc.poll() is not None:
+            break
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()
+
+
 class ProcessGroup:
     """Named child processes in sessions of their own (a terminal's Ctrl-C reaches only the parent, which stops
     them in order), each dying with the parent. Use as a context manager: leaving it stops them all."""
@@ -47,9 +70,7 @@ class ProcessGroup:
 
     def start(self, name: str, command: Sequence[str], **popen: Any) -> subprocess.Popen:
         """Start ``command`` as ``name``; extra arguments go to ``subprocess.Popen``."""
-        proc = subprocess.Popen(
-            list(command), env=self.env, start_new_session=True, preexec_fn=die_with_parent(), **popen
-        )
+        proc = start(command, env=self.env, **popen)
         self.procs[name] = proc
         return proc
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lnn_control import processes
 from lnn_control.paths import SOURCE_ROOT, config_file, model_file
 
 DEFAULT_MODEL = "ltc_ncp_carracing"
@@ -151,12 +151,12 @@ def run_drive(args: argparse.Namespace) -> int:
     with observing(env, stamped) as observer:
         try:
             with open(log_path, "w", encoding="utf-8") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "lnn_control.cli", "up", *argv], env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                proc = processes.start([sys.executable, "-m", "lnn_control.cli", "up", *argv], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT)
                 watch(observer, proc, args, log_path, started)
         finally:
             if proc is not None:
-                stop_up(proc)
+                processes.stop(proc)  # up stops its nodes; they die with it whatever happens
         results = observer.results()
         missing = [observer.missing_frames(r) if r.frames is not None else None for r in results]
         counts = dict(observer.counts)
@@ -287,38 +287,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _children(pid: int) -> dict[int, str]:
-    """Child pid -> start time (to tell a reused pid apart), from /proc; empty where there is no /proc."""
-    found = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found[int(entry.name)] = fields[19]
-    return found
-
-
-def stop_up(proc: subprocess.Popen) -> None:
-    """SIGINT (up stops its nodes cleanly), then SIGTERM, then SIGKILL; node processes it left behind go too."""
-    if proc.poll() is None:
-        children = _children(proc.pid)
-        for sig, wait_s in ((signal.SIGINT, 20.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        for pid, start in children.items():  # only the ones up started and did not stop
-            try:
-                if (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19] == start:
-                    os.kill(pid, signal.SIGKILL)
-            except (OSError, IndexError):
-                pass
 
 
 def add_activity(result: Any, model: Path) -> tuple[int, int]:

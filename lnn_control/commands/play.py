@@ -231,6 +231,7 @@ def live_commands(
 
     import yaml
 
+    from lnn_control import processes
     from lnn_control.data.bags import IMAGE_TYPES
     from lnn_control.ros.env import apply, local_env
 
@@ -259,7 +260,7 @@ def live_commands(
         param_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
         log_path = Path(tmp) / "drive_node.log"
         with log_path.open("w") as log_fh:
-            proc = subprocess.Popen(
+            proc = processes.start(
                 [sys.executable, "-m", "lnn_control.nodes.drive", "--ros-args", "--params-file", str(param_file),
                  "-r", f"{node_topic}:={image_topic}"],
                 env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log_fh, stderr=subprocess.STDOUT,
@@ -311,13 +312,7 @@ def live_commands(
             node.destroy_node()
             if context_started:
                 rclpy.shutdown()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            processes.stop(proc, ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)))
         node_log = log_path.read_text(errors="replace")
     return LiveRun(commands, stats.per_topic.get(image_topic, 0), node_log)
 
