@@ -403,6 +403,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--without", action="append", metavar="NODE", help="leave a node of the set out (repeatable)")
     parser.add_argument("--with", dest="with_nodes", action="append", metavar="NODE", help="add a node (repeatable)")
     parser.add_argument("--namespace", metavar="NS", help="push every node into this namespace (e.g. /robot1)")
+    parser.add_argument(
+        "--print-params",
+        action="store_true",
+        help="print the resolved set (nodes, remaps, the merged parameter file) as YAML and exit",
+    )
+
+
+def describe_plan(plan: Plan) -> str:
+    """The resolved set as YAML: what ``up`` would start, with which remaps and which parameter file."""
+    head = {
+        "set": plan.name,
+        "nodes": plan.nodes,
+        "configs": [str(p) for p in plan.configs],
+        "remaps": [f"{node}:{source}:={target}" for node, source, target in plan.remaps],
+        "namespace": plan.namespace or "/",
+    }
+    started = {node: values for node, values in plan.params.items() if node in plan.nodes or node == WILDCARD}
+    params = yaml.safe_dump(params_document(started), sort_keys=False)
+    return yaml.safe_dump(head, sort_keys=False) + "---\n" + params
 
 
 def run(args: argparse.Namespace) -> int:
@@ -418,6 +437,9 @@ def run(args: argparse.Namespace) -> int:
     except BringupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.print_params:
+        print(describe_plan(plan), end="")
+        return 0
     with tempfile.TemporaryDirectory(prefix="lnn-up-") as folder:
         params_file = Path(folder) / "params.yaml"
         params_file.write_text(yaml.safe_dump(params_document(plan.params), sort_keys=False))

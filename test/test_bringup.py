@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lnn_control import bringup
 from lnn_control.bringup import MUX, WILDCARD, BringupError, make_plan, params_document, parse_sets, read_params
@@ -220,3 +221,15 @@ def test_processes_layout_leaves_no_node_behind(tmp_path, sig):
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_print_params_shows_the_resolved_set(capsys):
+    status = bringup.run(args("sim-drive", "--print-params", "--set", "drive_node.max_speed=3", "--namespace", "/r1"))
+    head, params = capsys.readouterr().out.split("---\n")
+    head, params = yaml.safe_load(head), yaml.safe_load(params)
+    assert status == 0
+    assert head["nodes"] == ["sim_node", "drive_node", MUX] and head["namespace"] == "/r1"
+    assert head["remaps"] == ["drive_node:cmd_vel:=lnn/cmd_vel"]
+    assert set(params) == {"/**", "/**/sim_node", "/**/drive_node", f"/**/{MUX}"}  # only the nodes it starts
+    assert params["/**/drive_node"]["ros__parameters"]["max_speed"] == 3.0  # --set wins, typed as the file's float
+    assert params["/**"]["ros__parameters"]["use_sim_time"] is True
