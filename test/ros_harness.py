@@ -420,6 +420,13 @@ class Repeater:
         self._thread.join(5)
 
 
+def deep_qos() -> Any:
+    """Reliable, keep last 1000: the default of the test process's own publishers and collectors."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+
+
 class RosSession:
     """An rclpy context, node and executor thread inside the test process, on ``domain_id``.
 
@@ -481,19 +488,16 @@ class RosSession:
     # -- entities -----------------------------------------------------------------------------------------------------
 
     def publisher(self, topic: str, msg_type: type, qos: Any = None) -> Any:
-        """A publisher (default QoS: reliable, keep last 10, as the nodes' command topics)."""
-        from lnn_control.ros.qos import COMMAND
-
-        return self.node.create_publisher(msg_type, topic, COMMAND if qos is None else qos)
+        """A publisher (default QoS: :func:`deep_qos`, so a slow test process loses nothing)."""
+        return self.node.create_publisher(msg_type, topic, deep_qos() if qos is None else qos)
 
     def collect(self, topic: str, msg_type: type, qos: Any = None, *, raw: bool = False) -> Collector:
-        """Subscribe and keep everything that arrives (``raw``: the serialized bytes)."""
-        from lnn_control.ros.qos import COMMAND
-
+        """Subscribe and keep everything that arrives (``raw``: the serialized bytes). Default QoS :func:`deep_qos`:
+        with the nodes' depth of 10, a test process that falls behind (a loaded machine) would see its own reader
+        history overwritten, and a test would blame the node for what it dropped."""
         collector = Collector(topic)
-        self.node.create_subscription(
-            msg_type, topic, collector._add_with_info, COMMAND if qos is None else qos, raw=raw
-        )
+        qos = deep_qos() if qos is None else qos
+        self.node.create_subscription(msg_type, topic, collector._add_with_info, qos, raw=raw)
         return collector
 
     def call(self, service: str, srv_type: type, request: Any = None, timeout: float = 15.0) -> Any:
@@ -538,3 +542,39 @@ class RosSession:
         """Wait until ``topic`` has at least ``count`` publishers (as this node sees the graph)."""
         name = self.node.resolve_topic_name(topic)
         self.wait_for(lambda: self.node.count_publishers(name) >= count, timeout, f"{count} publisher(s) on {name}")
+
+
+def publish_until_condition(
+    publisher: Any,
+    make: Callable[[], Any],
+    predicate: Callable[[], bool],
+    timeout: float = 15.0,
+    period: float = 0.1,
+    *,
+    max_period: float | None = None,
+    what: str = "the expected reaction",
+) -> int:
+    """Publish ``make()`` every ``period`` seconds until ``predicate()`` is true; how many were published
+    (AssertionError naming ``what`` on timeout).
+
+    For reactions no single collector shows (a log line, several topics at once). ``make`` is called for every
+    publication, so it can give each one a new stamp and the predicate can ask for the answer to the latest one;
+    ``max_period``: the period doubles after each publication up to this, so a slow receiver gets the time to
+    answer the latest. The predicate is polled every 10 ms and may raise to give up early (a process that died).
+    """
+    deadline = time.monotonic() + timeout
+    count = 0
+    while True:
+        publisher.publish(make())
+        count += 1
+        next_at = min(deadline, time.monotonic() + period)
+        while True:
+            if predicate():
+                return count
+            if time.monotonic() >= next_at:
+                break
+            time.sleep(0.01)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s of publishing {count} on {publisher.topic}")
+        if max_period is not None:
+            period = min(max_period, 2 * period)
