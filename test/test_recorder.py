@@ -237,6 +237,31 @@ def test_a_stop_signal_keeps_every_acknowledged_message(ros, tmp_path, sig):
     assert custom["lnn_control.end_reason"] == "stop"
 
 
+def test_a_second_signal_exits_at_once_and_the_bag_still_reads(ros, tmp_path):
+    # Many frames still queued for the writer when the first SIGINT comes: the second one lands during the clean-up
+    # (or just after it); either way the process ends at once or cleanly, and the bag reads, a prefix of what was sent.
+    _, _, sent = frames(tmp_path, 1200, raw=True)
+    with recorder(tmp_path, "rec_twice", topics=["twice/frames"], types=["sensor_msgs/Image"], qos=["reliable"],
+                  qos_depth=2000, autostart=True, flush_period=0.2) as proc:  # fmt: skip
+        proc.wait_for_output("recording episode")
+        pub = ros.publisher("twice/frames", Image, QoSProfile(depth=2000, reliability=ReliabilityPolicy.RELIABLE))
+        ros.wait_for_subscribers(pub)
+        publish_all(ros, [(pub, sent)])
+        proc.send_signal(signal.SIGINT)
+        proc.wait_for_output("SIGINT: stopping")
+        status = proc.stop(signal.SIGINT)
+    assert status in (0, 130), proc.tail()
+    assert "Fatal Python error" not in proc.output() and "Traceback" not in proc.output(), proc.tail()
+    bag = only_bag(tmp_path / "bags")
+    if is_unfinished(bag):
+        recover_bag(bag)
+    got, _ = read_bag(bag)
+    kept = got.get("/twice/frames", [])
+    assert kept == [padded(b) for b in sent[: len(kept)]]
+    if status == 0:
+        assert len(kept) == len(sent), "a clean stop keeps everything"
+
+
 def test_messages_lost_before_the_recorder_are_counted(ros, tmp_path):
     # A reader history of one sample and bursts of best-effort frames: samples are overwritten before the recorder
     # takes them. Whatever it kept and whatever it counted as lost add up to the frames it could know of. (Bursts

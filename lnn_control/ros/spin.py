@@ -160,6 +160,9 @@ def run_nodes(
                     executor.add_node(node)
                 deadline = None if duration is None else time.monotonic() + duration
                 spin_until_stopped(executor, stop, deadline)
+                if stop.signum is not None:
+                    print(f"[lnn_control] {signal.Signals(stop.signum).name}: stopping (a second signal exits at once)",
+                          file=sys.stderr, flush=True)
         finally:
             status = max(status, finish_nodes(nodes, executor))
             rclpy.try_shutdown()
