@@ -193,11 +193,11 @@ def _play_once(
 
 
 def _publish_clock(pub: Any, ns: int) -> None:
-    from builtin_interfaces.msg import Time
     from rosgraph_msgs.msg import Clock
 
-    sec, nanosec = divmod(int(ns), 1_000_000_000)
-    pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+    from lnn_control.ros.stamps import ns_to_stamp
+
+    pub.publish(Clock(clock=ns_to_stamp(ns)))
 
 
 @dataclass
@@ -251,6 +251,7 @@ def live_commands(
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     from lnn_control.nodes.policy import CMD_TOPIC  # the topic the command half publishes on
+    from lnn_control.ros.stamps import stamp_to_ns
 
     params = {"model": str(model), "stamped": True, "threads": 1,
               "image_transport": "compressed" if compressed else "raw", **(driver_params or {})}
@@ -274,7 +275,7 @@ def live_commands(
             qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 
             def on_command(msg: Any) -> None:
-                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                stamp = stamp_to_ns(msg.header.stamp)
                 if stamp in frame_stamps:
                     commands[stamp] = (float(msg.twist.angular.z), float(msg.twist.linear.x))
 
