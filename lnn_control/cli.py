@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sim-eval": ("lnn_control.sim.closed_loop", "closed-loop evaluation in the simulator"),
     "play": ("lnn_control.commands.play", "publish a bag into the live ROS graph with its timing and /clock"),
     "inspect": ("lnn_control.commands.inspect", "topics, types, counts, rates and gaps of a bag"),
+    "recover": ("lnn_control.commands.recover", "repair bags whose writer died, in place or (--into DIR) as copies"),
     "import-tub": ("lnn_control.data.tub", "convert a Donkeycar tub into a rosbag2 MCAP bag"),
     "export": ("lnn_control.nn.export", "export the single-step policy to TorchScript or ONNX"),
     "info": ("lnn_control.commands.info", "describe a checkpoint: config, parameter counts net of masks"),

@@ -11,7 +11,7 @@ import pytest
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from lnn_control.data.bags import BagWriter
+from lnn_control.data.bag_writer import BagWriter
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ROS1_BAG = SHARED_DATA / "ros1_svo" / "tiny_svo.bag"

@@ -20,7 +20,9 @@ from data_helpers import (
     write_drive_bag,
 )
 
-from lnn_control.data.bags import Bag, BagError, BagWriter, discover_bags, read_records, recover_mcap
+from lnn_control.data.bag_writer import BagWriter
+from lnn_control.data.bags import Bag, BagError, discover_bags, read_records
+from lnn_control.data.recovery import recover
 from lnn_control.vision import decode_msg
 
 
@@ -183,18 +185,19 @@ def test_recover_a_truncated_mcap_up_to_its_last_complete_chunk(tmp_path):
     data = mcap.read_bytes()
     mcap.write_bytes(data[: int(len(data) * 0.7)])  # killed: no summary, the last chunk half written
     (path / "metadata.yaml").unlink()
-    with pytest.raises(BagError, match=r"killed.mcap: cannot open \(mcap\).*recover_mcap"):
+    with pytest.raises(BagError, match=r"killed.mcap: cannot open \(mcap\).*lnn-control recover"):
         Bag(mcap)
-    counts = recover_mcap(path, tmp_path / "saved")
-    with Bag(tmp_path / "saved") as bag:
+    report = recover(path, into=tmp_path / "saved")
+    assert report.into == tmp_path / "saved" / "killed" and report.path == path
+    with Bag(report.into) as bag:
         saved = list(bag.raw())
         acks = list(bag.records([CMD_TOPIC]))
-    assert 6 <= counts[IMAGE_TOPIC] < 24 and len(saved) == sum(counts.values())
+    assert 6 <= report.counts[IMAGE_TOPIC] < 24 and len(saved) == report.messages
     assert saved == original[: len(saved)]  # a prefix, byte for byte
     assert acks[0].msg.drive.speed == pytest.approx(1.0)  # the custom type came from the file's own schemas
     junk = tmp_path / "junk.mcap"
     junk.write_bytes(b"#ROSBAG V2.0\n")
-    with pytest.raises(BagError, match="junk.mcap: not an MCAP file"):
-        recover_mcap(junk, tmp_path / "x")
+    with pytest.raises(BagError, match="junk.mcap: is a ROS 1 bag"):
+        recover(junk, into=tmp_path / "x")
     with pytest.raises(BagError, match="nothere.mcap: does not exist"):
-        recover_mcap(tmp_path / "nothere.mcap", tmp_path / "y")
+        recover(tmp_path / "nothere.mcap", into=tmp_path / "y")

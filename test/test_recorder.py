@@ -34,7 +34,9 @@ from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 import lnn_control  # noqa: E402
-from lnn_control.nodes.bag_recording import SIDECAR, EpisodeRecorder, TopicSpec, is_unfinished, recover_bag  # noqa: E402
+from lnn_control.data.episode_bag import SIDECAR, TopicSpec, is_unfinished  # noqa: E402
+from lnn_control.data.recording import EpisodeRecorder  # noqa: E402
+from lnn_control.data.recovery import recover  # noqa: E402
 from lnn_control.ros.qos import LATCHED  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -254,7 +256,7 @@ def test_a_second_signal_exits_at_once_and_the_bag_still_reads(ros, tmp_path):
     assert "Fatal Python error" not in proc.output() and "Traceback" not in proc.output(), proc.tail()
     bag = only_bag(tmp_path / "bags")
     if is_unfinished(bag):
-        recover_bag(bag)
+        recover(bag)
     got, _ = read_bag(bag)
     kept = got.get("/twice/frames", [])
     assert kept == [padded(b) for b in sent[: len(kept)]]
@@ -319,7 +321,7 @@ def test_sigkill_leaves_a_bag_readable_up_to_the_last_flush(ros, tmp_path):
     assert is_unfinished(bag), "SIGKILL leaves no metadata.yaml"
     with pytest.raises(Exception):  # noqa: B017 - rosbags cannot open it as it is
         Reader(next(bag.glob("*.mcap"))).open()
-    report = recover_bag(bag)
+    report = recover(bag)
     got, custom = read_bag(bag)
     frames_got = got["/kill/frames"]
     assert len(frames_got) >= 100, f"only {len(frames_got)} of the 100 flushed messages survived ({report})"
@@ -377,7 +379,7 @@ def test_disk_full_ends_the_episode_with_an_error_not_a_hang(ros, tmp_path):
             assert proc.stop(signal.SIGINT) == 0
         bag = only_bag(disk)
         if is_unfinished(bag):
-            recover_bag(bag)
+            recover(bag)
         got, _ = read_bag(bag)
         kept = got.get("/full/frames", [])
         assert kept == [padded(b) for b in sent[: len(kept)]], "what was kept is intact"
@@ -428,9 +430,9 @@ def test_record_only_when_human_and_recovery_on_start(ros, tmp_path):
 
     # an unfinished bag left by a killed writer, as test_sigkill produces
     killed = tmp_path / "bags" / "episode_killed_001"
-    from lnn_control.nodes.bag_recording import EpisodeWriter
+    from lnn_control.data.episode_bag import EpisodeBag
 
-    writer = EpisodeWriter(killed, [TopicSpec("/t", "std_msgs/msg/String")], fsync=False)
+    writer = EpisodeBag(killed, [TopicSpec("/t", "std_msgs/msg/String")], fsync=False)
     writer.open()
     writer.write(0, T0, bytes(STORE.serialize_cdr(STORE.types["std_msgs/msg/String"](data="a"), "std_msgs/msg/String")))
     writer.flush()

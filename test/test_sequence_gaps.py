@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lnn_control.nodes.bag_recording import NO_SEQUENCE, SequenceGaps
+from lnn_control.data.recording import NO_SEQUENCE, SequenceGaps
 
 
 def test_one_publisher_gaps_are_counted_and_history_before_joining_is_not():

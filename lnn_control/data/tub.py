@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from lnn_control.data.bags import BagWriter
+from lnn_control.data.bag_writer import BagWriter
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw/compressed"
 DEFAULT_COMMAND_TOPIC = "/teleop/cmd_vel"
@@ -228,11 +228,7 @@ def _convert(
     }
     writers: list[BagWriter] = []
     try:
-        for target in outs:
-            writer = BagWriter(target, storage=storage, typestore=store, custom_data=custom).open()
-            writer.add_topic(image_topic, "sensor_msgs/msg/CompressedImage")
-            writer.add_topic(command_topic, "geometry_msgs/msg/TwistStamped")
-            writers.append(writer)
+        _open_writers(writers, outs, storage, store, custom, image_topic, command_topic)
         start_ns: int | None = None
         last_ns: int | None = None
         for position, rec in enumerate(iter_records(root, report)):
@@ -281,16 +277,38 @@ def _convert(
             report.commands_written += 1
         if report.frames_written == 0:
             raise TubError(f"{root}: no human-driven frame to import ({report.records} records, modes {report.modes})")
-        for writer in writers:
-            if not writer.counts[image_topic]:
-                raise TubError(f"{writer.path}: split points {cuts} leave this bag empty")
-        for writer in writers:
-            writer.close()
-            report.bags.append(str(writer.path))
+        _close_writers(writers, image_topic, cuts, report)
     except BaseException:
         for writer in writers:
             writer.abort()
         raise
+
+
+def _open_writers(
+    writers: list[BagWriter],
+    outs: Sequence[Path],
+    storage: str,
+    store: Any,
+    custom: dict[str, str],
+    image_topic: str,
+    command_topic: str,
+) -> None:
+    """One open writer per output bag, appended to ``writers`` (so the caller aborts them all on an error)."""
+    for target in outs:
+        writer = BagWriter(target, storage=storage, typestore=store, custom_data=custom).open()
+        writers.append(writer)
+        writer.add_topic(image_topic, "sensor_msgs/msg/CompressedImage")
+        writer.add_topic(command_topic, "geometry_msgs/msg/TwistStamped")
+
+
+def _close_writers(writers: list[BagWriter], image_topic: str, cuts: list[int], report: TubImportReport) -> None:
+    """Close every bag (none of them may be empty) and list them in ``report``."""
+    for writer in writers:
+        if not writer.counts[image_topic]:
+            raise TubError(f"{writer.path}: split points {cuts} leave this bag empty")
+    for writer in writers:
+        writer.close()
+        report.bags.append(str(writer.path))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ Metadata: the bag's ``metadata.yaml`` ``custom_data`` holds ``lnn_control.operat
 ``.config`` (this node's parameters as JSON), ``.node``, ``.hostname``, ``.start_time``, ``.end_time``,
 ``.end_reason`` and ``.stats`` (per-topic counts and drops).
 
-Guarantees (details in :mod:`lnn_control.nodes.bag_recording`):
+Guarantees (details in :mod:`lnn_control.data.recording`):
 
 - writes happen on a writer thread behind a bounded queue (``queue_size`` messages, ``max_queue_mb``), never in the
   DDS callbacks; overflow and write errors are counted per topic, logged and reported;
@@ -33,8 +33,9 @@ Guarantees (details in :mod:`lnn_control.nodes.bag_recording`):
   until the bag is closed (DDS keeps what arrives meanwhile);
 - every ``flush_period`` the bag is made durable (MCAP chunk closed and flushed, sqlite3 committed; fsync with
   ``fsync``): after SIGKILL or a power cut at most that much is lost, and the unfinished bag is recovered (summary
-  and metadata.yaml added) when the recorder next starts (``recover_on_start``), or by ``recorder_node --recover
-  BAG``. A second signal during the clean-up exits at once: the bag then reads up to its last flush;
+  and metadata.yaml added) when the recorder next starts (``recover_on_start``), or by ``lnn-control recover BAG``
+  (``recorder_node --recover BAG`` is an alias). A second signal during the clean-up exits at once: the bag then
+  reads up to its last flush;
 - an unwritable ``output_dir``, a full disk (free space below ``min_free_mb``) or any write error ends the episode
   with an error naming the path and the cause; the services answer ``success: false`` with it and the node keeps
   running.
@@ -62,14 +63,10 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 import lnn_control
-from lnn_control.nodes.bag_recording import (
-    KEY_PREFIX,
-    EpisodeRecorder,
-    RecorderError,
-    TopicSpec,
-    is_unfinished,
-    recover_bag,
-)
+from lnn_control.data.bags import BagError
+from lnn_control.data.episode_bag import KEY_PREFIX, TopicSpec, is_unfinished
+from lnn_control.data.recording import EpisodeRecorder, RecorderError
+from lnn_control.data.recovery import recover
 from lnn_control.ros.msgs import message_class, normalize_type_name
 from lnn_control.ros.node_util import Throttle, declare_config, param, read_param, run_node
 from lnn_control.ros.qos import LATCHED
@@ -219,9 +216,9 @@ class RecorderNode(Node):
         for path in sorted(output_dir.iterdir()):
             if is_unfinished(path):
                 try:
-                    report = recover_bag(path)
+                    report = recover(path)
                     self.get_logger().warning(f"found an unfinished bag (its writer was killed): {report}")
-                except RecorderError as exc:
+                except (BagError, OSError) as exc:
                     self.get_logger().error(f"cannot recover unfinished bag: {exc}")
 
     # -- subscriptions ------------------------------------------------------------------------------------------------
@@ -357,19 +354,18 @@ class RecorderNode(Node):
 
 
 def recover_main(paths: list[str]) -> int:
-    """``recorder_node --recover BAG [BAG ...]``: repair bags whose writer was killed."""
-    code = 0
-    for path in paths:
-        try:
-            print(recover_bag(path))
-        except RecorderError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            code = 1
-    return code
+    """``recorder_node --recover BAG [BAG ...]``: an alias of ``lnn-control recover BAG [BAG ...]`` (repairs bags
+    whose writer was killed, in place)."""
+    from lnn_control.commands.recover import recover_bags
+
+    if not paths:
+        print("usage: recorder_node --recover BAG [BAG ...] (an alias of 'lnn-control recover')", file=sys.stderr)
+        return 2
+    return recover_bags(paths)
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``recorder_node`` (``--recover BAG ...`` repairs bags instead of recording)."""
+    """Entry point of ``recorder_node`` (``--recover BAG ...``, alias of ``lnn-control recover``, repairs bags)."""
     argv = list(sys.argv if args is None else args)
     if "--recover" in argv:
         i = argv.index("--recover")
