@@ -265,8 +265,9 @@ class Collector:
     """Messages received on one topic, with their arrival time (``time.monotonic()``) and, where the middleware gives
     it, their publication sequence number; thread-safe."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, health: Callable[[], str] = lambda: "") -> None:
         self.topic = topic
+        self.health = health  # what the session says is wrong with its spinning (for timeout messages)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self.items: list[tuple[float, Any]] = []
@@ -325,7 +326,9 @@ class Collector:
             while len(self.items) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"{self.topic}: {len(self.items)} of {count} messages within {timeout} s")
+                    raise AssertionError(
+                        f"{self.topic}: {len(self.items)} of {count} messages within {timeout} s{self.health()}"
+                    )
                 self._cond.wait(left)
             return [m for _, m in self.items]
 
@@ -360,7 +363,9 @@ class Collector:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     last = self.items[-1][1] if self.items else None
-                    raise AssertionError(f"{self.topic}: no matching message within {timeout} s (last: {last!r})")
+                    raise AssertionError(
+                        f"{self.topic}: no matching message within {timeout} s (last: {last!r}){self.health()}"
+                    )
                 self._cond.wait(left)
 
 
@@ -442,6 +447,7 @@ class RosSession:
         self.executor = None
         self._thread: threading.Thread | None = None
         self._repeaters: list[Repeater] = []
+        self.errors: list[str] = []
 
     def start(self) -> RosSession:
         ros_env.apply(ros_env.local_env(self.domain_id))
@@ -460,11 +466,31 @@ class RosSession:
         return self
 
     def _spin(self) -> None:
+        """Spin until the session closes. An exception in a callback is kept (``errors``) and printed, and the
+        spinning goes on: one bad callback must not silence every collector of the module."""
+        import traceback
+
         from rclpy.executors import ExternalShutdownException
 
-        with contextlib.suppress(ExternalShutdownException, Exception):
-            while self.context.ok():
+        while self.context.ok():
+            try:
                 self.executor.spin_once(timeout_sec=0.05)
+            except ExternalShutdownException:
+                return
+            except Exception as exc:  # noqa: BLE001 - reported in every collector's timeout message
+                if not self.context.ok():
+                    return
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                traceback.print_exc()
+
+    def health(self) -> str:
+        """What went wrong with the spinning so far, for assertion messages ("" when nothing did)."""
+        problems = []
+        if self._thread is not None and not self._thread.is_alive():
+            problems.append("the session's spin thread has ended")
+        if self.errors:
+            problems.append(f"{len(self.errors)} callback error(s), the last: {self.errors[-1]}")
+        return f" [{'; '.join(problems)}]" if problems else ""
 
     def close(self) -> None:
         for repeater in self._repeaters:
@@ -495,7 +521,7 @@ class RosSession:
         """Subscribe and keep everything that arrives (``raw``: the serialized bytes). Default QoS :func:`deep_qos`:
         with the nodes' depth of 10, a test process that falls behind (a loaded machine) would see its own reader
         history overwritten, and a test would blame the node for what it dropped."""
-        collector = Collector(topic)
+        collector = Collector(topic, self.health)
         qos = deep_qos() if qos is None else qos
         self.node.create_subscription(msg_type, topic, collector._add_with_info, qos, raw=raw)
         return collector
