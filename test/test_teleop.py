@@ -1,5 +1,11 @@
-"""Teleoperation: the keyboard's key logic and the Joy mapping without ROS, then both nodes over real DDS
-(the keyboard node on a pseudo-terminal, the joystick node fed by a real sensor_msgs/Joy publisher)."""
+"""Both teleop nodes over real DDS: the keyboard node on a pseudo-terminal, the joystick node fed by a real
+sensor_msgs/Joy publisher.
+
+These tests check the wiring: keys and Joy messages in, the right commands out, in the right order, and the logs. They
+wait only on what the nodes acknowledge (printed status lines, log lines) and on message contents and order, never
+on a wall-clock window: the timing rules (the repeat rate, silence before a key and after a release, the joy
+timeout, the e-stop edge) are proven in simulated time in test_teleop_rules.py.
+"""
 
 from __future__ import annotations
 
@@ -10,143 +16,20 @@ import signal
 import subprocess
 import sys
 import termios
-import time
 
 import pytest
 
 pytest.importorskip("rclpy")
 
 from geometry_msgs.msg import Twist, TwistStamped  # noqa: E402
-from ros_harness import NodeProcess, RosSession, free_domain_id  # noqa: E402
+from ros_harness import NodeProcess, RosSession, free_domain_id, publish_until  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Joy  # noqa: E402
 from std_msgs.msg import Bool  # noqa: E402
 
-from lnn_control.nodes.joy_teleop import JoyMapping, JoyMappingError, JoyTeleopConfig  # noqa: E402
-from lnn_control.nodes.teleop_keyboard import KeyTeleop, KeyTeleopConfig  # noqa: E402
-from lnn_control.ros.msgs import twist_to_command  # noqa: E402
 from lnn_control.ros.stamps import ns_to_stamp, stamp_to_ns  # noqa: E402
 
 DOMAIN = free_domain_id()
-
-
-# -- keyboard logic ---------------------------------------------------------------------------------------------------
-
-
-def test_keys_step_and_clamp():
-    keys = KeyTeleop(KeyTeleopConfig(speed_step=0.5, steering_step=0.3, max_speed=1.2, max_reverse_speed=0.5))
-    assert not keys.active
-    assert keys.feed("www") == ["velocity +0.50 m/s, steering +0.00", "velocity +1.00 m/s, steering +0.00",
-                                "velocity +1.20 m/s, steering +0.00"]  # fmt: skip
-    assert keys.active and keys.velocity == 1.2
-    keys.feed("ssss")
-    assert keys.velocity == -0.5, "reverse is limited by max_reverse_speed"
-    keys.feed("aaaa")
-    assert keys.steering == 1.0, "steering is limited by max_steering"
-    keys.feed("dd")
-    assert keys.steering == pytest.approx(0.4)
-    keys.feed("c")
-    assert keys.steering == 0.0 and keys.velocity == -0.5
-    keys.feed(" ")
-    assert keys.command().velocity == 0.0 and keys.command().steering == 0.0 and keys.active
-
-
-def test_steps_stay_on_the_grid():
-    keys = KeyTeleop(KeyTeleopConfig(speed_step=0.1, max_speed=5.0))
-    keys.feed("w" * 30)
-    assert keys.velocity == 3.0
-    keys.feed("s" * 30)
-    assert keys.velocity == 0.0
-
-
-def test_no_reverse_when_max_reverse_is_zero():
-    keys = KeyTeleop(KeyTeleopConfig(max_reverse_speed=0.0))
-    keys.feed("sss")
-    assert keys.velocity == 0.0
-
-
-def test_arrow_keys_even_split_across_reads_and_unknown_keys_ignored():
-    keys = KeyTeleop(KeyTeleopConfig(speed_step=0.1, steering_step=0.1))
-    assert keys.feed("\x1b[A\x1b[D") == ["velocity +0.10 m/s, steering +0.00", "velocity +0.10 m/s, steering +0.10"]
-    assert keys.feed("\x1b") == [] and keys.feed("[") == []
-    assert keys.feed("B") == ["velocity +0.00 m/s, steering +0.10"]
-    assert keys.feed("zZ?\x1b[Z") == [], "unknown keys and sequences do nothing"
-    keys.feed("\x1b[C\x1b[C")
-    assert keys.steering == pytest.approx(-0.1)
-
-
-def test_release_and_quit():
-    keys = KeyTeleop()
-    keys.feed("wa")
-    assert keys.active
-    assert keys.feed("r") == ["released: the policy may drive"]
-    assert not keys.active and keys.velocity == 0.0 and keys.steering == 0.0
-    keys.feed("\t")
-    assert not keys.active
-    keys.feed("\x03")
-    assert keys.quit
-
-
-def test_held_steering_key_steers_until_its_repeats_stop():
-    cfg = KeyTeleopConfig(steering_step=0.25, steering_hold=True, repeat_delay=0.5, repeat_gap=0.1)
-    keys = KeyTeleop(cfg)
-    keys.feed("w", now=0.0)
-    assert keys.feed("a", now=1.0) == ["velocity +0.10 m/s, steering +0.25"]
-    assert keys.expire(1.45) is None, "within the terminal's delay before auto-repeat the key counts as held"
-    for i, t in enumerate((1.48, 1.51, 1.54, 1.57)):  # auto-repeat
-        keys.feed("a", now=t)
-        assert keys.steering == min(0.25 * (i + 2), 1.0)
-        assert keys.expire(t + 0.09) is None
-    assert keys.expire(1.68) == "velocity +0.10 m/s, steering +0.00", "let go: centred"
-    assert keys.steering == 0.0 and keys.velocity == 0.1 and keys.active
-    assert keys.expire(5.0) is None, "centred once"
-
-
-def test_held_steering_a_tap_the_other_way_and_the_keys_that_end_a_hold():
-    cfg = KeyTeleopConfig(steering_step=0.25, steering_hold=True, repeat_delay=0.5, repeat_gap=0.1)
-    keys = KeyTeleop(cfg)
-    keys.feed("aaa", now=0.0)
-    assert keys.steering == 0.75
-    keys.feed("\x1b[C", now=0.05)  # the other way: a new hold, from the centre
-    assert keys.steering == -0.25
-    assert keys.expire(0.5) is None and keys.expire(0.56) is not None, "a tap holds for repeat_delay"
-    keys.feed("d", now=1.0)
-    keys.feed("c", now=1.01)
-    assert keys.steering == 0.0 and keys.expire(9.0) is None, "centre ends the hold"
-    keys.feed("d", now=2.0)
-    keys.feed("r", now=2.01)
-    assert not keys.active and keys.expire(9.0) is None, "released: nothing more to say"
-    stepping = KeyTeleop(KeyTeleopConfig(steering_step=0.25))
-    stepping.feed("aa", now=0.0)
-    assert stepping.expire(100.0) is None and stepping.steering == 0.5, "without steering_hold the steering stays"
-
-
-# -- joystick mapping -------------------------------------------------------------------------------------------------
-
-
-def test_joy_mapping_scales_inverts_and_needs_the_deadman():
-    mapping = JoyMapping(JoyTeleopConfig(axis_velocity=1, axis_steering=3, scale_velocity=2.0, scale_steering=0.5,
-                                         enable_button=4, deadzone=0.1))  # fmt: skip
-    axes = [0.0, 0.5, 0.0, -0.8, 0.0]
-    held = [0, 0, 0, 0, 1]
-    assert mapping.map(axes, [0, 0, 0, 0, 0]) is None
-    command = mapping.map(axes, held)
-    assert command.velocity == pytest.approx(1.0) and command.steering == pytest.approx(-0.4)
-    assert mapping.map([0.0, 0.05, 0.0, 0.09, 0.0], held).velocity == 0.0, "deadzone"
-    assert mapping.map([0.0, 3.0, 0.0, 0.0, 0.0], held).velocity == pytest.approx(2.0), "clamped to full stick"
-    inverted = JoyMapping(JoyTeleopConfig(invert_velocity=True, invert_steering=True, enable_button=-1))
-    command = inverted.map([0.5, 0.25], [])
-    assert command.velocity == pytest.approx(-0.25) and command.steering == pytest.approx(-0.5)
-    forward_only = JoyMapping(JoyTeleopConfig(allow_reverse=False, enable_button=-1))
-    assert forward_only.map([0.0, -1.0], []).velocity == 0.0
-
-
-def test_joy_mapping_names_missing_axes_and_buttons():
-    mapping = JoyMapping(JoyTeleopConfig(axis_velocity=7, enable_button=0))
-    with pytest.raises(JoyMappingError, match="axis_velocity 7 does not exist: the Joy message has 2 axes"):
-        mapping.map([0.0, 0.0], [1])
-    with pytest.raises(JoyMappingError, match="enable_button 0 does not exist"):
-        mapping.map([0.0] * 8, [])
 
 
 # -- nodes over DDS ---------------------------------------------------------------------------------------------------
@@ -171,14 +54,28 @@ def test_keyboard_node_refuses_without_a_terminal():
     assert "stdin is not a TTY" in done.stderr and "ros2 run lnn_control teleop_keyboard_node" in done.stderr
 
 
+def _pair(msg: Twist) -> tuple[float, float]:
+    """(velocity, steering) of a command, rounded as the nodes round their steps."""
+    return round(msg.linear.x, 9), round(msg.angular.z, 9)
+
+
+def _wait_matched(ros: RosSession, topic: str) -> None:
+    """Wait until the latest subscription of this session on ``topic`` is matched with a publisher."""
+    name = ros.node.resolve_topic_name(topic)
+    subscription = [s for s in ros.node.subscriptions if s.topic_name == name][-1]
+    ros.wait_for(lambda: subscription.get_publisher_count() >= 1, 15, f"a publisher matched on {name}")
+
+
 @pytest.mark.ros
 def test_keyboard_node_on_a_pseudo_terminal(ros, tmp_path):
+    """Keys typed into the terminal reach teleop/cmd_vel, repeat, and a release hands back; Ctrl-C exits 0."""
     master, slave = pty.openpty()
 
     def controlling_terminal() -> None:  # as in a real terminal, so Ctrl-C becomes SIGINT
         os.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 
+    driving, fresh = (0.5, 0.2), (0.25, 0.0)
     try:
         with NodeProcess("lnn_control.nodes.teleop_keyboard", domain_id=DOMAIN, log_dir=tmp_path, stdin=slave,
                          params={"speed_step": 0.25, "steering_step": 0.2, "rate": 20.0},
@@ -186,19 +83,31 @@ def test_keyboard_node_on_a_pseudo_terminal(ros, tmp_path):
             out = ros.collect("teleop/cmd_vel", Twist)
             proc.wait_for_output("steer left")  # the help text: the terminal is set up
             ros.wait_for_publishers("teleop/cmd_vel")
-            time.sleep(0.3)
-            assert len(out) == 0, "nothing is published before a key is pressed"
+            _wait_matched(ros, "teleop/cmd_vel")
             os.write(master, b"ww\x1b[D")
-            first = out.wait_for(lambda m: abs(m.linear.x - 0.5) < 1e-9 and abs(m.angular.z - 0.2) < 1e-9)
-            assert twist_to_command(first).steering == pytest.approx(0.2)
-            t0 = time.monotonic()
-            time.sleep(0.5)
-            assert len(out.since(t0)) >= 7, "the command repeats at about 20 Hz while driving"
+            proc.wait_for_output(r"velocity \+0\.50 m/s, steering \+0\.20")  # the node read all three keys
+            out.wait_for(lambda m: _pair(m) == driving)
+            first = out.index(lambda m: _pair(m) == driving)
+            before = [_pair(m) for m in out.messages[:first]]
+            # before a key the command is zero: a message sent before the keys would be a zero
+            assert set(before) <= {(0.25, 0.0), (0.5, 0.0)}, f"only the keys' own commands come first: {before}"
+            # no key typed since: every further message is a repeat of the same command
+            repeats = [_pair(m) for m in out.wait_for_count(first + 6)[first:]]
+            assert repeats == [driving] * len(repeats), repeats
+
+            mark = len(out)
             os.write(master, b"r")
-            time.sleep(0.3)
-            t1 = time.monotonic()
-            time.sleep(0.4)
-            assert out.since(t1) == [], "released: nothing more is published"
+            released = proc.wait_for_output("released: the policy may drive")  # the node applied the release
+            os.write(master, b"w")
+            proc.wait_for_output(r"velocity \+0\.25 m/s, steering \+0\.00", start=released.end())  # from zero
+            out.wait_for(lambda m: _pair(m) == fresh, start=mark)
+            j = out.index(lambda m: _pair(m) == fresh, start=mark)
+            # the release publishes no zero (the mux hands back by its timeout); all that may come between the
+            # release key and the next key's command are repeats the node sent before it read the release
+            between = [_pair(m) for m in out.messages[mark:j]]
+            assert set(between) <= {driving}, f"between the release and the next key: {between}"
+            after = [_pair(m) for m in out.wait_for_count(j + 3)[j:]]
+            assert after == [fresh] * len(after), f"after the next key only its command: {after}"
             os.write(master, b"\x03")  # Ctrl-C in cbreak mode: SIGINT
             assert proc.wait(15) == 0, proc.tail()
     finally:
@@ -240,8 +149,13 @@ def test_keyboard_node_on_sim_time_stamps_with_the_clock_it_heard(ros, tmp_path)
 
 @pytest.mark.ros
 def test_joy_node_with_a_real_joy_publisher(ros, tmp_path):
+    """Joy messages reach teleop/cmd_vel only with the deadman held; repeats without Joy, one zero on the timeout
+    and on release, the e-stop on its button's press, a warning for a missing axis; SIGINT exits 0."""
     params = {"axis_velocity": 1, "axis_steering": 3, "scale_velocity": 2.0, "enable_button": 5, "e_stop_button": 0,
-              "rate": 20.0, "joy_timeout": 0.5}  # fmt: skip
+              "rate": 20.0, "joy_timeout": 1.0}  # fmt: skip
+    axes = [0.0, 0.5, 0.0, 0.25]  # exact in float32, as Joy axes are
+    released, held, e_stop_pressed = [0] * 8, [0, 0, 0, 0, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]
+    driving, zero = (1.0, 0.25), (0.0, 0.0)
     with NodeProcess("lnn_control.nodes.joy_teleop", domain_id=DOMAIN, log_dir=tmp_path, params=params) as proc:
         proc.wait_for_output("ready")
         joy = ros.publisher("joy", Joy)
@@ -249,40 +163,52 @@ def test_joy_node_with_a_real_joy_publisher(ros, tmp_path):
         e_stop = ros.collect("e_stop", Bool)
         ros.wait_for_subscribers(joy)
         ros.wait_for_publishers("teleop/cmd_vel")
+        _wait_matched(ros, "teleop/cmd_vel")
+        held_sent = []
 
-        def joy_msg(axes, buttons):
+        def joy_msg(joy_axes, buttons):
             msg = Joy()
             msg.header.stamp = ros.node.get_clock().now().to_msg()
-            msg.axes = [float(a) for a in axes]
+            msg.axes = [float(a) for a in joy_axes]
             msg.buttons = list(buttons)
             return msg
 
-        released = [0] * 8
-        held = [0, 0, 0, 0, 0, 1, 0, 0]
-        joy.publish(joy_msg([0.0, 0.5, 0.0, 0.3], released))
-        time.sleep(0.3)
-        assert len(out) == 0, "no command without the deadman"
-        repeater = ros.repeat(joy, lambda: joy_msg([0.0, 0.5, 0.0, 0.3], held), 10.0)
-        try:
-            msg = out.wait_for(lambda m: m.linear.x > 0)
-            assert msg.linear.x == pytest.approx(1.0) and msg.angular.z == pytest.approx(0.3)
-            t0 = time.monotonic()
-            time.sleep(0.6)
-            assert len(out.since(t0)) >= 9, "repeated at 20 Hz although Joy comes at 10 Hz"
-        finally:
-            repeater.stop()
-        t1 = time.monotonic()
-        joy.publish(joy_msg([0.0, 0.5, 0.0, 0.3], released))
-        stop = out.wait_for(lambda m: m.linear.x == 0.0, after=t1)
-        assert stop.angular.z == 0.0
-        time.sleep(0.4)
-        # a held command the 20 Hz timer sent before the release reached the node may arrive after t1
-        after = [(m.linear.x, m.angular.z) for m in out.since(t1)]
-        assert after[-1] == (0.0, 0.0) and after.count((0.0, 0.0)) == 1, "one zero on release, then silence"
-        assert all(m == pytest.approx((1.0, 0.3)) for m in after[:-1]), after
-        joy.publish(joy_msg([0.0] * 4, [1, 0, 0, 0, 0, 0, 0, 0]))
-        assert e_stop.wait_for(lambda m: m.data is True).data
+        def held_joy():
+            held_sent.append(1)
+            return joy_msg(axes, held)
+
+        # no deadman, then the deadman until its command comes; then no more Joy: repeats, and the timeout's stop
+        joy.publish(joy_msg(axes, released))
+        publish_until(joy, held_joy, out, lambda m: _pair(m) == driving)
+        proc.wait_for_output(r"no Joy message for 1\.0 s: stopped repeating")
+        out.wait_for(lambda m: _pair(m) == zero)
+        got = [_pair(m) for m in out.messages]
+        k = got.index(zero)
+        assert got[:k] == [driving] * k, f"the first message answers the deadman, none the Joy without it: {got}"
+        assert k >= len(held_sent) + 2, f"{k} commands for {len(held_sent)} Joy messages: repeated without Joy"
+        assert got[k:] == [zero], f"one zero on the timeout: {got[k:]}"
+
+        # the deadman again, then let go: one zero
+        mark = len(out)
+        publish_until(joy, held_joy, out, lambda m: _pair(m) == driving)
+        joy.publish(joy_msg(axes, released))
+        out.wait_for(lambda m: _pair(m) == zero, start=mark)
+
+        # the e-stop button held over three messages, let go, pressed again: two presses, two requests
+        for buttons in (e_stop_pressed, e_stop_pressed, e_stop_pressed, released, e_stop_pressed):
+            joy.publish(joy_msg([0.0] * 4, buttons))
+        request = "emergency stop requested by the gamepad"
+        proc.wait_until(lambda: proc.output().count(request) >= 2, what="the second e-stop request")
+        assert proc.output().count(request) == 2, "the press asks for the e-stop, holding the button does not"
+        assert [m.data for m in e_stop.wait_for_count(2)] == [True, True]
+
         joy.publish(joy_msg([0.0], held))  # axes missing: a warning naming them, no command
         proc.wait_for_output("axis_velocity 1 does not exist: the Joy message has 1 axes")
         assert proc.alive
-        assert proc.stop(signal.SIGINT) == 0
+
+        # the deadman once more: its command is the next message after the release's zero, nothing in between
+        publish_until(joy, held_joy, out, lambda m: _pair(m) == driving)
+        got = [_pair(m) for m in out.messages[mark:]]
+        z = got.index(zero)
+        assert set(got[:z]) == {driving} and got[z + 1] == driving, f"one zero on release, then nothing: {got}"
+        assert proc.stop(signal.SIGINT) == 0, proc.tail()
