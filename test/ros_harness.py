@@ -156,6 +156,9 @@ class NodeProcess:
 
     def start(self) -> NodeProcess:
         """Start the process (returns at once; wait for its output or for DDS matching)."""
+        from lnn_control.processes import die_with_parent
+
+        self._die_with_parent = die_with_parent()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -164,10 +167,16 @@ class NodeProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env=node_env(self.domain_id, self.extra_env),
-            preexec_fn=self.preexec_fn,  # noqa: PLW1509 - tests only
+            preexec_fn=self._preexec,  # noqa: PLW1509 - tests only
             cwd=self.cwd,
         )
         return self
+
+    def _preexec(self) -> None:
+        """In the child: die with the test process (a killed pytest leaves no node running), then the caller's."""
+        self._die_with_parent()
+        if self.preexec_fn is not None:
+            self.preexec_fn()
 
     @property
     def pid(self) -> int:
