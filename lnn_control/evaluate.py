@@ -5,6 +5,9 @@ Every image message of a bag is decoded (:func:`lnn_control.vision.decode_msg`) 
 resets on gaps or time going backwards, and output limits follow the node's rules exactly; frames with no human
 command in force are replayed too (the robot would have seen them) but not scored. The human command of a frame is
 the one :mod:`lnn_control.data.pairing` gives it (the pairing config stored with the model, unless overridden).
+Each Driver runs its model's own timing and crop (stored in the checkpoint) unless ``--driver-config`` gives the
+nodes' parameter file (``config/drive.yaml``), read as the nodes read it: limits, timing and crops as on that robot,
+with a warning naming each value that differs from a model's.
 
 The report folder::
 
@@ -33,8 +36,8 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,7 @@ from lnn_control.command import Command
 from lnn_control.data.bags import IMAGE_TYPES, Bag, BagError, discover_bags
 from lnn_control.data.commands import CommandConfig
 from lnn_control.data.pairing import PairingConfig, choose_stamp, pair_frames, pick_topic
-from lnn_control.driver import NODE_PARAMS, Driver, DriverConfig, load_driver_config
+from lnn_control.driver import Driver, DriverConfig, driver_params, load_driver_config, warn_once
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy
 from lnn_control.vision import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_msg, preprocess
@@ -184,6 +187,14 @@ class BagReplay:
         return (self.stamps - self.stamps[0]) / 1e9 if len(self.stamps) else self.stamps.astype(float)
 
 
+def make_drivers(
+    models: Sequence[Model], driver_config: DriverConfig | None = None, warn: Callable[[str], None] | None = None
+) -> list[Driver]:
+    """A fresh :class:`Driver` per model with the nodes' settings; each model's override warning names it."""
+    sink, config = warn or warn_once(), driver_config or DriverConfig()
+    return [Driver(m.policy, config, warn=lambda text, n=m.name: sink(f"{n}: {text}")) for m in models]
+
+
 def replay_bag(
     path: str | Path,
     models: Sequence[Model],
@@ -192,16 +203,19 @@ def replay_bag(
     driver_config: DriverConfig | None = None,
     saliency_frames: int = 0,
     progress: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> BagReplay:
     """Replay one bag through a fresh :class:`Driver` per model (one decode per frame for all of them).
 
+    ``driver_config`` (the nodes' settings, default: the models' own timing and crops) applies to every model; the
+    warning about values that differ from a model's goes to ``warn`` (default: the Driver's logger), named.
     ``saliency_frames`` > 0 also renders about that many evenly spaced saliency panels per model.
     Raises BagError for a bag that cannot be replayed or has no human command to score against.
     """
     from lnn_control.report import saliency_panel, visual_backprop
 
     pairing = pairing or PairingConfig()
-    drivers = {m.name: Driver(m.policy, driver_config or DriverConfig()) for m in models}
+    drivers = {m.name: d for m, d in zip(models, make_drivers(models, driver_config, warn), strict=True)}
     with Bag(path) as bag:
         pairer = pair_frames(bag, pairing, decode=False)
         human_of = {p.index: p.command for p in pairer}
@@ -246,7 +260,7 @@ def replay_bag(
                     if driver.last.event:
                         events[model.name].append(f"frame {frame.index}: {driver.last.event}")
                     if every and frame.index % every == 0:
-                        small = preprocess(frame.rgb, model.policy.config.preprocess)
+                        small = preprocess(frame.rgb, driver.preprocess)
                         mask = visual_backprop(model.policy.encoder, torch.from_numpy(small)[None])[0].numpy()
                         t = (frame.stamp_ns - stamps[0]) / 1e9
                         hs = f"human s {cmd.steering:+.2f} v {cmd.velocity:.2f}" if cmd else "human -"
@@ -395,6 +409,8 @@ def evaluate(
     out = Path(out)
     if pairing is None:
         pairing = next((p for p in (m.pairing() for m in models) if p is not None), PairingConfig())
+    driver_config = driver_config or DriverConfig()
+    warn = warn_once(lambda text: print(f"eval: warning: {text}", file=sys.stderr))
     replays: list[BagReplay] = []
     skipped: list[dict[str, str]] = []
     for bag in discover_bags(bags):
@@ -402,7 +418,7 @@ def evaluate(
             with_saliency = plots and len(replays) < saliency_bags
             replays.append(
                 replay_bag(bag, models, pairing, driver_config=driver_config,
-                           saliency_frames=saliency_frames if with_saliency else 0, progress=progress)
+                           saliency_frames=saliency_frames if with_saliency else 0, progress=progress, warn=warn)
             )
         except (BagError, ImageDecodeError) as exc:
             if strict:
@@ -451,9 +467,12 @@ def evaluate(
                 "core": m.policy.config.core,
                 "parameters": m.policy.parameter_counts(),
                 "target_mean": list(m.policy.config.target_mean),
+                "timing": driver_config.timing(m.policy.config.timing).to_dict(),
+                "preprocess": asdict(driver_config.preprocess(m.policy.config.preprocess)),
             }
             for m in models
         },
+        "driver_config": driver_params(driver_config),
         "baselines": {k: list(v) for k, v in bases.items()},
         "pairing": pairing.to_dict(),
         "bags": [
@@ -559,7 +578,7 @@ def live_evaluation(
     from lnn_control import report
     from lnn_control.commands.play import live_commands  # rclpy: only here
 
-    params = {node: getattr(getattr(driver_config, section), name) for node, (section, name) in NODE_PARAMS.items()}
+    params = driver_params(driver_config)
     rows = []
     for model in models:
         for replay in replays:
@@ -588,8 +607,10 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bags", nargs="+", required=True, metavar="BAG", help="bags or folders of bags")
     parser.add_argument("--image-topic", default=None, help="image topic (default: the model's, or the only one)")
     parser.add_argument("--stamps", choices=("header", "log"), default=None, help="stamps fed to the driver")
-    parser.add_argument("--driver-config", type=Path, default=None,
-                        help="YAML with timing: and limits: (Driver rules; default: the Driver's defaults)")
+    parser.add_argument("--driver-config", type=Path, action="append", default=None, metavar="YAML",
+                        help="the nodes' parameter file (config/drive.yaml: drive_node, else perception_node + "
+                             "policy_node; limits, timing, crops), read as the nodes read it; repeat to layer files "
+                             "as `up` does (default: the limits' defaults, the model's own timing and crop)")
     parser.add_argument("--strict", action="store_true", help="stop at the first bad bag instead of skipping it")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
 
@@ -630,7 +651,7 @@ def run(args: argparse.Namespace) -> int:
         models = load_models(args.models, args.names)
         result = evaluate(
             models, args.bags, args.out, pairing=pairing_from_args(args, models),
-            driver_config=load_driver_config(args.driver_config), strict=args.strict, plots=not args.no_plots,
+            driver_config=load_driver_config(*(args.driver_config or ())), strict=args.strict, plots=not args.no_plots,
             saliency_frames=args.saliency_frames, saliency_bags=args.saliency_bags, progress=not args.no_progress,
         )
     except (BagError, checkpoint.CheckpointError, ValueError, OSError) as exc:
@@ -640,7 +661,7 @@ def run(args: argparse.Namespace) -> int:
     if args.live:
         try:
             live = live_evaluation(models, result.replays, args.out, driver_config=load_driver_config(
-                args.driver_config), rate=args.live_rate)
+                *(args.driver_config or ())), rate=args.live_rate)
         except (ImportError, RuntimeError, BagError, OSError) as exc:
             print(f"eval --live: {exc}", file=sys.stderr)
             return 1

@@ -1,10 +1,11 @@
 """``lnn-control train``: imitation learning from bags, backpropagation through time over windows of frames.
 
-One run reads its configuration from a YAML file (``config/train.yaml``: sections ``preprocess``, ``model``,
-``dataset``, ``training``, ``augment``; ``--set section.key=value`` overrides any field), builds the dataset cache
-(:mod:`lnn_control.data.dataset`), splits train and validation **by bag**, and trains a :class:`Policy` (``ltc``,
-``cfc``, ``lstm`` or ``cnn`` core behind the shared conv head) on windows of ``dataset.window`` frames with the real
-dt between them.
+One run reads its configuration from a YAML file (``config/train.yaml``: sections ``preprocess``, ``timing``,
+``model``, ``dataset``, ``training``, ``augment``; ``--set section.key=value`` overrides any field), builds the
+dataset cache (:mod:`lnn_control.data.dataset`), splits train and validation **by bag**, and trains a
+:class:`Policy` (``ltc``, ``cfc``, ``lstm`` or ``cnn`` core behind the shared conv head) on windows of
+``dataset.window`` frames with the dt the Driver computes between them (:mod:`lnn_control.timing`; the ``timing``
+section is stored in the checkpoint beside ``preprocess``, and the Driver runs it).
 
 - Targets are normalised with the training set's mean and standard deviation, stored in the policy's config
   (``target_mean``, ``target_std``), so the checkpoint outputs commands in real units.
@@ -65,6 +66,7 @@ from lnn_control.data.dataset import DatasetConfig, Episode, WindowDataset, load
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy, PolicyConfig
 from lnn_control.paths import config_file
+from lnn_control.timing import TimingConfig
 from lnn_control.vision import PreprocessConfig
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 PRECISIONS = ("fp32", "bf16")
 STATE_FORMAT = "lnn_control.train_state"
 STATE_VERSION = 1
-SECTIONS = ("preprocess", "model", "dataset", "training", "augment")
+SECTIONS = ("preprocess", "timing", "model", "dataset", "training", "augment")
 
 
 class TrainError(RuntimeError):
@@ -192,8 +194,10 @@ class RunConfig:
     """The whole configuration of a run, as ``config/train.yaml`` lays it out."""
 
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    """The one timing rule (lnn_control.timing): the windows' segments and dts, stored in the model for the Driver."""
     model: dict[str, Any] = field(default_factory=dict)
-    """PolicyConfig fields except ``preprocess``, ``target_mean`` and ``target_std`` (set by the run)."""
+    """PolicyConfig fields except ``preprocess``, ``timing``, ``target_mean`` and ``target_std`` (set by the run)."""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -206,16 +210,19 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown config section(s): {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
         pre = _from_mapping(PreprocessConfig, data.get("preprocess") or {}, "preprocess")
+        timing = TimingConfig.from_dict(data.get("timing") or {})
         model = dict(data.get("model") or {})
-        for reserved in ("preprocess", "target_mean", "target_std"):
+        for reserved in ("preprocess", "timing", "target_mean", "target_std"):
             if reserved in model:
-                raise ValueError(f"model.{reserved} is set by the run (preprocess: the top-level section)")
+                raise ValueError(f"model.{reserved} is set by the run (preprocess, timing: the top-level sections)")
         dataset_data = dict(data.get("dataset") or {})
-        if "preprocess" in dataset_data:
-            raise ValueError("dataset.preprocess: use the top-level preprocess section (model and cache share it)")
-        dataset = DatasetConfig.from_dict({**dataset_data, "preprocess": dataclasses.asdict(pre)})
+        for shared in ("preprocess", "timing"):
+            if shared in dataset_data:
+                raise ValueError(f"dataset.{shared}: use the top-level {shared} section (model and dataset share it)")
+        dataset = DatasetConfig.from_dict({**dataset_data, "preprocess": dataclasses.asdict(pre), "timing": timing})
         config = cls(
             preprocess=pre,
+            timing=timing,
             model=model,
             dataset=dataset,
             training=_from_mapping(TrainConfig, data.get("training") or {}, "training"),
@@ -233,9 +240,11 @@ class RunConfig:
         """The YAML document (round-trips through :meth:`from_dict`)."""
         dataset = self.dataset.to_dict()
         dataset.pop("preprocess")
+        dataset.pop("timing")
         return _plain(
             {
                 "preprocess": dataclasses.asdict(self.preprocess),
+                "timing": self.timing.to_dict(),
                 "model": self.model,
                 "dataset": dataset,
                 "training": dataclasses.asdict(self.training),
@@ -245,7 +254,7 @@ class RunConfig:
 
     def policy_config(self, target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None):
         """The :class:`PolicyConfig` of this run, with the training set's target statistics when given."""
-        extra: dict[str, Any] = {"preprocess": self.preprocess}
+        extra: dict[str, Any] = {"preprocess": self.preprocess, "timing": self.timing}
         if target_mean is not None:
             extra["target_mean"] = tuple(float(v) for v in target_mean)
         if target_std is not None:
@@ -761,6 +770,15 @@ def train(
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
+def _resumed_policy(resume_dir: Path, config: RunConfig, dev: torch.device) -> Policy:
+    """The run's last policy, carrying the timing the windows follow now (what its checkpoints then record)."""
+    policy = checkpoint.load(resume_dir / "last", device=dev).train()
+    if policy.config.timing != config.timing:
+        log.warning("resume: timing %s replaces the checkpoint's %s", config.timing, policy.config.timing)
+        policy.config.timing = config.timing
+    return policy
+
+
 def _train(
     config: RunConfig,
     bags: Sequence[str | Path],
@@ -810,7 +828,7 @@ def _train(
     # -- model, optimizer, schedule --------------------------------------------------------------------------------
     resume_dir = Path(resume) if resume is not None else None
     if resume_dir is not None:
-        policy = checkpoint.load(resume_dir / "last", device=dev).train()
+        policy = _resumed_policy(resume_dir, config, dev)
         mean, std = list(policy.config.target_mean), list(policy.config.target_std)
     else:
         mean, std = target_statistics(train_episodes)

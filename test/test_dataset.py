@@ -23,6 +23,7 @@ from lnn_control.data.dataset import (
     split_by_bag,
 )
 from lnn_control.data.pairing import PairingConfig
+from lnn_control.timing import TimingConfig
 from lnn_control.vision import PreprocessConfig
 
 START = 1_700_000_000_000_000_000
@@ -112,9 +113,15 @@ def test_bag_with_no_pairs_is_an_error(tmp_path):
 
 def test_frame_dts():
     stamps = np.array([0, 50, 100, 900, 950, 1000], dtype=np.int64) * 1_000_000
-    dt, starts = frame_dts(stamps, max_gap_s=0.5, nominal_dt_s=0.04)
+    dt, starts = frame_dts(stamps, TimingConfig(nominal_dt=0.04, reset_gap=0.5))
     np.testing.assert_allclose(dt, [0.04, 0.05, 0.05, 0.04, 0.05, 0.05])
-    assert starts.tolist() == [0, 3]
+    assert dt.dtype == np.float32 and starts.tolist() == [0, 3]
+    # the Driver's rule: clamped to [min_dt, max_dt], reset on a gap above reset_gap and on time not moving forward
+    stamps = np.array([0, 1, 700, 2000, 2000, 2050, 1000, 1040], dtype=np.int64) * 1_000_000
+    dt, starts = frame_dts(stamps, TimingConfig(nominal_dt=0.05, min_dt=0.01, max_dt=0.5, reset_gap=1.0))
+    np.testing.assert_allclose(dt, [0.05, 0.01, 0.5, 0.05, 0.05, 0.05, 0.05, 0.04], rtol=1e-6)
+    assert starts.tolist() == [0, 3, 4, 6]
+    assert [a.shape for a in frame_dts(stamps[:0], TimingConfig())] == [(0,), (0,)]
 
 
 def _two_episodes(tmp_path):
@@ -130,7 +137,7 @@ def _two_episodes(tmp_path):
 
 def test_windows_never_cross_bags_or_gaps(tmp_path):
     episodes = _two_episodes(tmp_path)
-    ds = WindowDataset(episodes, window=8, stride=4, max_gap_s=0.5, nominal_dt_s=0.05)
+    ds = WindowDataset(episodes, window=8, stride=4, timing=TimingConfig(nominal_dt=0.05, reset_gap=1.0))
     starts = [(ds.locate(i)[0].name, ds.locate(i)[1]) for i in range(len(ds))]
     # a: segment [0, 20) -> 0, 4, 8, 12 (end-aligned); segment [20, 30) -> 20, 22; b: 0, 4, 8, 12, 15
     assert starts == [("a", 0), ("a", 4), ("a", 8), ("a", 12), ("a", 20), ("a", 22)] + [
@@ -191,3 +198,7 @@ def test_dataset_config_from_dict():
     assert cfg.preprocess.height == 64 and cfg.pairing.tolerance_s == 0.1 and cfg.window == 8
     with pytest.raises(ValueError, match="unknown dataset option"):
         DatasetConfig.from_dict({"windows": 3})
+    with pytest.raises(ValueError, match=r"dataset.max_gap_s -> timing.reset_gap"):
+        DatasetConfig.from_dict({"max_gap_s": 0.5})  # an older config: the timing section holds the one rule
+    cfg = DatasetConfig.from_dict({"timing": {"nominal_dt": 0.02}})
+    assert cfg.timing == TimingConfig(nominal_dt=0.02) and WindowDataset.from_config([], cfg).timing == cfg.timing

@@ -1,4 +1,5 @@
-"""Driver: dt rules, resets, limits, non-finite outputs, the split at the features, the watchdog."""
+"""Driver: dt rules, resets, limits, non-finite outputs, the split at the features, the watchdog; the timing and crop
+come from the model, and settings that differ from the model's are warned about by name."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lnn_control.driver import Driver, DriverConfig, LimitsConfig, TimingConfig, Watchdog
+from lnn_control.driver import Driver, DriverConfig, TimingConfig, Watchdog, override_warning
 from lnn_control.nn.policy import Policy, PolicyConfig
 from lnn_control.vision import PreprocessConfig, preprocess
 
@@ -24,7 +25,7 @@ def frames(n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def test_observe_equals_policy_act_with_real_dt(policy: Policy) -> None:
-    driver = Driver(policy, DriverConfig(limits=LimitsConfig(max_speed=100, min_speed=-100, max_steering=100)))
+    driver = Driver(policy, DriverConfig(max_speed=100, min_speed=-100, max_steering=1.0))
     stamps = [0, 40 * MS, 95 * MS, 150 * MS, 330 * MS]
     h = policy.initial_state(1)
     for i, (frame, stamp) in enumerate(zip(frames(5), stamps)):
@@ -34,7 +35,8 @@ def test_observe_equals_policy_act_with_real_dt(policy: Policy) -> None:
         with torch.no_grad():
             y, h = policy.act(x, h, torch.tensor([[dt]]))
         assert driver.last.dt_s == pytest.approx(dt)
-        assert command.steering == pytest.approx(float(y[0, 0]), abs=1e-6)
+        assert driver.last.raw == pytest.approx([float(v) for v in y[0]], abs=1e-6)
+        assert command.steering == pytest.approx(max(-1.0, min(1.0, float(y[0, 0]))), abs=1e-6)
         assert command.velocity == pytest.approx(float(y[0, 1]), abs=1e-6)
         assert command.stamp_ns == stamp
 
@@ -47,28 +49,40 @@ def test_split_at_features_equals_observe(policy: Policy) -> None:
         assert a == b
 
 
-def test_time_backwards_and_gaps_reset_and_dt_is_clamped(policy: Policy) -> None:
-    timing = TimingConfig(nominal_dt_s=0.05, min_dt_s=0.01, max_dt_s=0.2, reset_gap_s=1.0)
-    driver = Driver(policy, DriverConfig(timing=timing))
+@pytest.mark.parametrize("source", ["model", "node"])
+def test_time_backwards_and_gaps_reset_and_dt_is_clamped(policy: Policy, source: str) -> None:
+    timing = TimingConfig(nominal_dt=0.05, min_dt=0.01, max_dt=0.2, reset_gap=1.0)
+    if source == "model":  # the checkpoint's timing, what training used
+        policy.config.timing = timing
+        config = DriverConfig()
+    else:  # the same values set as node parameters over the defaults
+        config = DriverConfig(min_dt=0.01, max_dt=0.2)
+    driver = Driver(policy, config)
+    assert driver.timing == timing
     f = frames(1)[0]
     driver.observe(f, 1000 * MS)
     driver.observe(f, 1001 * MS)
     assert driver.last.dt_s == pytest.approx(0.01)  # clamped up
     driver.observe(f, 1500 * MS)
     assert driver.last.dt_s == pytest.approx(0.2)  # clamped down
-    first = Driver(policy, DriverConfig(timing=timing)).observe(f, 0)
+    first = Driver(policy, config).observe(f, 0)
     after_back = driver.observe(f, 900 * MS)
     assert "backwards" in driver.last.event and after_back.steering == pytest.approx(first.steering, abs=1e-6)
+    assert driver.last.dt_s == 0.05
+    driver.observe(f, 900 * MS)
+    assert "stood still" in driver.last.event  # a repeated stamp resets too
     driver.observe(f, 950 * MS)
     after_gap = driver.observe(f, 5000 * MS)
-    assert "gap" in driver.last.event and after_gap.steering == pytest.approx(first.steering, abs=1e-6)
+    assert "gap" in driver.last.event and "reset_gap" in driver.last.event
+    assert after_gap.steering == pytest.approx(first.steering, abs=1e-6)
+    driver.observe(f, 6000 * MS)  # exactly reset_gap: continues, clamped
+    assert driver.last.event is None and driver.last.dt_s == pytest.approx(0.2)
 
 
 def test_limits_and_steering_rate(policy: Policy) -> None:
     with torch.no_grad():
         policy.target_mean.copy_(torch.tensor([5.0, 9.0]))
-    limits = LimitsConfig(max_speed=1.5, max_steering=0.6, max_steering_rate=2.0)
-    driver = Driver(policy, DriverConfig(limits=limits))
+    driver = Driver(policy, DriverConfig(max_speed=1.5, max_steering=0.6, max_steering_rate=2.0))
     first = driver.observe(frames(1)[0], 0)
     assert first.velocity == 1.5 and first.steering == 0.6
     with torch.no_grad():
@@ -98,3 +112,44 @@ def test_watchdog() -> None:
     assert dog.expired(0)
     dog.feed(1000 * MS)
     assert not dog.expired(1150 * MS) and dog.expired(1201 * MS)
+
+
+def test_the_driver_runs_the_timing_and_crop_of_the_model(policy: Policy) -> None:
+    policy.config.timing = TimingConfig(nominal_dt=0.02, min_dt=0.005, max_dt=0.1, reset_gap=0.3)
+    policy.config.preprocess = PreprocessConfig(56, 56, crop_top=4)
+    warnings: list[str] = []
+    driver = Driver(policy, warn=warnings.append)
+    assert driver.timing == policy.config.timing and driver.preprocess == policy.config.preprocess
+    assert not warnings  # nothing set over the model's own
+    f = frames(1)[0]
+    driver.observe(f, 0)
+    assert driver.last.dt_s == 0.02
+    driver.observe(f, 400 * MS)  # above the model's reset_gap (below the old default 1.0)
+    assert "reset_gap 0.3" in driver.last.event and driver.last.dt_s == 0.02
+
+
+def test_an_override_warns_and_names_each_value_that_differs(policy: Policy) -> None:
+    warnings: list[str] = []
+    config = DriverConfig(nominal_dt=0.02, reset_gap=1.0, crop_bottom=12, max_speed=1.0)
+    driver = Driver(policy, config, warn=warnings.append)
+    (message,) = warnings
+    assert "nominal_dt 0.02 (the model's 0.05)" in message and "crop_bottom 12 (the model's 0)" in message
+    assert "reset_gap" not in message and "max_speed" not in message  # equal to the model's; not the model's at all
+    assert driver.timing == TimingConfig(nominal_dt=0.02) and driver.preprocess.crop_bottom == 12
+    assert override_warning(config, policy.config) == message
+    driver.config = DriverConfig(nominal_dt=0.02, reset_gap=1.0, crop_bottom=12, max_speed=2.0)
+    assert len(warnings) == 1  # the same differences: not repeated
+    driver.config = DriverConfig(min_dt=0.002)
+    assert len(warnings) == 2 and "min_dt 0.002 (the model's 0.001)" in warnings[-1]
+    assert driver.timing == TimingConfig(min_dt=0.002) and driver.preprocess == policy.config.preprocess
+
+
+def test_settings_that_do_not_fit_the_models_timing_are_refused_unchanged(policy: Policy) -> None:
+    driver = Driver(policy, DriverConfig(max_speed=1.0))
+    with pytest.raises(ValueError, match=r"min_dt <= nominal_dt <= max_dt.*min_dt 0\.9"):
+        driver.config = DriverConfig(min_dt=0.9)  # above the model's max_dt 0.5
+    assert driver.config == DriverConfig(max_speed=1.0) and driver.timing == TimingConfig()
+    with pytest.raises(ValueError, match="min_speed"):
+        DriverConfig(min_speed=1.0, max_speed=0.5)
+    with pytest.raises(ValueError, match="max_steering' = 2.0 is above its maximum"):
+        DriverConfig(max_steering=2.0)  # the node's own range

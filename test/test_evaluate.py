@@ -139,14 +139,53 @@ def test_a_crop_that_does_not_fit_the_bag_names_the_bag_and_model(trained, tmp_p
 
 def test_driver_settings_come_from_the_nodes_parameter_file(tmp_path):
     path = tmp_path / "drive.yaml"
-    path.write_text("drive_node:\n  ros__parameters:\n    max_speed: 0.7\n    reset_gap: 2.5\n    model: x\n")
+    path.write_text("/**/drive_node:\n  ros__parameters:\n    max_speed: 0.7\n    reset_gap: 2.5\n    crop_top: 3\n"
+                    "    model: x\n")
     config = load_driver_config(path)
-    assert config.limits.max_speed == 0.7 and config.timing.reset_gap_s == 2.5
-    path.write_text("limits:\n  max_steering: 0.5\n")
-    assert load_driver_config(path).limits.max_steering == 0.5
-    path.write_text("limits:\n  max_sped: 0.5\n")
-    with pytest.raises(ValueError, match="max_sped"):
+    assert config == DriverConfig(max_speed=0.7, reset_gap=2.5, crop_top=3)  # node names, no table; model: the node's
+    over = tmp_path / "over.yaml"  # files layer as `up` layers them, later over earlier
+    over.write_text("drive_node:\n  ros__parameters:\n    max_speed: 1\n/**:\n  ros__parameters:\n"
+                    "    max_steering: 0.5\n")
+    assert load_driver_config(path, over) == DriverConfig(max_speed=1.0, max_steering=0.5, reset_gap=2.5, crop_top=3)
+    split = tmp_path / "split.yaml"  # no drive_node: the split pair's
+    split.write_text("perception_node:\n  ros__parameters:\n    crop_left: 2\n"
+                     "policy_node:\n  ros__parameters:\n    nominal_dt: 0.02\n")
+    assert load_driver_config(split) == DriverConfig(crop_left=2, nominal_dt=0.02)
+    assert load_driver_config() == DriverConfig()
+    path.write_text("limits:\n  max_steering: 0.5\n")  # the old format is refused, pointing at the nodes' file
+    with pytest.raises(ValueError, match="'limits' has no 'ros__parameters:'.*config/drive.yaml"):
         load_driver_config(path)
+    path.write_text("drive_node:\n  ros__parameters:\n    max_speed: 500.0\n")  # the node's own range
+    with pytest.raises(ValueError, match="drive.yaml: parameter 'max_speed' = 500.0 is above its maximum"):
+        load_driver_config(path)
+
+
+def test_eval_with_a_robots_yaml_crops_and_times_as_the_robot(trained, tmp_path, capsys):
+    bags, runs = trained
+    path = tmp_path / "robot.yaml"
+    path.write_text("drive_node:\n  ros__parameters:\n    crop_top: 4\n    crop_right: 3\n    reset_gap: 0.4\n")
+    config = load_driver_config(path)
+    bag = write_drive_bag(tmp_path / "gap", n=12, log_of=lambda i: START + i * 50_000_000 + (i >= 6) * 500_000_000)
+    out = tmp_path / "report"
+    assert main(["eval", "--model", str(runs["cfc"] / "best"), "--bags", str(bag), "--driver-config", str(path),
+                 "--no-plots", "--no-progress", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: best: driver settings differ" in err and "crop_top 4 (the model's 0)" in err
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["models"]["best"]["preprocess"]["crop_top"] == 4 and document["driver_config"]["crop_right"] == 3
+    assert document["models"]["best"]["timing"]["reset_gap"] == 0.4
+    # by hand: a Driver with the robot's settings, and one without them, on the same frames
+    model = E.load_models([runs["cfc"] / "best"])[0]
+    replay = E.replay_bag(bag, [model], driver_config=config)
+    robot, own = Driver(model.policy, config), Driver(model.policy)
+    with Bag(bag) as opened:
+        for i, rec in enumerate(opened.records([IMAGE_TOPIC])):
+            command = robot.observe(decode_msg(rec.msg), rec.header_ns)
+            own.observe(decode_msg(rec.msg), rec.header_ns)
+            assert tuple(replay.predictions["best"][i]) == (command.steering, command.velocity)
+            assert replay.dt["best"][i] == robot.last.dt_s
+    assert robot.preprocess.crop_top == 4 and own.preprocess.crop_top == 0
+    assert any("reset_gap 0.4" in e for e in replay.events["best"])  # the 0.55 s gap resets as on the robot
 
 
 def test_visual_backprop_points_at_the_pixels_that_drive_the_features():

@@ -1,4 +1,5 @@
-"""Checkpoints: round trip, and every corrupt or mismatched case gives an error naming the file."""
+"""Checkpoints: round trip, and every corrupt or mismatched case gives an error naming the file; the timing stored
+beside preprocess is what the Driver runs, and a checkpoint from before it existed loads the old defaults."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from lnn_control.nn import checkpoint
 from lnn_control.nn.checkpoint import CheckpointError
 from lnn_control.nn.policy import Policy, PolicyConfig
+from lnn_control.timing import TimingConfig
 from lnn_control.vision import PreprocessConfig
 
 SMALL = PreprocessConfig(height=56, width=56)
@@ -129,3 +131,50 @@ def test_nan_weights_and_wiring_mismatch(tmp_path: Path) -> None:
     tensors["core.mask"] = torch.zeros_like(tensors["core.mask"])
     save_file(tensors, str(weights))
     expect(weights, "wiring")
+
+
+# -- timing: stored beside preprocess, read by the Driver -------------------------------------------------------------
+
+
+def test_the_timing_saved_in_a_checkpoint_is_what_the_driver_uses(tmp_path: Path) -> None:
+    from lnn_control.driver import Driver
+
+    timing = TimingConfig(nominal_dt=0.02, min_dt=0.005, max_dt=0.1, reset_gap=0.4)
+    _, config = checkpoint.save(policy(timing=timing), tmp_path / "m")
+    assert json.loads(config.read_text())["config"]["timing"] == {
+        "nominal_dt": 0.02, "min_dt": 0.005, "max_dt": 0.1, "reset_gap": 0.4
+    }
+    driver = Driver(checkpoint.load(tmp_path / "m"))
+    assert driver.timing == timing
+    frame = torch.zeros(60, 60, 3, dtype=torch.uint8).numpy()
+    driver.observe(frame, 0)
+    assert driver.last.dt_s == 0.02
+    driver.observe(frame, 300_000_000)
+    assert driver.last.dt_s == 0.1 and driver.last.event is None  # clamped to the model's max_dt
+    driver.observe(frame, 800_000_000)
+    assert "reset_gap 0.4" in driver.last.event  # the model's reset_gap, not the old default 1.0
+
+
+def test_an_old_checkpoint_without_timing_loads_with_the_drivers_old_defaults(tmp_path: Path) -> None:
+    original = policy(seed=5)
+    _, config = checkpoint.save(original, tmp_path / "old")
+    document = json.loads(config.read_text())
+    del document["config"]["timing"]  # as written before the field existed (the weights' hash is unchanged)
+    config.write_text(json.dumps(document))
+    loaded = checkpoint.load(tmp_path / "old")
+    assert loaded.config.timing == TimingConfig(nominal_dt=0.05, min_dt=0.001, max_dt=0.5, reset_gap=1.0)
+    assert loaded.config == original.config
+    shipped = Path(__file__).resolve().parents[1] / "models" / "ltc_ncp_carracing"
+    assert "timing" not in json.loads(shipped.with_suffix(".json").read_text())["config"]
+    assert checkpoint.load(shipped).config.timing == TimingConfig()
+
+
+def test_a_bad_timing_is_named(tmp_path: Path) -> None:
+    _, config = checkpoint.save(policy(), tmp_path / "m")
+    document = json.loads(config.read_text())
+    document["config"]["timing"] = {"nominal_dt": 0.05, "max_gap_s": 0.5}
+    config.write_text(json.dumps(document))
+    expect(tmp_path / "m", str(config), "unknown timing field(s): max_gap_s")
+    document["config"]["timing"] = {"nominal_dt": 2.0}
+    config.write_text(json.dumps(document))
+    expect(tmp_path / "m", str(config), "min_dt <= nominal_dt <= max_dt")

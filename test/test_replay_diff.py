@@ -10,6 +10,8 @@ from data_helpers import write_drive_bag
 
 from lnn_control.cli import main
 from lnn_control.commands.replay_diff import diff_bag
+from lnn_control.data.bags import BagError
+from lnn_control.driver import DriverConfig
 from lnn_control.evaluate import load_models
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy, PolicyConfig
@@ -79,3 +81,22 @@ def test_bad_bag_is_skipped_unless_strict_and_nothing_to_compare_is_status_2(set
     assert code == 2
     code, out = run(capsys, "--model", root / "a", "--bags", bags[0])
     assert code == 2 and "exactly two" in out.err
+
+
+def test_the_robots_yaml_applies_to_both_models(setup, capsys, tmp_path):
+    root, bags = setup
+    robot = tmp_path / "robot.yaml"
+    robot.write_text("/**/drive_node:\n  ros__parameters:\n    crop_top: 4\n    max_dt: 0.03\n")
+    sim = tmp_path / "more.yaml"
+    sim.write_text("drive_node:\n  ros__parameters:\n    nominal_dt: 0.02\n")
+    code, out = run(capsys, "--model", root / "a", "--model", root / "same", "--bags", bags[0], "--json",
+                    "--driver-config", robot, "--driver-config", sim)
+    assert code == 0, out.err
+    assert "warning: A: driver settings differ" in out.err and "warning: B: driver settings differ" in out.err
+    assert "crop_top 4 (the model's 0)" in out.err and "max_dt 0.03" in out.err and "nominal_dt 0.02" in out.err
+    a, b = load_models([root / "a", root / "changed"])
+    warnings: list[str] = []
+    with pytest.raises(BagError, match=r"frame 0, model a: crop .* leaves nothing"):  # the crop reached the replay
+        diff_bag(bags[0], a, b, driver_config=DriverConfig(crop_top=30), warn=warnings.append)  # frames: 24 high
+    assert len(warnings) == 2 and warnings[0].startswith("a: ") and warnings[1].startswith("changed: ")
+    assert "crop_top 30 (the model's 0)" in warnings[0]

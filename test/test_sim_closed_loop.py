@@ -12,12 +12,13 @@ import torch
 pytest.importorskip("gymnasium")
 pytest.importorskip("Box2D")
 
+from lnn_control.bringup import merge, read_params  # noqa: E402
 from lnn_control.cli import main  # noqa: E402
 from lnn_control.command import Command  # noqa: E402
-from lnn_control.driver import Driver, load_driver_config  # noqa: E402
+from lnn_control.driver import Driver, DriverConfig, load_driver_config  # noqa: E402
 from lnn_control.nn import checkpoint  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
-from lnn_control.paths import config_file  # noqa: E402
+from lnn_control.paths import config_file, model_file  # noqa: E402
 from lnn_control.sim.carracing import CarRacingSim  # noqa: E402
 from lnn_control.sim.closed_loop import (  # noqa: E402
     ConstantController,
@@ -25,10 +26,12 @@ from lnn_control.sim.closed_loop import (  # noqa: E402
     evaluate,
     model_controller_factory,
     run_episode,
+    sim_driver_config,
 )
 from lnn_control.sim.expert import ExpertController  # noqa: E402
 from lnn_control.sim.perturb import PerturbConfig  # noqa: E402
 from lnn_control.sim.report import write_report  # noqa: E402
+from lnn_control.timing import TimingConfig  # noqa: E402
 from lnn_control.vision import PreprocessConfig  # noqa: E402
 
 pytestmark = [pytest.mark.sim]
@@ -142,7 +145,8 @@ def test_sim_eval_model_drives_through_the_driver(tmp_path):
 
     # The same episode by hand: the sim's frames and stamps into a Driver built as sim-eval builds it.
     (result,) = evaluate(CarRacingSim, model_controller_factory(tmp_path / "m"), [3], max_steps=30, progress=False)
-    driver = Driver(checkpoint.load(tmp_path / "m"), load_driver_config(config_file("sim.yaml")))
+    driver = Driver(checkpoint.load(tmp_path / "m"), load_driver_config(config_file("drive.yaml"),
+                                                                        config_file("sim.yaml")))
     with CarRacingSim() as sim:
         obs = sim.reset(3)
         commands = []
@@ -153,8 +157,25 @@ def test_sim_eval_model_drives_through_the_driver(tmp_path):
     assert np.allclose(result.series["cmd_steering"], [c.steering for c in commands], atol=1e-6)
     assert np.allclose(result.series["cmd_velocity"], [c.velocity for c in commands], atol=1e-5)
     assert result.reward == pytest.approx(obs.truth.total_reward, abs=1e-9)
-    assert driver.config.limits.max_speed == 100.0 and commands[-1].velocity > 5.0
+    assert driver.config.max_speed == 100.0 and commands[-1].velocity > 5.0
 
 
 def test_controller_command_types():
     assert ConstantController(0.1, 2.0).observe(np.zeros((2, 2, 3), np.uint8), 5) == Command(0.1, 2.0, 5)
+
+
+def test_sim_eval_drives_as_the_sim_drive_node_and_the_shipped_model_as_before():
+    """sim-eval's Driver settings are the drive_node's in `up sim-drive` (drive.yaml, then sim.yaml); for the shipped
+    model (no timing in its checkpoint) they resolve to exactly the values sim-eval used before the timing moved
+    into the checkpoint, so its rewards stay the same."""
+    params = merge(read_params(config_file("drive.yaml")), read_params(config_file("sim.yaml")))["drive_node"]
+    config = sim_driver_config()
+    assert config == DriverConfig(**{k: v for k, v in params.items() if k in DriverConfig.__dataclass_fields__})
+    shipped = checkpoint.load(model_file("ltc_ncp_carracing"))
+    warnings: list[str] = []
+    driver = Driver(shipped, config, warn=warnings.append)
+    assert driver.timing == TimingConfig(nominal_dt=0.02, min_dt=0.001, max_dt=0.5, reset_gap=1.0)
+    assert (config.max_speed, config.min_speed, config.max_steering, config.max_steering_rate) == (100.0, 0.0, 1.0, 0.0)
+    assert driver.preprocess == shipped.config.preprocess
+    assert warnings == ["driver settings differ from what the model was trained with: nominal_dt 0.02 (the model's "
+                        "0.05)"]

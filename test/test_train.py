@@ -17,7 +17,10 @@ from safetensors.torch import load_file
 
 from lnn_control import train as T
 from lnn_control.cli import main
+from lnn_control.driver import Driver
 from lnn_control.nn import checkpoint
+from lnn_control.paths import config_file
+from lnn_control.timing import TimingConfig
 
 START = 1_700_000_000_000_000_000
 
@@ -78,7 +81,11 @@ def test_package_config_loads_and_overrides_apply():
     assert config.policy_config().core == "cfc"
     assert config.training.lr == 0.01 and config.dataset.pairing.tolerance_s == 0.1
     assert config.dataset.preprocess == config.preprocess  # one preprocessing for the cache and the model
+    assert config.dataset.timing == config.timing == config.policy_config().timing  # one timing for windows and model
+    assert config.timing == TimingConfig()  # config/train.yaml lists the defaults (those of older checkpoints)
     assert T.RunConfig.from_dict(config.to_dict()) == config
+    carracing = T.load_config(config_file("train_carracing.yaml"), ["timing.reset_gap=0.8"])
+    assert carracing.timing == TimingConfig(nominal_dt=0.02, reset_gap=0.8) == carracing.dataset.timing
 
 
 @pytest.mark.parametrize(
@@ -89,6 +96,11 @@ def test_package_config_loads_and_overrides_apply():
         (["epochs=3"], "must start with a section"),
         (["training.schedule=step"], "training.schedule must be one of"),
         (["model.target_mean=[0, 0]"], "set by the run"),
+        (["model.timing={nominal_dt: 0.02}"], "model.timing is set by the run"),
+        (["dataset.timing={nominal_dt: 0.02}"], "use the top-level timing section"),
+        (["dataset.max_gap_s=0.5"], "dataset.max_gap_s -> timing.reset_gap"),
+        (["timing.max_gap=0.5"], "unknown timing field(s): max_gap"),
+        (["timing.min_dt=0.9"], "min_dt <= nominal_dt <= max_dt"),
     ],
 )
 def test_bad_config_is_named(overrides, message):
@@ -168,6 +180,20 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(bags, cache, tmp_path)
     assert resumed.history[0]["val_loss"] == straight.history[-1]["val_loss"]
     rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3  # header + the epoch before the resume + the epoch after it
+
+
+def test_the_checkpoint_carries_the_timing_of_the_windows_and_the_driver_runs_it(bags, cache, tmp_path):
+    data = tiny_config(cache, epochs=1).to_dict()
+    data["timing"] = {"nominal_dt": 0.04, "min_dt": 0.01, "max_dt": 0.2, "reset_gap": 0.6}
+    config = T.RunConfig.from_dict(data)
+    T.train(config, bags[:1], tmp_path / "run", val_bags=bags[1:2])
+    for stem in ("best", "last"):
+        document = checkpoint.read_config(tmp_path / "run" / stem)
+        assert document["config"]["timing"] == data["timing"]
+        assert document["metadata"]["dataset"]["timing"] == data["timing"]
+        assert Driver(checkpoint.load(tmp_path / "run" / stem)).timing == config.timing
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["timing"] == data["timing"] and "timing" not in saved["dataset"]
 
 
 def test_cli_resume_reads_the_saved_run(bags, cache, tmp_path):

@@ -14,7 +14,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from lnn_control.data.bags import Bag, BagError, discover_bags
-from lnn_control.driver import Driver, DriverConfig
-from lnn_control.evaluate import Model, add_replay_arguments, image_topic_of, load_driver_config, load_models
+from lnn_control.driver import DriverConfig, load_driver_config, warn_once
+from lnn_control.evaluate import Model, add_replay_arguments, image_topic_of, load_models, make_drivers
 from lnn_control.evaluate import replay_frames as frames_of
 from lnn_control.nn.checkpoint import CheckpointError
 from lnn_control.report import text_table
@@ -53,9 +53,12 @@ def diff_bag(
     image_topic: str | None = None,
     stamp_source: str = "header",
     driver_config: DriverConfig | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[FieldDiff]:
-    """Replay ``path`` through both models; one :class:`FieldDiff` per field. BagError if it cannot be replayed."""
-    drivers = (Driver(a.policy, driver_config or DriverConfig()), Driver(b.policy, driver_config or DriverConfig()))
+    """Replay ``path`` through both models with the nodes' settings ``driver_config`` (default: each model's own
+    timing and crop; ``warn`` gets the warning about values that differ from a model's); one :class:`FieldDiff` per
+    field. BagError if it cannot be replayed."""
+    drivers = make_drivers((a, b), driver_config, warn)
     raw_names = [o for o in a.policy.config.outputs if o in b.policy.config.outputs]
     fields = ["steering", "velocity"] + [f"raw.{o}" for o in raw_names] + ["dt"]
     values: dict[str, list[list[float]]] = {f: [[], []] for f in fields}
@@ -115,10 +118,11 @@ def replay_diff(
     """:func:`diff_bag` over ``bags``; a bag that cannot be replayed is returned in the second list (or raised)."""
     diffs: list[FieldDiff] = []
     skipped: list[dict[str, str]] = []
+    warn = warn_once(lambda text: print(f"replay-diff: warning: {text}", file=sys.stderr))
     for bag in discover_bags(bags):
         try:
             diffs += diff_bag(bag, a, b, tol=tol, image_topic=image_topic, stamp_source=stamp_source,
-                              driver_config=driver_config)
+                              driver_config=driver_config, warn=warn)
         except BagError as exc:
             if strict:
                 raise
@@ -144,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         a, b = load_models(args.models, ["A", "B"])
         diffs, skipped = replay_diff(
             a, b, args.bags, tol=args.tol, image_topic=args.image_topic, stamp_source=args.stamps or "header",
-            driver_config=load_driver_config(args.driver_config), strict=args.strict,
+            driver_config=load_driver_config(*(args.driver_config or ())), strict=args.strict,
         )
     except (BagError, CheckpointError, ValueError, OSError) as exc:
         print(f"replay-diff: {exc}", file=sys.stderr)

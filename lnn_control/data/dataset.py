@@ -17,8 +17,9 @@ a new key, so a stale cache is never read. Folders are written under a temporary
 concurrent builders (e.g. several ``torchrun`` ranks) never see half a cache.
 
 :class:`WindowDataset` serves windows of ``window`` consecutive frames of one bag with the real dt between frames.
-A window never spans two bags or a gap longer than ``max_gap_s``. Split train and validation with
-:func:`split_by_bag`: by episode (bag), never by frame.
+A window never spans two bags or a reset of the one timing rule (:mod:`lnn_control.timing`: a gap longer than
+``reset_gap``, time not moving forward), and its dts are those the Driver computes, clamp included. Split train and
+validation with :func:`split_by_bag`: by episode (bag), never by frame.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from torch.utils.data import Dataset
 
 from lnn_control.data.bags import Bag, BagError, bag_files
 from lnn_control.data.pairing import PairingConfig, PairReport, pair_frames
+from lnn_control.timing import TimingConfig, frame_dts
 from lnn_control.vision import ImageDecodeError, PreprocessConfig, preprocess
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 """Bumped whenever the cache layout or the way frames are made changes: old caches then miss."""
 FINGERPRINT_CHUNK = 1 << 20
+#: Options of older configs that the timing rule replaced (to name the new place in the error).
+MOVED_TO_TIMING = {"max_gap_s": "reset_gap", "nominal_dt_s": "nominal_dt"}
 
 
 @dataclass(frozen=True)
@@ -61,22 +65,18 @@ class DatasetConfig:
     """Frames per sample (T)."""
     stride: int = 8
     """Frames between the starts of consecutive windows of a bag."""
-    max_gap_s: float = 0.5
-    """A gap between frames longer than this splits a bag into segments no window crosses."""
-    nominal_dt_s: float = 0.05
-    """dt given to the first frame of a bag or of a segment after a gap (there is no real previous frame)."""
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    """The timing rule (the run's top-level ``timing``, stored in the model): where segments start, the dts."""
 
     def __post_init__(self) -> None:
         if isinstance(self.preprocess, Mapping):
             object.__setattr__(self, "preprocess", PreprocessConfig(**self.preprocess))
         if isinstance(self.pairing, Mapping):
             object.__setattr__(self, "pairing", PairingConfig.from_dict(self.pairing))
+        if isinstance(self.timing, Mapping):
+            object.__setattr__(self, "timing", TimingConfig.from_dict(self.timing))
         if self.window < 1 or self.stride < 1:
             raise ValueError(f"dataset.window and dataset.stride must be >= 1, got {self.window}, {self.stride}")
-        if not (self.max_gap_s > 0 and self.nominal_dt_s > 0):
-            raise ValueError(
-                f"dataset.max_gap_s and dataset.nominal_dt_s must be > 0, got {self.max_gap_s}, {self.nominal_dt_s}"
-            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""
@@ -86,6 +86,12 @@ class DatasetConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> DatasetConfig:
         """Build from a mapping (YAML section); unknown keys are an error naming them."""
         known = {f.name for f in fields(cls)}
+        moved = sorted(set(data) & set(MOVED_TO_TIMING))
+        if moved:
+            raise ValueError(
+                f"dataset.{moved[0]} is gone: the run's timing section holds the one timing rule of training and the "
+                f"Driver ({', '.join(f'dataset.{k} -> timing.{MOVED_TO_TIMING[k]}' for k in moved)})"
+            )
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown dataset option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -330,32 +336,15 @@ def load_episodes(
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def frame_dts(stamps: np.ndarray, max_gap_s: float, nominal_dt_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame dt in seconds (float32) and the indices where segments start.
-
-    ``dt[i]`` is the time since frame ``i - 1``; at index 0 and after a gap longer than ``max_gap_s`` (a segment
-    start) it is ``nominal_dt_s``.
-    """
-    stamps = np.asarray(stamps, dtype=np.int64)
-    dt = np.empty(len(stamps), dtype=np.float64)
-    if len(stamps) == 0:
-        return dt.astype(np.float32), np.zeros(0, dtype=np.int64)
-    dt[0] = nominal_dt_s
-    dt[1:] = np.diff(stamps) / 1e9
-    breaks = np.flatnonzero(dt[1:] > max_gap_s) + 1
-    dt[breaks] = nominal_dt_s
-    starts = np.concatenate([[0], breaks]).astype(np.int64)
-    return dt.astype(np.float32), starts
-
-
 class WindowDataset(Dataset):
     """Windows of ``window`` consecutive frames of one episode each.
 
     ``ds[i]`` is ``(frames, dt, targets)``: ``frames`` uint8 ``T x H x W x 3`` (RGB, not normalised), ``dt`` float32
-    ``T x 1`` seconds (element 0 is the real dt from the frame before the window, or ``nominal_dt_s`` at a bag's or
-    segment's start), ``targets`` float32 ``T x 2`` ``[steering, velocity]``. Segments (runs without a gap above
-    ``max_gap_s``) shorter than ``window`` give no window and are counted in :attr:`short_segments`; the last window
-    of a segment is aligned to its end, so no frame is left out of every window.
+    ``T x 1`` seconds (the dt the Driver would compute for each frame: element 0 from the frame before the window,
+    ``timing.nominal_dt`` at a bag's or segment's start), ``targets`` float32 ``T x 2`` ``[steering, velocity]``.
+    Segments (runs of frames without a reset of ``timing``) shorter than ``window`` give no window and are counted in
+    :attr:`short_segments`; the last window of a segment is aligned to its end, so no frame is left out of every
+    window.
     """
 
     def __init__(
@@ -364,19 +353,19 @@ class WindowDataset(Dataset):
         window: int = 16,
         stride: int = 8,
         *,
-        max_gap_s: float = 0.5,
-        nominal_dt_s: float = 0.05,
+        timing: TimingConfig | None = None,
     ) -> None:
         if window < 1 or stride < 1:
             raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
         self.episodes = list(episodes)
         self.window = window
         self.stride = stride
+        self.timing = timing or TimingConfig()
         self.dts: list[np.ndarray] = []
         self.short_segments = 0
         index: list[tuple[int, int]] = []
         for e, episode in enumerate(self.episodes):
-            dt, starts = frame_dts(episode.stamps, max_gap_s, nominal_dt_s)
+            dt, starts = frame_dts(episode.stamps, self.timing)
             self.dts.append(dt)
             ends = np.append(starts[1:], len(episode))
             for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
@@ -391,10 +380,8 @@ class WindowDataset(Dataset):
 
     @classmethod
     def from_config(cls, episodes: Sequence[Episode], config: DatasetConfig) -> WindowDataset:
-        """Windows as ``config`` (window, stride, max_gap_s, nominal_dt_s) describes them."""
-        return cls(
-            episodes, config.window, config.stride, max_gap_s=config.max_gap_s, nominal_dt_s=config.nominal_dt_s
-        )
+        """Windows as ``config`` (window, stride, timing) describes them."""
+        return cls(episodes, config.window, config.stride, timing=config.timing)
 
     def __len__(self) -> int:
         return len(self.index)

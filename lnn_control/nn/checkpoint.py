@@ -1,9 +1,11 @@
 """Checkpoints: weights in safetensors, configuration in JSON beside them. No pickle anywhere.
 
 ``save(policy, "models/ncp")`` writes ``models/ncp.safetensors`` and ``models/ncp.json``. The JSON holds the
-:class:`PolicyConfig`, free-form metadata (training run, data, figures) and the SHA-256 of the weights file, so a
-weights file paired with the wrong JSON, or altered after saving, is caught before anything is built. Loading parses
-JSON and safetensors only; neither format can carry code.
+:class:`PolicyConfig` (with the preprocessing and the timing the Driver runs: what training used; a config saved
+before ``timing`` existed loads with the defaults, the Driver's rule of that time), free-form metadata (training
+run, data, figures) and the SHA-256 of the weights file, so a weights file paired with the wrong JSON, or altered
+after saving, is caught before anything is built. Loading parses JSON and safetensors only; neither format can
+carry code.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from lnn_control.nn.core import RecurrentCore, sequence_dt, step_dt
 from lnn_control.nn.encoder import ConvHead
 from lnn_control.nn.ltc import LTCCell
 from lnn_control.nn.wiring import NCP, Wiring, fully_connected
+from lnn_control.timing import TimingConfig
 from lnn_control.vision import PreprocessConfig
 
 CORES = ("ltc", "cfc", "lstm", "cnn")
@@ -37,6 +38,9 @@ class PolicyConfig:
 
     core: str = "ltc"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    #: How camera stamps become dt (lnn_control.timing), as training used it; the Driver runs the same. A stored
+    #: config without this field predates it and loads the defaults, the Driver's rule at the time.
+    timing: TimingConfig = field(default_factory=TimingConfig)
     features: int = 32
     outputs: tuple[str, ...] = ("steering", "velocity")
     # Wiring of the liquid cores (ltc, cfc): the NCP paper's 12 inter / 6 command layout by default.
@@ -69,6 +73,8 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if isinstance(self.preprocess, dict):
             self.preprocess = PreprocessConfig(**self.preprocess)
+        if isinstance(self.timing, dict):
+            self.timing = TimingConfig.from_dict(self.timing)
         for name in ("outputs", "image_mean", "image_std", "target_mean", "target_std"):
             setattr(self, name, tuple(getattr(self, name)))
         if self.core not in CORES:

@@ -2,9 +2,13 @@
 
 The three nodes declare their parameters from the dataclasses below with
 :func:`lnn_control.ros.node_util.declare_config`, so the fused and the split layout take the same names, defaults,
-descriptions and ranges (``config/drive.yaml`` lists them all; a test holds the two together). Defaults come from the
-core's config dataclasses (:class:`~lnn_control.driver.TimingConfig`, :class:`~lnn_control.driver.LimitsConfig`,
-:data:`~lnn_control.vision.DEFAULT_MAX_PIXELS`), never from a second copy here.
+descriptions and ranges (``config/drive.yaml`` lists them all; a test holds the two together). The limits, timing
+and crop parameters are the fields of :class:`~lnn_control.driver.DriverConfig` itself (its groups
+:class:`~lnn_control.driver.LimitsConfig`, :class:`~lnn_control.driver.TimingOverrides` and
+:class:`~lnn_control.driver.CropOverrides` are bases of the parameter groups here), so a node, ``eval`` /
+``replay-diff --driver-config`` and ``sim-eval`` read the same names from the same YAML, with no table between them.
+Timing 0 and crop -1 mean the model's own (the checkpoint's ``timing`` and ``preprocess``); another value is used
+and logged as a warning naming it.
 
 ``model`` names a checkpoint (``path/to/stem``, ``stem.json`` or ``stem.safetensors``; a bare name is also looked up
 in the package's ``models/`` folder). Empty means the model shipped in ``models/``. ``random:<core>:<seed>`` (for
@@ -28,16 +32,14 @@ import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
-from lnn_control.driver import NODE_PARAMS, Driver, DriverConfig, LimitsConfig, TimingConfig
+from lnn_control.driver import CropOverrides, Driver, DriverConfig, LimitsConfig, TimingOverrides
 from lnn_control.nn.checkpoint import load
 from lnn_control.nn.policy import CORES, Policy, PolicyConfig
 from lnn_control.paths import model_file
 from lnn_control.ros.node_util import check_value, declare_config, describe, param
-from lnn_control.vision import DEFAULT_MAX_PIXELS, PreprocessConfig
+from lnn_control.vision import DEFAULT_MAX_PIXELS
 
 RANDOM_PREFIX = "random:"
-_TIMING = TimingConfig()
-_LIMITS = LimitsConfig()
 
 
 class ParameterError(ValueError):
@@ -59,8 +61,8 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
-class CameraParams:
-    """Nodes that subscribe the camera (perception_node, drive_node)."""
+class CameraParams(CropOverrides):
+    """Nodes that subscribe the camera (perception_node, drive_node); the crops are :class:`DriverConfig` fields."""
 
     image_transport: str = param(
         "raw",
@@ -71,20 +73,12 @@ class CameraParams:
     max_pixels: int = param(
         DEFAULT_MAX_PIXELS, "frames with more pixels (width x height) are dropped undecoded", min=1, max=2**31 - 1
     )
-    crop_top: int = param(-1, "pixels cropped from the top before resizing; -1: the model's own", min=-1, max=100_000)
-    crop_bottom: int = param(-1, "pixels cropped from the bottom; -1: the model's own", min=-1, max=100_000)
-    crop_left: int = param(-1, "pixels cropped from the left; -1: the model's own", min=-1, max=100_000)
-    crop_right: int = param(-1, "pixels cropped from the right; -1: the model's own", min=-1, max=100_000)
-
-    def preprocess(self, base: PreprocessConfig) -> PreprocessConfig:
-        """The model's crop, with the ``crop_*`` parameters that are not -1 put in its place."""
-        crops = {f"crop_{s}": getattr(self, f"crop_{s}") for s in ("top", "bottom", "left", "right")}
-        return dataclasses.replace(base, **{k: v for k, v in crops.items() if v >= 0})
 
 
 @dataclass(frozen=True)
-class CommandParams:
-    """Nodes that publish commands (policy_node, drive_node). Limits, timing and the timeout may change at run time."""
+class CommandParams(TimingOverrides, LimitsConfig):
+    """Nodes that publish commands (policy_node, drive_node). Limits, timing and the timeout may change at run time;
+    the limits and timing are :class:`DriverConfig` fields."""
 
     stamped: bool = param(False, "publish geometry_msgs/TwistStamped (header stamp = the camera stamp), not Twist")
     frame_id: str = param("base_link", "header frame_id of TwistStamped commands")
@@ -95,44 +89,11 @@ class CommandParams:
     watchdog_rate: float = param(
         20.0, "Hz at which the watchdog checks, and repeats zero velocity while stopped", min=0.1, max=1000.0
     )
-    max_speed: float = param(_LIMITS.max_speed, "largest velocity, m/s", min=0.0, max=100.0, dynamic=True)
-    min_speed: float = param(
-        _LIMITS.min_speed, "smallest velocity, m/s (negative allows reversing)", min=-100.0, max=100.0, dynamic=True
-    )
-    max_steering: float = param(
-        _LIMITS.max_steering, "largest |steering|, normalised (+1 = full left)", min=0.0, max=1.0, dynamic=True
-    )
-    max_steering_rate: float = param(
-        _LIMITS.max_steering_rate,
-        "largest steering change per second of camera time, normalised units/s; 0 disables",
-        min=0.0,
-        max=1000.0,
-        dynamic=True,
-    )
-    nominal_dt: float = param(
-        _TIMING.nominal_dt_s, "dt (s) of the first frame and the first after a reset", min=1e-4, max=10.0, dynamic=True
-    )
-    min_dt: float = param(
-        _TIMING.min_dt_s, "dt (s) between camera stamps is clamped to at least this", min=1e-4, max=10.0, dynamic=True
-    )
-    max_dt: float = param(
-        _TIMING.max_dt_s, "dt (s) between camera stamps is clamped to at most this", min=1e-4, max=10.0, dynamic=True
-    )
-    reset_gap: float = param(
-        _TIMING.reset_gap_s,
-        "a gap between camera stamps longer than this (s) resets the state (so does time going backwards)",
-        min=1e-3,
-        max=3600.0,
-        dynamic=True,
-    )
 
     def driver_config(self) -> DriverConfig:
-        """Timing and limits, named as :data:`lnn_control.driver.NODE_PARAMS` maps them (the offline replay reads
-        the same YAML with that table); ``ValueError`` with the dataclass's reason when they do not fit together."""
-        sections: dict[str, dict[str, float]] = {"timing": {}, "limits": {}}
-        for name, (section, field_name) in NODE_PARAMS.items():
-            sections[section][field_name] = getattr(self, name)
-        return DriverConfig(timing=TimingConfig(**sections["timing"]), limits=LimitsConfig(**sections["limits"]))
+        """The :class:`DriverConfig` of these limits and timing (the crops: the model's own); ``ValueError`` with
+        the reason when they do not fit together."""
+        return DriverConfig().with_params(self)
 
 
 #: The parameter groups each node declares (use_sim_time comes with every rclpy node).
@@ -193,15 +154,19 @@ def _exists(path: Path) -> bool:
 
 
 def build_driver(node: Node, model: ModelParams, camera: CameraParams | None = None) -> Driver:
-    """Set torch's threads, load the policy and make the node's :class:`Driver` (limits are set by the caller)."""
+    """Set torch's threads, load the policy and make the node's :class:`Driver` with the camera's crops (limits and
+    timing are set by :func:`command_params`); settings that differ from the model's are logged as a warning."""
     torch.set_num_threads(model.threads)
-    driver = Driver(load_policy(model.model))
-    if camera is not None:
-        driver.preprocess = camera.preprocess(driver.preprocess)
-    pre, config = driver.preprocess, driver.policy.config
+    config = DriverConfig().with_params(camera) if camera is not None else DriverConfig()
+    try:
+        driver = Driver(load_policy(model.model), config, warn=node.get_logger().warning)
+    except ValueError as exc:
+        raise ParameterError(f"invalid crop: {exc}") from exc
+    pre, config, timing = driver.preprocess, driver.policy.config, driver.policy.config.timing
     node.get_logger().info(
         f"model {model.model or 'shipped'}: {config.core}, {config.features} features, input {pre.width}x{pre.height} "
-        f"after crop t{pre.crop_top} b{pre.crop_bottom} l{pre.crop_left} r{pre.crop_right}; "
+        f"after crop t{pre.crop_top} b{pre.crop_bottom} l{pre.crop_left} r{pre.crop_right}; trained with nominal_dt "
+        f"{timing.nominal_dt:g} s, dt in [{timing.min_dt:g}, {timing.max_dt:g}] s, reset_gap {timing.reset_gap:g} s; "
         f"{model.threads} torch thread(s)"
     )
     return driver
@@ -212,7 +177,7 @@ def command_params(node: Node, driver: Driver, apply: Any) -> CommandParams:
     the dynamic ones when the result is valid (then ``apply(params)``); refuse others with the reason."""
     params = declare_config(node, CommandParams)
     try:
-        driver.config = params.driver_config()
+        driver.config = driver.config.with_params(params)
     except ValueError as exc:
         raise ParameterError(f"invalid timing or limits: {exc}") from exc
     specs = {spec["name"]: spec for spec in describe(CommandParams)}
@@ -226,12 +191,12 @@ def command_params(node: Node, driver: Driver, apply: Any) -> CommandParams:
                 if spec is not None and spec["dynamic"]:
                     updates[change.name] = check_value(change.name, spec["kind"], change.value, spec)
             candidate = dataclasses.replace(current[0], **updates)
-            config = candidate.driver_config()
+            if updates:
+                driver.config = driver.config.with_params(candidate)  # nothing changes when it raises
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         if updates:
             current[0] = candidate
-            driver.config = config
             apply(candidate)
         return SetParametersResult(successful=True)
 

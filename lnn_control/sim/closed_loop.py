@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +34,12 @@ from lnn_control.sim.base import SAFE_COMMAND, Simulator
 from lnn_control.sim.perturb import PerturbConfig, Perturber
 
 if TYPE_CHECKING:  # the Driver pulls in torch; sim-eval --baseline expert does without it
-    from lnn_control.driver import Driver
+    from lnn_control.driver import Driver, DriverConfig
 
 LOG = logging.getLogger(__name__)
 
+#: The node set whose drive_node sim-eval drives as (its config files give the Driver's settings).
+SIM_NODE_SET = "sim-drive"
 #: Added to an episode's seed to seed its perturbations (so they do not share a stream with the track).
 PERTURB_SEED_OFFSET = 1_000_003
 
@@ -310,19 +313,30 @@ class DriverController:
         return self.driver.activity.copy()
 
 
+def sim_driver_config() -> DriverConfig:
+    """The drive_node's settings in ``lnn-control up sim-drive``: its config files (drive.yaml, then sim.yaml), read
+    as the node reads them."""
+    from lnn_control.bringup import NODE_SETS
+    from lnn_control.driver import load_driver_config
+
+    return load_driver_config(*(config_file(name) for name in NODE_SETS[SIM_NODE_SET].configs))
+
+
 def model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
-    """A factory of Drivers around the checkpoint, with the simulator's limits and timing from config/sim.yaml."""
-    from lnn_control.driver import Driver, load_driver_config
+    """A factory of Drivers around the checkpoint, with the drive_node's settings of ``up sim-drive``
+    (:func:`sim_driver_config`); a value that differs from the model's is printed as a warning."""
+    from lnn_control.driver import Driver, warn_once
     from lnn_control.nn.checkpoint import CheckpointError, load
 
     try:
         policy = load(path)
     except CheckpointError as exc:
         raise SystemExit(f"sim-eval: {exc}") from exc
-    driver_config = load_driver_config(config_file("sim.yaml"))
+    driver_config = sim_driver_config()
+    warn = warn_once(lambda message: print(f"sim-eval: warning: {message}", file=sys.stderr))
 
     def make(sim: Simulator) -> Controller:
-        return DriverController(Driver(policy, driver_config))
+        return DriverController(Driver(policy, driver_config, warn=warn))
 
     return make
 
