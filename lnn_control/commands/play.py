@@ -21,9 +21,9 @@ subscribers such as the camera subscriptions of the nodes).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,18 +67,18 @@ def play(
     wait_timeout_s: float = 10.0,
     delay_s: float = 0.0,
     node_name: str = "lnn_control_player",
+    stop: threading.Event | None = None,
 ) -> PlayStats:
-    """Publish the bag into the ROS graph (``rclpy.init`` must have been called); returns counts when done."""
+    """Publish the bag into the ROS graph (``rclpy.init`` must have been called); returns counts when done, or as
+    soon as ``stop`` is set (a stop signal)."""
     import rclpy
-    from rclpy.duration import Duration
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    from lnn_control.ros.msgs import message_class
 
     if not rate > 0:
         raise PlayError(f"--rate must be > 0, got {rate}")
     if clock_hz is not None and not clock_hz > 0:
         raise PlayError(f"--clock rate must be > 0 Hz, got {clock_hz}")
+    stop = stop or threading.Event()
     stats = PlayStats()
     with Bag(bag_path) as bag:
         if bag.kind == "rosbag1":
@@ -87,17 +87,7 @@ def play(
         node = rclpy.create_node(node_name)
         try:
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-            publishers: dict[str, Any] = {}
-            for topic in wanted:
-                msgtype = bag.topics[topic].msgtype
-                try:
-                    publishers[topic] = node.create_publisher(message_class(msgtype), topic, qos)
-                except ValueError as exc:  # the type's package is not installed
-                    stats.skipped_topics[topic] = str(exc)
-                    print(f"play: skipping {topic}: {exc}", file=sys.stderr)
-            if not publishers:
-                raise PlayError(f"{bag.path}: no topic can be published" + (
-                    ": " + "; ".join(stats.skipped_topics.values()) if stats.skipped_topics else ""))
+            publishers = _publishers(node, bag, wanted, qos, stats)
             clock_pub = None
             if clock_hz is not None:
                 from rosgraph_msgs.msg import Clock
@@ -105,28 +95,47 @@ def play(
                 clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, qos)
             if wait_for_subscribers > 0:
                 _wait_for_subscribers(publishers, wait_for_subscribers, wait_timeout_s)
-            if delay_s > 0:
-                time.sleep(delay_s)
+            stop.wait(delay_s)
             started = time.monotonic()
-            while True:
-                try:
-                    _play_once(bag, list(publishers), publishers, clock_pub, clock_hz, rate, stats)
-                except Exception:  # noqa: BLE001 - a publish racing SIGINT's shutdown: stop quietly; else re-raise
-                    if rclpy.ok():
-                        raise
+            while not stop.is_set():
+                _play_once(bag, list(publishers), publishers, clock_pub, clock_hz, rate, stats, stop)
                 stats.loops += 1
-                if not loop or not rclpy.ok():
+                if not loop:
                     break
             stats.seconds = time.monotonic() - started
-            for pub in list(publishers.values()) + ([clock_pub] if clock_pub is not None else []):
-                if rclpy.ok():
-                    pub.wait_for_all_acked(Duration(seconds=2.0))
-            if rclpy.ok():  # best-effort readers (cameras) acknowledge nothing: let the last samples be taken
-                time.sleep(_LINGER_S)
+            _finish(list(publishers.values()) + ([clock_pub] if clock_pub is not None else []), stop)
         finally:
-            with contextlib.suppress(Exception):  # after SIGINT the context may be gone already
-                node.destroy_node()
+            node.destroy_node()
     return stats
+
+
+def _publishers(node: Any, bag: Bag, topics: Sequence[str], qos: Any, stats: PlayStats) -> dict[str, Any]:
+    """A publisher per topic whose type is installed (the others are counted as skipped); PlayError if none is."""
+    from lnn_control.ros.msgs import message_class
+
+    publishers: dict[str, Any] = {}
+    for topic in topics:
+        try:
+            publishers[topic] = node.create_publisher(message_class(bag.topics[topic].msgtype), topic, qos)
+        except ValueError as exc:  # the type's package is not installed
+            stats.skipped_topics[topic] = str(exc)
+            print(f"play: skipping {topic}: {exc}", file=sys.stderr)
+    if not publishers:
+        why = ": " + "; ".join(stats.skipped_topics.values()) if stats.skipped_topics else ""
+        raise PlayError(f"{bag.path}: no topic can be published{why}")
+    return publishers
+
+
+def _finish(publishers: Sequence[Any], stop: threading.Event) -> None:
+    """Wait for the reliable readers' acknowledgements, then linger: best-effort readers (cameras) acknowledge
+    nothing, so give them a moment to take the last samples. A stop request cuts both short."""
+    from rclpy.duration import Duration
+
+    for pub in publishers:
+        if stop.is_set():
+            return
+        pub.wait_for_all_acked(Duration(seconds=2.0))
+    stop.wait(_LINGER_S)
 
 
 def _wait_for_subscribers(publishers: dict[str, Any], count: int, timeout_s: float) -> None:
@@ -143,11 +152,9 @@ def _wait_for_subscribers(publishers: dict[str, Any], count: int, timeout_s: flo
 
 def _play_once(
     bag: Bag, topics: list[str], publishers: dict[str, Any], clock_pub: Any, clock_hz: float | None, rate: float,
-    stats: PlayStats,
+    stats: PlayStats, stop: threading.Event,
 ) -> None:
     """One pass over the bag, messages at their log times (scaled by ``rate``), /clock ticks in between."""
-    import rclpy
-
     start_ns = None
     wall0 = time.monotonic()
     period = 1.0 / clock_hz if clock_hz else None
@@ -173,18 +180,18 @@ def _play_once(
             next_tick += period
 
     for topic, _msgtype, log_ns, data in bag.raw(topics):
-        if not rclpy.ok():  # SIGINT: rclpy's handler shut the context down
-            return
         if start_ns is None:
             start_ns = log_ns
         due = wall0 + (log_ns - start_ns) / 1e9 / rate
-        while rclpy.ok():
+        while not stop.is_set():
             now = time.monotonic()
             tick(now)
             if now >= due:
                 break
             wake = min(due, next_tick) if clock_pub is not None else due
-            time.sleep(max(0.0, min(wake - now, 0.05)))
+            stop.wait(max(0.0, min(wake - now, 0.05)))
+        if stop.is_set():
+            return
         if clock_pub is not None and log_ns > last_clock:  # the clock never lags the message it precedes
             publish_clock(log_ns)
         publishers[topic].publish(bytes(data))
@@ -249,6 +256,7 @@ def live_commands(
     import rclpy
     from geometry_msgs.msg import TwistStamped
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
 
     from lnn_control.nodes.policy import CMD_TOPIC  # the topic the command half publishes on
     from lnn_control.ros.stamps import stamp_to_ns
@@ -269,7 +277,7 @@ def live_commands(
         commands: dict[int, tuple[float, float]] = {}
         context_started = not rclpy.ok()
         if context_started:
-            rclpy.init(args=None, domain_id=int(env["ROS_DOMAIN_ID"]))
+            rclpy.init(args=None, domain_id=int(env["ROS_DOMAIN_ID"]), signal_handler_options=SignalHandlerOptions.NO)
         node = rclpy.create_node("lnn_control_live_eval")
         try:
             qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
@@ -280,8 +288,6 @@ def live_commands(
                     commands[stamp] = (float(msg.twist.angular.z), float(msg.twist.linear.x))
 
             node.create_subscription(TwistStamped, CMD_TOPIC, on_command, qos)
-            import threading
-
             from rclpy.executors import SingleThreadedExecutor
 
             executor = SingleThreadedExecutor()
@@ -341,22 +347,23 @@ def run(args: argparse.Namespace) -> int:
 
         apply(local_env(domain_id=int(os.environ.get("ROS_DOMAIN_ID") or 0)))
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=None)
-    try:
-        stats = play(
-            args.bag, rate=args.rate, clock_hz=args.clock, loop=args.loop, topics=args.topics,
-            qos_depth=args.qos_depth, wait_for_subscribers=args.wait_for_subscribers,
-            wait_timeout_s=args.wait_timeout, delay_s=args.delay,
-        )
-    except KeyboardInterrupt:
-        return 0
-    except (BagError, PlayError) as exc:
-        print(f"play: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if rclpy.ok():
-            rclpy.shutdown()
+    from lnn_control.ros.spin import StopRequest
+
+    with StopRequest() as stop:  # SIGINT, SIGTERM, SIGHUP end the playback; the context stays valid until the end
+        rclpy.init(args=None, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            stats = play(
+                args.bag, rate=args.rate, clock_hz=args.clock, loop=args.loop, topics=args.topics,
+                qos_depth=args.qos_depth, wait_for_subscribers=args.wait_for_subscribers,
+                wait_timeout_s=args.wait_timeout, delay_s=args.delay, stop=stop.event,
+            )
+        except (BagError, PlayError) as exc:
+            print(f"play: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            rclpy.try_shutdown()
     topics = ", ".join(f"{t} {n}" for t, n in sorted(stats.per_topic.items()))
     print(
         f"play: {stats.messages} messages ({topics}) in {stats.seconds:.2f} s"
