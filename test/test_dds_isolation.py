@@ -8,7 +8,8 @@ What can be checked from outside the process, without special tools:
 - that the Fast DDS profile is really in force: the participant's unicast ports are bound to 127.0.0.1 and the
   shared-memory transport is in use (``/dev/shm/fastrtps_*`` mapped);
 - with ``strace`` (where installed and permitted): every datagram the process sends while it works goes to a
-  loopback address.
+  loopback address. The trace runs from the moment strace is attached to every thread (``TracerPid``) until it
+  holds the node's answer to new endpoints of this process (discovery over UDP), not for a fixed time.
 
 Known, measured here: with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, rmw_fastrtps (Jazzy) appends its own UDPv4
 transport without an interface whitelist to the participant (participant.cpp, "Add UDP transport with increased max
@@ -37,7 +38,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from geometry_msgs.msg import Twist  # noqa: E402
-from ros_harness import NodeProcess, RosSession, free_domain_id  # noqa: E402
+from ros_harness import NodeProcess, RosSession, free_domain_id, publish_until  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from lnn_control.ros.env import PROFILE_VARS, local_env  # noqa: E402
@@ -93,8 +94,8 @@ def node(ros, tmp_path_factory):
         pub = ros.publisher("lnn/cmd_vel", Twist)
         out = ros.collect("cmd_vel", Twist)
         ros.wait_for_subscribers(pub)
-        pub.publish(twist_msg(0.0, 0.3, stamped=False))
-        out.wait_for(lambda m: abs(m.linear.x - 0.3) < 1e-9)
+        # until forwarded: the mux's cmd_vel writer may match this process's reader after the first forward
+        publish_until(pub, lambda: twist_msg(0.0, 0.3, stamped=False), out, lambda m: abs(m.linear.x - 0.3) < 1e-9)
         yield proc, pub
 
 
@@ -140,29 +141,59 @@ def test_every_udp_socket_is_bound_to_loopback(node, request):
     assert not outside, f"UDP sockets not bound to loopback (they can reach the network): {outside}"
 
 
+DESTINATION = re.compile(r'sin6?_addr=inet_pton\(AF_INET6?, "([^"]+)"\)|sin_addr=inet_addr\("([^"]+)"\)')
+
+
+def tracer_pids(pid: int, tids: list[str]) -> list[int]:
+    """The ``TracerPid`` of each of ``tids`` (threads of ``pid``) still there."""
+    found = []
+    for tid in tids:
+        try:
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:  # the thread ended
+            continue
+        found.append(int(re.search(r"^TracerPid:\s*(\d+)", status, re.MULTILINE)[1]))
+    return found
+
+
 @pytest.mark.skipif(not LINUX or not shutil.which("strace"), reason="needs strace on Linux")
-def test_everything_sent_goes_to_loopback(node, ros):
+def test_everything_sent_goes_to_loopback(node, ros, tmp_path):
     proc, pub = node
     tids = [p.name for p in Path(f"/proc/{proc.pid}/task").iterdir()]
-    args = ["strace", "-f", "-qq", "-e", "trace=sendto,sendmsg,sendmmsg,connect", "-e", "signal=none"]
+    log = tmp_path / "strace.txt"
+    args = ["strace", "-f", "-qq", "-o", str(log), "-e", "trace=sendto,sendmsg,sendmmsg,connect", "-e", "signal=none"]
     for tid in tids:
         args += ["-p", tid]
     tracer = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def traced() -> str:
+        return log.read_text(errors="replace") if log.exists() else ""
+
     try:
-        time.sleep(0.5)
-        if tracer.poll() is not None:
-            pytest.skip(f"strace cannot attach here: {tracer.stderr.read()[-300:]}")
+        # strace is attached once it is the tracer of every thread (or it gave up: then it exits)
+        deadline = time.monotonic() + 30
+        while not all(t == tracer.pid for t in tracer_pids(proc.pid, tids)):
+            if tracer.poll() is not None:
+                pytest.skip(f"strace cannot attach here: {tracer.stderr.read()[-300:]}")
+            assert time.monotonic() < deadline, "strace did not attach within 30 s"
+            time.sleep(0.01)
         repeater = ros.repeat(pub, lambda: twist_msg(0.1, 0.5, stamped=False), 50.0)
-        # new endpoints make the node exchange discovery data now (user data may go by shared memory instead)
+        # new endpoints make the node exchange discovery data now, over UDP (the profile's metatraffic locators;
+        # user data may go by shared memory instead); once their answer is here, trace on until the node sent a
+        # datagram after it (at the latest its next periodic announcement), so the whole exchange is in the trace
         teleop = ros.publisher("teleop/cmd_vel", Twist)
         ros.wait_for_subscribers(teleop)
         ros.collect("mux/active_source", String, LATCHED).wait_for(lambda m: True)
-        time.sleep(1.0)
+        answered = len(traced())
+        RosSession.wait_for(
+            lambda: DESTINATION.search(traced(), answered) is not None, 30, "a datagram of the node after its answer"
+        )
         repeater.stop()
     finally:
         tracer.send_signal(signal.SIGINT)
-        _, trace = tracer.communicate(timeout=10)
-    destinations = re.findall(r'sin6?_addr=inet_pton\(AF_INET6?, "([^"]+)"\)|sin_addr=inet_addr\("([^"]+)"\)', trace)
+        tracer.communicate(timeout=10)
+    trace = traced()
+    destinations = DESTINATION.findall(trace)
     addresses = {a or b for a, b in destinations}
     sends = len(re.findall(r"\b(sendto|sendmsg|sendmmsg)\(", trace))
     assert sends and addresses, f"strace saw {sends} sends, destinations {addresses}:\n{trace[-1000:]}"

@@ -10,7 +10,10 @@ its own, on one local-only domain (test/ros_harness.py):
 
 This process publishes real frames (the Donkeycar tub's JPEGs when ../shared/data is there, generated frames
 otherwise) with reliable QoS, one at a time (lockstep), and checks that every command carries its camera stamp and
-equals the offline ``Driver.observe`` on the same frames and stamps to 1e-5. No timing assertions.
+equals the offline ``Driver.observe`` on the same frames and stamps to 1e-5. No timing assertions, and no sleeping
+for DDS to settle: before the first test every link is proven by publishing until the answer is seen
+(:meth:`Graph.warm_up`), every wait is for a message, a log line or a service answer, and messages are told apart by
+their stamps and their order of arrival, never by when they came (one writer's messages arrive in order).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import re
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +37,19 @@ from geometry_msgs.msg import Twist, TwistStamped  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from ros_harness import Collector, NodeProcess, RosSession, free_domain_id  # noqa: E402
+from ros_harness import (  # noqa: E402
+    Collector,
+    NodeProcess,
+    RosSession,
+    free_domain_id,
+    publish_until_condition,
+)
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Float32MultiArray, Header  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 
-from lnn_control.driver import Driver, DriverConfig, LimitsConfig  # noqa: E402
+from lnn_control.driver import Driver, DriverConfig  # noqa: E402
 from lnn_control.nn.checkpoint import load, save  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
 from lnn_control.nodes.driver_params import ParameterError, load_policy, shipped_model  # noqa: E402
@@ -55,6 +65,8 @@ TUB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "donkeyca
 TOL = 1e-5
 FRAME_ID = "camera_optical"
 SIM_T0_NS = 1_000 * 10**9
+WARM_NS = 10**14  # stamps of the warm-up frames: far from every test's (and each test resets first)
+PROBE = "link_probe"  # the encoding or format of a frame the nodes drop with a warning: proves a link, changes nothing
 
 
 # -- frames ------------------------------------------------------------------------------------------------------------
@@ -127,34 +139,86 @@ class Graph:
     def send_stamped(self, ns: str, frames: list, frame_stamps: list[int]) -> dict[int, tuple[float, float]]:
         """Publish rgb8 frames one at a time, each after the command for the previous one arrived; commands by stamp.
 
-        Only what arrives after the first send counts (the watchdog may have used the same stamps before)."""
-        cmds, start = self.cmds[ns], time.monotonic()
+        Each frame goes out once, over a link :meth:`warm_up` proved (nothing is lost on it any more with one frame
+        in flight): a frame sent again would step the recurrent state again (its stamp a second time even resets
+        it), so a repeat would change the very values compared. Only what arrives after the first send counts (by
+        index: the watchdog may have used the same stamps before), and it must be one command per frame."""
+        cmds = self.cmds[ns]
+        first = len(cmds)
         for rgb, stamp in zip(frames, frame_stamps, strict=True):
             self.pubs[ns].publish(raw_msg(rgb, stamp))
-            cmds.wait_for(lambda m, s=stamp: stamp_of(m) == s, timeout=15, after=start)
-        return {stamp_of(m): values_of(m) for m in cmds.since(start) if stamp_of(m) in set(frame_stamps)}
+            cmds.wait_for(lambda m, s=stamp: stamp_of(m) == s, timeout=15, start=first)
+        answers = [m for m in cmds.messages[first:] if stamp_of(m) in set(frame_stamps)]
+        assert sorted(map(stamp_of, answers)) == sorted(frame_stamps), f"{ns}: not one command per frame"
+        return {stamp_of(m): values_of(m) for m in answers}
 
     def send_fused(self, jpeg: bytes, stamp: int) -> tuple[float, float]:
-        """One JPEG to drive_node (Twist), lockstep; zeros are the watchdog's before the first frame: skipped."""
-        start = time.monotonic()
+        """One JPEG to drive_node (Twist), lockstep and once (see :meth:`send_stamped`; a Twist has no stamp to tell
+        a repeat's answer from the first one's); zeros are the watchdog's before the first frame: skipped."""
+        first = len(self.cmds["fused"])
         self.pubs["fused"].publish(jpeg_msg(jpeg, stamp))
-        return values_of(self.cmds["fused"].wait_for(lambda m: values_of(m) != (0.0, 0.0), timeout=15, after=start))
+        answer = self.cmds["fused"].wait_for(lambda m: values_of(m) != (0.0, 0.0), timeout=15, start=first)
+        return values_of(answer)
 
     def expect_output(self, ns: str, text: str, timeout: float = 15.0) -> None:
         self.procs[ns].wait_for_output(re.escape(text), timeout)
 
+    def printed(self, ns: str, text: str) -> bool:
+        """Whether ``ns`` printed ``text`` (AssertionError, with its output, if the process is gone)."""
+        proc = self.procs[ns]
+        if text in proc.output():
+            return True
+        assert proc.alive, f"{proc.name} exited ({proc.returncode}):\n{proc.tail()}"
+        return False
+
     def publish_until_output(self, ns: str, pub: Any, msg: Any, text: str, timeout: float = 15.0) -> None:
         """Publish ``msg`` every 0.5 s until ``ns`` prints ``text``: a new best-effort writer's first samples are
-        lost while the reader has not discovered it yet, even once the writer counts the reader as matched."""
-        deadline = time.monotonic() + timeout
-        while True:
-            pub.publish(msg)
-            try:
-                self.procs[ns].wait_for_output(re.escape(text), 0.5)
-                return
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
+        lost while the reader has not discovered it yet, even once the writer counts the reader as matched. Only for
+        messages the node drops (a repeat changes nothing)."""
+        publish_until_condition(
+            pub, lambda: msg, lambda: self.printed(ns, text), timeout, 0.5, what=f"{self.procs[ns].name}: {text!r}"
+        )
+
+    def warm_up(self) -> None:
+        """Prove every link the tests use by publishing until the answer is seen (not a sleep for matches to settle).
+
+        - split: a real frame, with a new stamp each time, until its command, its features and a ``~/state`` came
+          back: camera -> perception_node -> policy_node (both readers best effort) and the three topics to this
+          process are matched. The answer to the latest frame means no earlier one is still on its way (one
+          writer's samples arrive in order, a best-effort reader drops older ones), so the reset after this is the
+          last thing the state sees of the warm-up;
+        - fused, sim: a frame the node drops with a warning (no state, no watchdog feed), until the warning is
+          printed; fused's commands reach this process already (its watchdog's zeros before any frame). The sim
+          node's /clock and commands are proven by its test, which runs the clock until the watchdog answers.
+        """
+        cmds, feats, state = self.cmds["split"], self.features, self.state
+        starts = len(cmds), len(feats), len(state)
+        sent: list[int] = []
+
+        def frame() -> Image:
+            sent.append(WARM_NS + len(sent) * 50_000_000)
+            return raw_msg(self.rgbs[0], sent[-1])
+
+        def answered() -> bool:
+            latest = sent[-1]
+            return (
+                cmds.find(lambda m: stamp_of(m) == latest, starts[0]) is not None
+                and feats.find(lambda m: stamp_of(m) == latest, starts[1]) is not None
+                and len(state) > starts[2]
+            )
+
+        what = "split: the command, features and ~/state of the latest warm-up frame"
+        publish_until_condition(self.pubs["split"], frame, answered, 60, 0.2, max_period=2.0, what=what)
+        probe = jpeg_msg(self.jpegs[0], WARM_NS)
+        probe.format = PROBE
+        dropped = f"/fused/camera/image_raw/compressed: frame dropped: unsupported compressed format '{PROBE}'"
+        self.publish_until_output("fused", self.pubs["fused"], probe, dropped, 60)
+        self.ros.wait_for(lambda: len(self.cmds["fused"]) > 0, 60, "a command of the fused node's watchdog here")
+        probe = raw_msg(self.rgbs[0], WARM_NS)
+        probe.encoding = PROBE
+        self.publish_until_output("sim", self.pubs["sim"], probe, f"/sim/camera/image_raw: frame dropped: "
+                                  f"unsupported encoding '{PROBE}'", 60)
+        self.reset("split", "policy_node")
 
 
 def assert_commands(got: dict[int, tuple[float, float]], expected: list, context: str = "") -> None:
@@ -229,7 +293,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
             ros.wait_for(lambda: ros.node.count_subscribers("/split/lnn/features") >= 2, 60, "policy_node on features")
             for ns, node in (("split", "policy_node"), ("fused", "drive_node"), ("sim", "drive_node")):
                 graph.reset(ns, node)  # services up
-            time.sleep(0.5)  # let the last matches settle
+            graph.warm_up()
             yield graph
         finally:
             for proc in procs.values():
@@ -276,18 +340,20 @@ def test_features_message_round_trip():
 def test_split_commands_carry_camera_stamps_and_equal_offline(graph):
     graph.reset("split", "policy_node")
     frame_stamps = stamps(10**15, 30)
-    start = time.monotonic()
+    first_feature, first_state = len(graph.features), len(graph.state)
     got = graph.send_stamped("split", graph.rgbs[:30], frame_stamps)
     driver = Driver(load(graph.model))
     assert_commands(got, graph.offline(graph.rgbs[:30], frame_stamps, driver), "split")
-    # the features carry the camera header and equal the offline encoder's
-    feats = {stamp_of(m): m for m in graph.features.since(start)}
-    assert sorted(feats) == frame_stamps
-    for rgb, s in zip(graph.rgbs, frame_stamps, strict=False):
-        assert feats[s].header.frame_id == FRAME_ID
-        np.testing.assert_allclose(features_from_msg(feats[s], 32), driver.features(rgb), atol=TOL)
+    # the features carry the camera header and equal the offline encoder's: one per frame, in order (the last one
+    # may come after its command, on another topic: wait for it; one writer's messages arrive in order)
+    graph.features.wait_for(lambda m: stamp_of(m) == frame_stamps[-1], start=first_feature)
+    feats = graph.features.messages[first_feature:]
+    assert [stamp_of(m) for m in feats] == frame_stamps
+    for rgb, msg in zip(graph.rgbs, feats, strict=False):
+        assert msg.header.frame_id == FRAME_ID
+        np.testing.assert_allclose(features_from_msg(msg, 32), driver.features(rgb), atol=TOL)
     # ~/state: the neuron activity after the last frame
-    graph.state.wait_for(lambda m: np.allclose(np.array(m.data), driver.activity, atol=TOL), after=start)
+    graph.state.wait_for(lambda m: np.allclose(np.array(m.data), driver.activity, atol=TOL), start=first_state)
 
 
 def test_reset_service_forgets_the_state(graph):
@@ -319,24 +385,21 @@ def test_enable_service_zeroes_the_command_and_keeps_integrating(graph):
 
 def test_watchdog_publishes_zero_until_frames_return(graph):
     graph.reset("split", "policy_node")
+    cmds = graph.cmds["split"]
     frame_stamps = stamps(4 * 10**15, 4)
     graph.send_stamped("split", graph.rgbs[:4], frame_stamps)
-    start = time.monotonic()
+    stopped = len(cmds)  # what comes after the last frame's command (one writer: in order), not after a wall time
     # no frames: after 0.2 s the watchdog publishes zero velocity, stamped with the node clock, again and again
-    RosSession.wait_for(lambda: len(watchdog_zeros(graph, start, frame_stamps)) >= 3, 15, "3 zero commands")
+    cmds.wait_for_count(stopped + 3, timeout=15)
+    zeros = cmds.messages[stopped:]
+    assert all(values_of(m) == (0.0, 0.0) and stamp_of(m) not in frame_stamps for m in zeros), zeros
     now_ns = time.time_ns()
-    assert all(abs(stamp_of(m) - now_ns) < 60 * 10**9 for m in watchdog_zeros(graph, start, frame_stamps))
+    assert all(abs(stamp_of(m) - now_ns) < 60 * 10**9 for m in zeros)
     graph.expect_output("split", "/split/lnn/features: no input for 0.2 s: publishing zero velocity")
     # frames return: commands again (the gap > reset_gap reset the state, as on a fresh start)
     back = [4 * 10**15 + 5 * 10**9]
     got = graph.send_stamped("split", [graph.rgbs[10]], back)
     assert_commands(got, graph.offline([graph.rgbs[10]], back), "after the watchdog")
-
-
-def watchdog_zeros(graph: Graph, start: float, frame_stamps: list[int]) -> list:
-    return [
-        m for m in graph.cmds["split"].since(start) if stamp_of(m) not in frame_stamps and values_of(m) == (0.0, 0.0)
-    ]
 
 
 def test_bad_frames_are_dropped_with_a_warning_and_the_next_good_frame_is_right(graph):
@@ -364,8 +427,8 @@ def test_bad_frames_are_dropped_with_a_warning_and_the_next_good_frame_is_right(
         (empty, "empty data"),
         (absurd, "absurd size 100000x100000"),
     ):
-        graph.pubs["split"].publish(msg)  # one at a time: a burst could overflow the sensor-data queue
-        graph.expect_output("split", topic + problem)
+        # one at a time (a burst could overflow the sensor-data queue), until seen: a dropped frame changes nothing
+        graph.publish_until_output("split", graph.pubs["split"], msg, topic + problem)
     got.update(graph.send_stamped("split", graph.rgbs[5:10], good[5:]))
     assert_commands(got, graph.offline(graph.rgbs[:10], good), "around bad frames")
     assert graph.procs["split"].alive
@@ -373,30 +436,43 @@ def test_bad_frames_are_dropped_with_a_warning_and_the_next_good_frame_is_right(
 
 def test_bad_features_are_dropped_and_a_nan_output_stops_and_resets(graph):
     graph.reset("split", "policy_node")
+    cmds = graph.cmds["split"]
+    first = len(cmds)
     pub = graph.ros.publisher("/split/lnn/features", Image)
-    graph.ros.wait_for_subscribers(pub, 2)
-    base = 6 * 10**15
-    header = Header(frame_id=FRAME_ID, stamp=ns_to_stamp(base))
-    wrong_encoding = features_to_msg(np.zeros(32, np.float32), header)
-    wrong_encoding.encoding = "mono8"
-    topic = "/split/lnn/features: features dropped: "
-    for msg, problem in (
-        (features_to_msg(np.zeros(5, np.float32), header), "size 5x1, expected 32x1"),
-        (wrong_encoding, "encoding 'mono8', expected '32FC1'"),
-    ):
-        graph.publish_until_output("split", pub, msg, topic + problem)
-    start = time.monotonic()
-    nan_stamp = base + 50_000_000
-    pub.publish(features_to_msg(np.full(32, np.nan, np.float32), Header(stamp=ns_to_stamp(nan_stamp))))
-    zero = graph.cmds["split"].wait_for(lambda m: stamp_of(m) == nan_stamp, after=start)
-    assert values_of(zero) == (0.0, 0.0)
-    assert not any(stamp_of(m) == base for m in graph.cmds["split"].since(start)), "malformed features drove"
-    graph.expect_output("split", "non-finite policy output: state reset, stopping")
-    # the state was reset: the next frame is driven as on a fresh start
-    nxt = [base + 100_000_000]
-    got = graph.send_stamped("split", [graph.rgbs[3]], nxt)
-    assert_commands(got, graph.offline([graph.rgbs[3]], nxt), "after a NaN")
-    graph.ros.node.destroy_publisher(pub)
+    try:
+        graph.ros.wait_for_subscribers(pub, 2)
+        base = 6 * 10**15
+        header = Header(frame_id=FRAME_ID, stamp=ns_to_stamp(base))
+        wrong_encoding = features_to_msg(np.zeros(32, np.float32), header)
+        wrong_encoding.encoding = "mono8"
+        topic = "/split/lnn/features: features dropped: "
+        for msg, problem in (
+            (features_to_msg(np.zeros(5, np.float32), header), "size 5x1, expected 32x1"),
+            (wrong_encoding, "encoding 'mono8', expected '32FC1'"),
+        ):
+            graph.publish_until_output("split", pub, msg, topic + problem)
+        # NaN features until the zero answering the latest of them is here (each NaN resets the state and answers
+        # zero, so a repeat changes nothing; the latest answered, none is still on its way)
+        nan_stamps: list[int] = []
+
+        def nan_features() -> Image:
+            nan_stamps.append(base + 50_000_000 + len(nan_stamps))
+            return features_to_msg(np.full(32, np.nan, np.float32), Header(stamp=ns_to_stamp(nan_stamps[-1])))
+
+        publish_until_condition(
+            pub, nan_features, lambda: cmds.find(lambda m: stamp_of(m) == nan_stamps[-1], first) is not None,
+            max_period=2.0, what="the command answering the latest NaN features",
+        )
+        answers = [m for m in cmds.messages[first:] if stamp_of(m) in nan_stamps]
+        assert answers and all(values_of(m) == (0.0, 0.0) for m in answers), answers
+        assert not any(stamp_of(m) == base for m in cmds.messages[first:]), "malformed features drove"
+        graph.expect_output("split", "non-finite policy output: state reset, stopping")
+        # the state was reset: the next frame is driven as on a fresh start
+        nxt = [base + 100_000_000]
+        got = graph.send_stamped("split", [graph.rgbs[3]], nxt)
+        assert_commands(got, graph.offline([graph.rgbs[3]], nxt), "after a NaN")
+    finally:
+        graph.ros.node.destroy_publisher(pub)
 
 
 def test_limits_change_at_run_time_and_invalid_changes_are_refused(graph):
@@ -411,11 +487,11 @@ def test_limits_change_at_run_time_and_invalid_changes_are_refused(graph):
     try:
         assert set_params(max_steering=0.01)[0].successful
         refused = set_params(min_dt=0.9)[0]  # above max_dt: TimingConfig refuses it
-        assert not refused.successful and "min_dt_s" in refused.reason
+        assert not refused.successful and "min_dt" in refused.reason  # the parameter, named as the node names it
         graph.reset("split", "policy_node")
         frame_stamps = stamps(7 * 10**15, 6)
         got = graph.send_stamped("split", graph.rgbs[:6], frame_stamps)
-        limited = Driver(load(graph.model), DriverConfig(limits=LimitsConfig(max_steering=0.01)))
+        limited = Driver(load(graph.model), DriverConfig(max_steering=0.01))
         assert_commands(got, graph.offline(graph.rgbs[:6], frame_stamps, limited), "limits")
         assert all(abs(steering) <= 0.01 for steering, _ in got.values())
     finally:
@@ -436,8 +512,7 @@ def test_fused_node_on_jpegs_equals_offline_and_survives_corrupt_jpegs(graph):
         (graph.jpegs[0][: len(graph.jpegs[0]) // 3], "corrupt or truncated JPEG"),
         (b"", "empty data"),
     ):
-        graph.pubs["fused"].publish(jpeg_msg(data, frame_stamps[9] + 1))
-        graph.expect_output("fused", topic + problem)
+        graph.publish_until_output("fused", graph.pubs["fused"], jpeg_msg(data, frame_stamps[9] + 1), topic + problem)
     got += [graph.send_fused(j, s) for j, s in zip(graph.jpegs[10:20], frame_stamps[10:], strict=True)]
     expected = graph.offline(graph.rgbs[:20], frame_stamps)
     for (steering, velocity), c in zip(got, expected, strict=True):
@@ -458,40 +533,96 @@ def test_both_layouts_give_the_same_commands(graph):
 # -- sim time ----------------------------------------------------------------------------------------------------------
 
 
-def test_sim_time_drives_stamps_and_the_watchdog(graph):
-    cmds = graph.cmds["sim"]
-    sim_ns = SIM_T0_NS
+class SimClock:
+    """The /clock this test publishes for the ``/sim`` node, in steps of 10 ms, and what the node acknowledges of it.
 
-    def tick(seconds: float, step_ns: int = 10_000_000) -> None:
-        nonlocal sim_ns
-        for _ in range(int(seconds * 1e9 / step_ns)):
-            sim_ns += step_ns
-            graph.clock.publish(Clock(clock=ns_to_stamp(sim_ns)))
+    The node's /clock reader is best effort (rclpy's), and its watchdog answers only when sim time passes one of its
+    deadlines (every 50 ms of sim time at 20 Hz): so the clock runs until an answer is seen, never for a fixed time.
+    """
+
+    STEP_NS = 10_000_000
+
+    def __init__(self, publisher: Any, cmds: Collector, now_ns: int) -> None:
+        self.publisher = publisher
+        self.cmds = cmds
+        self.now_ns = now_ns
+
+    def step(self) -> None:
+        self.now_ns += self.STEP_NS
+        self.publisher.publish(Clock(clock=ns_to_stamp(self.now_ns)))
+
+    def run(self, seconds: float) -> None:
+        """Advance ``seconds`` of sim time at twice real time (a step every 5 ms of wall time: the clock's pace, not
+        a wait for anything)."""
+        for _ in range(round(seconds * 1e9 / self.STEP_NS)):
+            self.step()
             time.sleep(0.005)
 
+    def run_until(self, predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        """Advance at twice real time until ``predicate()``."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not within {timeout} s of running the clock (at {self.now_ns} ns)")
+            self.step()
+            time.sleep(0.005)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Step until the node's watchdog answers the clock's latest value (a zero stamped with it; the watchdog must
+        be expired): the node's clock then stands exactly at ``now_ns``, and that zero is the last thing it publishes
+        until the clock moves on. A step whose answer comes later than ``patience`` is stepped past (its answer then
+        has an older stamp), and patience doubles."""
+        deadline = time.monotonic() + timeout
+        patience = 0.1
+        start = len(self.cmds)
+        while True:
+            self.step()
+            target = self.now_ns
+            try:
+                self.cmds.wait_for(lambda m, t=target: stamp_of(m) == t, timeout=patience, start=start)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"no watchdog zero stamped with the clock's {target} ns within {timeout} s"
+                    ) from None
+            if self.cmds.find(lambda m, t=target: stamp_of(m) < t, start) is not None:
+                patience, start = min(2.0, 2 * patience), len(self.cmds)
+
+
+def test_sim_time_drives_stamps_and_the_watchdog(graph):
+    cmds = graph.cmds["sim"]
+    clock = SimClock(graph.clock, cmds, SIM_T0_NS)
+    first = len(cmds)
+
+    def sim_stamped() -> list:
+        return [m for m in cmds.messages[first:] if SIM_T0_NS <= stamp_of(m) <= clock.now_ns]
+
     # the clock runs, no frames: the watchdog's zero commands are stamped with sim time
-    tick(0.5)
-    RosSession.wait_for(lambda: sum(SIM_T0_NS <= stamp_of(m) <= sim_ns for m in cmds.messages) >= 2, 15, "zeros")
-    assert all(values_of(m) == (0.0, 0.0) for m in cmds.messages if SIM_T0_NS <= stamp_of(m) <= sim_ns)
+    clock.run_until(lambda: len(sim_stamped()) >= 2, "2 zero commands stamped with sim time")
+    assert all(values_of(m) == (0.0, 0.0) for m in cmds.messages[first:])
     graph.expect_output("sim", "/sim/camera/image_raw: no input yet")
     # frames stamped with sim time (exposed 5 ms before the clock's now): commands carry those stamps, equal offline
     frame_stamps = []
     for _ in range(10):
-        tick(0.05)
-        frame_stamps.append(sim_ns - 5_000_000)
+        clock.run(0.05)
+        frame_stamps.append(clock.now_ns - 5_000_000)
+    clock.settle()  # the node's clock is at clock.now_ns: the frames feed its watchdog with that
+    fed_ns = clock.now_ns
     graph.reset("sim", "drive_node")
     got = graph.send_stamped("sim", graph.rgbs[:10], frame_stamps)
     assert_commands(got, graph.offline(graph.rgbs[:10], frame_stamps), "sim time")
-    # frames stop, sim time runs on past the timeout: zero velocity stamped 0.2 s (sim) after the last input or later
-    start = time.monotonic()
-    fed_ns = sim_ns
-    tick(0.5)
-    cmds.wait_for(lambda m: stamp_of(m) > fed_ns, after=start)
-    late = [m for m in cmds.since(start) if stamp_of(m) > fed_ns]
-    assert all(values_of(m) == (0.0, 0.0) and stamp_of(m) <= sim_ns for m in late)
-    assert min(stamp_of(m) for m in late) >= fed_ns + 200_000_000
-    # the clock stops: sim time stands still, so does the watchdog's timer (however long we wait in wall time)
-    time.sleep(0.5)
+    # frames stop, sim time runs on past the timeout: zero velocity stamped 0.2 s (sim) after the last input or later;
+    # nothing else (sim time stood still while the frames went, so the watchdog's timer did not fire)
+    stopped = len(cmds)
+    clock.run_until(lambda: len(cmds) > stopped, "a zero command after the last frame")
+    clock.settle()  # until the last one: nothing more is on its way while the clock stands
+    late = cmds.messages[stopped:]
+    assert all(values_of(m) == (0.0, 0.0) for m in late), late
+    assert all(fed_ns + 200_000_000 <= stamp_of(m) <= clock.now_ns for m in late), (fed_ns, list(map(stamp_of, late)))
+    # the clock stops: sim time stands still, so does the watchdog's timer (however long we wait in wall time). An
+    # absence can only be watched for a while: nothing is on its way (settle), so whatever arrives in this second
+    # comes from a timer running on wall time, which at 20 Hz would fire about 20 times.
     count = len(cmds)
     time.sleep(1.0)
     assert len(cmds) == count, "the watchdog fired while sim time stood still"
