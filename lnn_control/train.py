@@ -1,26 +1,13 @@
 """``lnn-control train``: imitation learning from bags, backpropagation through time over windows of frames.
 
-One run reads its configuration from a YAML file (``config/train.yaml``: sections ``preprocess``, ``timing``,
-``model``, ``dataset``, ``training``, ``augment``; ``--set section.key=value`` overrides any field), builds the
-dataset cache (:mod:`lnn_control.data.dataset`), splits train and validation **by bag**, and trains a
-:class:`Policy` (``ltc``, ``cfc``, ``lstm`` or ``cnn`` core behind the shared conv head) on windows of
-``dataset.window`` frames with the dt the Driver computes between them (:mod:`lnn_control.timing`; the ``timing``
-section is stored in the checkpoint beside ``preprocess``, and the Driver runs it).
-
-- Targets are normalised with the training set's mean and standard deviation, stored in the policy's config
-  (``target_mean``, ``target_std``), so the checkpoint outputs commands in real units.
-- Loss: mean squared error in normalised space, each element weighted by ``exp(alpha * |y|)`` (the NCP paper's
-  weighting; ``y`` the target in command units, for the outputs named in ``training.weighted_outputs``;
-  ``training.loss_alpha = 0`` disables it) and by ``training.output_weights``.
-- Augmentation (:func:`augment_windows`) on the uint8 windows, one draw per window so all its frames change alike:
-  brightness and contrast, a shadow (a darkened half-plane), Gaussian noise, a small shift. Labels are unchanged.
-- AdamW with a cosine (linear warm-up, then cosine decay) or one-cycle (``torch.optim.lr_scheduler.OneCycleLR``)
-  schedule stepped per batch; gradient clipping; early stopping when the validation loss has not improved for
-  ``training.patience`` epochs.
-- ``--precision bf16`` runs the forward pass under ``torch.autocast`` (bfloat16); the loss stays float32.
-- Multi-GPU / multi-process through ``torchrun``: ``torch.distributed`` is initialised from its environment
-  variables (``nccl`` on CUDA, ``gloo`` on CPU), the model is wrapped in ``DistributedDataParallel`` and each process
-  reads its shard through ``DistributedSampler``; only rank 0 writes files.
+A run reads a YAML configuration (``config/train.yaml``: sections ``preprocess``, ``timing``, ``model``, ``dataset``,
+``training``, ``augment``; ``--set section.key=value`` overrides any field), builds the dataset cache
+(:mod:`lnn_control.data.dataset`), splits train and validation **by bag**, and trains a :class:`Policy` on windows of
+``dataset.window`` frames with the dt the Driver computes between them (:mod:`lnn_control.timing`). Targets are
+normalised by the training set's mean and std, stored in the policy's config; the loss is :func:`weighted_mse`, the
+augmentation :func:`augment_windows`, the schedule :func:`make_scheduler` (AdamW, stepped per batch), with early
+stopping after ``training.patience`` epochs without improvement. Under ``torchrun`` the model runs in
+DistributedDataParallel, each process reads its shard, and only rank 0 writes files.
 
 The output folder holds::
 
@@ -31,9 +18,8 @@ The output folder holds::
     state.safetensors/.json   optimizer, scheduler, RNG and epoch counters, for an exact resume (no pickle)
     metrics.csv               one row per epoch; tb/ TensorBoard scalars when tensorboard is installed
 
-Exact resume: the data order and the augmentation of every batch are functions of (seed, epoch, batch, rank), and
-the optimizer, scheduler and torch RNG states are saved after every epoch, so ``--resume DIR`` continues to the same
-weights as an uninterrupted run (on CPU, bit for bit).
+``--resume DIR`` continues to the same weights as an uninterrupted run (on CPU, bit for bit): the data order and
+the augmentation of every batch are functions of (seed, epoch, batch, rank), and the state is saved every epoch.
 """
 
 from __future__ import annotations
@@ -62,7 +48,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lnn_control.data.bags import BagError, discover_bags
-from lnn_control.data.dataset import DatasetConfig, Episode, WindowDataset, load_episodes, split_by_bag
+from lnn_control.data.dataset import (
+    BagFailure,
+    DatasetConfig,
+    Episode,
+    WindowDataset,
+    load_episodes,
+    split_by_bag,
+)
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy, PolicyConfig
 from lnn_control.paths import config_file
@@ -138,6 +131,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
+    """cosine (linear warm-up, then cosine decay), onecycle (torch's OneCycleLR) or constant; stepped per batch."""
     warmup_fraction: float = 0.05
     """Share of all steps spent warming up (cosine) or rising to the peak (onecycle)."""
     min_lr_ratio: float = 0.02
@@ -156,6 +150,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     precision: str = "fp32"
+    """fp32, or bf16: the forward pass under torch.autocast (bfloat16); the loss stays float32."""
     deterministic: bool = True
     """torch.use_deterministic_algorithms (warn only where an op has no deterministic version)."""
     workers: int = 0
@@ -725,22 +720,6 @@ class TrainResult:
     """This process's rank under torchrun (0 otherwise); only rank 0 writes files."""
 
 
-def _load(bags: Sequence[str | Path], config: RunConfig, dist: Dist, what: str):
-    cfg = config.training
-    if not bags:
-        return [], []
-    kwargs = dict(cache_dir=cfg.cache_dir, strict=cfg.strict, progress=cfg.progress and dist.main)
-    if dist.main:
-        episodes, failures = load_episodes(bags, config.dataset, **kwargs)
-    dist.barrier()  # rank 0 built the caches; the others only read them
-    if not dist.main:
-        episodes, failures = load_episodes(bags, config.dataset, **{**kwargs, "progress": False})
-    for failure in failures:
-        if dist.main:
-            print(f"train: skipping {what} bag: {failure.error}", file=sys.stderr)
-    return episodes, failures
-
-
 def train(
     config: RunConfig,
     bags: Sequence[str | Path],
@@ -770,15 +749,6 @@ def train(
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
-def _resumed_policy(resume_dir: Path, config: RunConfig, dev: torch.device) -> Policy:
-    """The run's last policy, carrying the timing the windows follow now (what its checkpoints then record)."""
-    policy = checkpoint.load(resume_dir / "last", device=dev).train()
-    if policy.config.timing != config.timing:
-        log.warning("resume: timing %s replaces the checkpoint's %s", config.timing, policy.config.timing)
-        policy.config.timing = config.timing
-    return policy
-
-
 def _train(
     config: RunConfig,
     bags: Sequence[str | Path],
@@ -788,12 +758,78 @@ def _train(
     device: str,
     stop_after_epochs: int | None,
 ) -> TrainResult:
+    """One run: data, model, the run's files, then epochs until the schedule, early stopping or the time limit."""
     cfg = config.training
     dist = init_distributed(device)
     dev = resolve_device(device, dist)
     torch.manual_seed(cfg.seed)
+    data = _load_data(config, bags, val_bags, dist)
+    resume_dir = Path(resume) if resume is not None else None
+    run = _prepare(config, data, out, resume_dir, dist, dev)
+    start_epoch = int(run.counters["epoch"])
+    if dist.main:
+        run.metrics = _write_run_files(run, resume_dir, start_epoch)
+        _print_start(run)
+    last_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, start_epoch + stop_after_epochs)
+    try:
+        history, stopped_early, out_of_time = _run_epochs(run, start_epoch, last_epoch)
+    finally:
+        if run.metrics is not None:
+            run.metrics.close()
+        dist.barrier()
+    return TrainResult(
+        out=out,
+        epochs_run=int(run.counters["epoch"]),
+        best_epoch=int(run.counters["best_epoch"]),
+        best_monitor=float(run.counters["best"]),
+        stopped_early=stopped_early,
+        out_of_time=out_of_time,
+        history=history,
+        skipped_bags=run.run_info["skipped_bags"],
+        rank=dist.rank,
+    )
 
-    # -- data ----------------------------------------------------------------------------------------------------
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run: data (bags -> episodes split by bag -> windows -> loaders)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Data:
+    """A run's episodes, the bags it skipped, and the windows it trains and validates on."""
+
+    train_episodes: list[Episode]
+    val_episodes: list[Episode]
+    failures: list[BagFailure]
+    train_set: WindowDataset
+    val_set: WindowDataset | None
+
+
+def _load(
+    bags: Sequence[str | Path], config: RunConfig, dist: Dist, what: str
+) -> tuple[list[Episode], list[BagFailure]]:
+    """Episodes of ``bags`` (rank 0 builds the caches, the other ranks then read them) and the bags skipped."""
+    cfg = config.training
+    if not bags:
+        return [], []
+    kwargs = dict(cache_dir=cfg.cache_dir, strict=cfg.strict, progress=cfg.progress and dist.main)
+    if dist.main:
+        episodes, failures = load_episodes(bags, config.dataset, **kwargs)
+    dist.barrier()
+    if not dist.main:
+        episodes, failures = load_episodes(bags, config.dataset, **{**kwargs, "progress": False})
+    for failure in failures:
+        if dist.main:
+            print(f"train: skipping {what} bag: {failure.error}", file=sys.stderr)
+    return episodes, failures
+
+
+def _episodes(
+    config: RunConfig, bags: Sequence[str | Path], val_bags: Sequence[str | Path] | None, dist: Dist
+) -> tuple[list[Episode], list[Episode], list[BagFailure]]:
+    """Training and validation episodes (``val_bags`` when given, else a split of ``bags`` by bag), bags skipped."""
+    cfg = config.training
     bag_paths = discover_bags(bags)
     if not bag_paths:
         raise TrainError("no bags given")
@@ -801,214 +837,351 @@ def _train(
     val_paths = discover_bags(val_bags) if val_bags else []
     if val_paths:
         val_episodes, val_failures = _load(val_paths, config, dist, "validation")
-        failures += val_failures
-        train_episodes = episodes
-    elif cfg.val_fraction > 0 and len(episodes) >= 2:
+        return episodes, val_episodes, failures + val_failures
+    if cfg.val_fraction > 0 and len(episodes) >= 2:
         train_episodes, val_episodes = split_by_bag(episodes, cfg.val_fraction, seed=cfg.seed)
-    else:
-        if cfg.val_fraction > 0 and dist.main:
-            print(
-                "train: one usable bag, so no validation split (give --val-bags or more bags); "
-                "early stopping is off",
-                file=sys.stderr,
-            )
-        train_episodes, val_episodes = episodes, []
+        return train_episodes, val_episodes, failures
+    if cfg.val_fraction > 0 and dist.main:
+        print(
+            "train: one usable bag, so no validation split (give --val-bags or more bags); early stopping is off",
+            file=sys.stderr,
+        )
+    return episodes, [], failures
+
+
+def _load_data(
+    config: RunConfig, bags: Sequence[str | Path], val_bags: Sequence[str | Path] | None, dist: Dist
+) -> _Data:
+    """Bags -> episodes -> training and validation windows; a :class:`TrainError` when there is nothing to train on."""
+    train_episodes, val_episodes, failures = _episodes(config, bags, val_bags, dist)
     if not train_episodes:
         raise TrainError("no usable training bag: " + "; ".join(f.error for f in failures))
+    window = config.dataset.window
     train_set = WindowDataset.from_config(train_episodes, config.dataset)
     val_set = WindowDataset.from_config(val_episodes, config.dataset) if val_episodes else None
     if len(train_set) == 0:
         raise TrainError(
-            f"the training bags give no window of {config.dataset.window} frames "
+            f"the training bags give no window of {window} frames "
             f"({train_set.short_segments} segments are shorter): lower dataset.window or record longer"
         )
     if val_set is not None and len(val_set) == 0:
-        raise TrainError(f"the validation bags give no window of {config.dataset.window} frames")
+        raise TrainError(f"the validation bags give no window of {window} frames")
+    return _Data(train_episodes, val_episodes, failures, train_set, val_set)
 
-    # -- model, optimizer, schedule --------------------------------------------------------------------------------
-    resume_dir = Path(resume) if resume is not None else None
-    if resume_dir is not None:
-        policy = _resumed_policy(resume_dir, config, dev)
-        mean, std = list(policy.config.target_mean), list(policy.config.target_std)
-    else:
-        mean, std = target_statistics(train_episodes)
-        policy = Policy(config.policy_config(mean, std)).to(dev)
-    policy.train()
-    module: nn.Module = policy
-    if dist.active:
-        module = nn.parallel.DistributedDataParallel(
-            policy, device_ids=[dev.index] if dev.type == "cuda" else None,
-            find_unused_parameters=bool(unused_parameters(policy)),
-        )
-    sampler = DistributedSampler(train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
+
+def _loaders(
+    data: _Data, cfg: TrainConfig, dist: Dist, dev: torch.device
+) -> tuple[DistributedSampler, DataLoader, DataLoader | None]:
+    """The training sampler (shuffled by seed and epoch, one shard per process) and the two loaders."""
+    sampler = DistributedSampler(data.train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(
-        train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+        data.train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
         pin_memory=dev.type == "cuda", drop_last=False,
     )
-    val_loader = None
-    if val_set is not None:
-        val_sampler = DistributedSampler(val_set, num_replicas=dist.world, rank=dist.rank, shuffle=False)
-        val_loader = DataLoader(val_set, batch_size=cfg.batch_size, sampler=val_sampler, num_workers=cfg.workers)
+    if data.val_set is None:
+        return sampler, loader, None
+    val_sampler = DistributedSampler(data.val_set, num_replicas=dist.world, rank=dist.rank, shuffle=False)
+    return sampler, loader, DataLoader(data.val_set, batch_size=cfg.batch_size, sampler=val_sampler,
+                                       num_workers=cfg.workers)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run: model, optimiser, schedule (new or resumed)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """What every epoch of a run uses and updates."""
+
+    config: RunConfig
+    out: Path
+    dist: Dist
+    device: torch.device
+    policy: Policy
+    module: nn.Module
+    """The policy, or its DistributedDataParallel wrapper under torchrun."""
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_spec: LossSpec
+    sampler: DistributedSampler
+    loader: DataLoader
+    val_loader: DataLoader | None
+    steps_per_epoch: int
+    counters: dict[str, Any]
+    """epoch, step, best, best_epoch, bad_epochs: what state.json stores for a resume."""
+    run_info: dict[str, Any]
+    """What run.json holds."""
+    metrics: MetricsLog | None = None
+    """Rank 0 only."""
+
+
+def _build_policy(config: RunConfig, train_episodes: Sequence[Episode], resume_dir: Path | None,
+                  dev: torch.device) -> Policy:
+    """The resumed run's last policy, or a new one normalised by the training targets' statistics; in train mode."""
+    if resume_dir is not None:
+        policy = _resumed_policy(resume_dir, config, dev)
+    else:
+        policy = Policy(config.policy_config(*target_statistics(train_episodes))).to(dev)
+    return policy.train()
+
+
+def _resumed_policy(resume_dir: Path, config: RunConfig, dev: torch.device) -> Policy:
+    """The run's last policy, carrying the timing the windows follow now (what its checkpoints then record)."""
+    policy = checkpoint.load(resume_dir / "last", device=dev).train()
+    if policy.config.timing != config.timing:
+        log.warning("resume: timing %s replaces the checkpoint's %s", config.timing, policy.config.timing)
+        policy.config.timing = config.timing
+    return policy
+
+
+def _distributed(policy: Policy, dist: Dist, dev: torch.device) -> nn.Module:
+    """``policy`` wrapped in DistributedDataParallel under torchrun, else ``policy`` itself."""
+    if not dist.active:
+        return policy
+    return nn.parallel.DistributedDataParallel(
+        policy, device_ids=[dev.index] if dev.type == "cuda" else None,
+        find_unused_parameters=bool(unused_parameters(policy)),
+    )
+
+
+def _prepare(
+    config: RunConfig, data: _Data, out: Path, resume_dir: Path | None, dist: Dist, dev: torch.device
+) -> _Run:
+    """Policy, loaders, optimiser, schedule, loss and counters; a resume restores the optimiser, schedule and RNG."""
+    cfg = config.training
+    policy = _build_policy(config, data.train_episodes, resume_dir, dev)
+    module = _distributed(policy, dist, dev)
+    sampler, loader, val_loader = _loaders(data, cfg, dist, dev)
     steps_per_epoch = min(len(loader), cfg.steps_per_epoch) if cfg.steps_per_epoch else len(loader)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     loss_spec = LossSpec.build(cfg, policy.config.outputs, dev)
-
     counters: dict[str, Any] = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0}
     if resume_dir is not None:
         counters.update(load_state(resume_dir, optimizer, scheduler, dev))
-    start_epoch = int(counters["epoch"])
+    return _Run(
+        config=config, out=out, dist=dist, device=dev, policy=policy, module=module, optimizer=optimizer,
+        scheduler=scheduler, loss_spec=loss_spec, sampler=sampler, loader=loader, val_loader=val_loader,
+        steps_per_epoch=steps_per_epoch, counters=counters, run_info=_run_info(data, policy, dist, dev),
+    )
 
-    # -- bookkeeping (rank 0) --------------------------------------------------------------------------------------
-    run_info = {
-        "bags": [str(e.bag) for e in train_episodes],
-        "val_bags": [str(e.bag) for e in val_episodes],
-        "skipped_bags": [dataclasses.asdict(f) for f in failures],
-        "train_windows": len(train_set),
-        "val_windows": len(val_set) if val_set is not None else 0,
-        "train_frames": int(sum(len(e) for e in train_episodes)),
-        "target_mean": mean,
-        "target_std": std,
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run: files and logging (rank 0)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _run_info(data: _Data, policy: Policy, dist: Dist, dev: torch.device) -> dict[str, Any]:
+    """The content of run.json."""
+    return {
+        "bags": [str(e.bag) for e in data.train_episodes],
+        "val_bags": [str(e.bag) for e in data.val_episodes],
+        "skipped_bags": [dataclasses.asdict(f) for f in data.failures],
+        "train_windows": len(data.train_set),
+        "val_windows": len(data.val_set) if data.val_set is not None else 0,
+        "train_frames": int(sum(len(e) for e in data.train_episodes)),
+        "target_mean": list(policy.config.target_mean),
+        "target_std": list(policy.config.target_std),
         "world_size": dist.world,
         "device": str(dev),
         "parameters": policy.parameter_counts(),
     }
-    metrics = None
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if resume_dir is not None and out.resolve() != resume_dir.resolve() and (resume_dir / "metrics.csv").is_file():
-            shutil.copyfile(resume_dir / "metrics.csv", out / "metrics.csv")  # the new folder carries the history
-        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-        (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
-        metrics = MetricsLog(out, policy.config.outputs, start_epoch, cfg.tensorboard, int(counters["step"]))
+
+
+def _write_run_files(run: _Run, resume_dir: Path | None, start_epoch: int) -> MetricsLog:
+    """config.yaml, run.json and the metrics log (a resume into a new folder carries metrics.csv over)."""
+    out = run.out
+    out.mkdir(parents=True, exist_ok=True)
+    if resume_dir is not None and out.resolve() != resume_dir.resolve() and (resume_dir / "metrics.csv").is_file():
+        shutil.copyfile(resume_dir / "metrics.csv", out / "metrics.csv")
+    (out / "config.yaml").write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False), encoding="utf-8")
+    (out / "run.json").write_text(json.dumps(run.run_info, indent=2) + "\n", encoding="utf-8")
+    return MetricsLog(out, run.policy.config.outputs, start_epoch, run.config.training.tensorboard,
+                      int(run.counters["step"]))
+
+
+def _print_start(run: _Run) -> None:
+    info = run.run_info
+    print(
+        f"train: {run.policy.config.core} policy, {info['parameters']['total']} parameters; "
+        f"{info['train_windows']} windows from {len(info['bags'])} bag(s), "
+        f"{info['val_windows']} validation windows from {len(info['val_bags'])} bag(s); "
+        f"{run.steps_per_epoch} steps per epoch on {run.device}"
+        + (f" x {run.dist.world} processes" if run.dist.active else ""),
+        file=sys.stderr,
+    )
+
+
+def _metrics_row(
+    run: _Run, train_loss: float, val: dict[str, float], monitor: float, seconds: float, frames_done: int
+) -> dict[str, Any]:
+    """One epoch's row of metrics.csv (and of :attr:`TrainResult.history`)."""
+    return {
+        "epoch": run.counters["epoch"],
+        "step": run.counters["step"],
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "train_loss": train_loss,
+        "val_loss": val.get("loss", ""),
+        "monitor": monitor,
+        "best": run.counters["best"],
+        "seconds": round(seconds, 3),
+        "frames_per_s": round(frames_done * run.dist.world / seconds, 1),
+        **{f"val_{k}": v for k, v in val.items() if k != "loss"},
+    }
+
+
+def _print_epoch(run: _Run, row: dict[str, Any], val: dict[str, float], improved: bool) -> None:
+    mae = ", ".join(f"{k} {v:.4f}" for k, v in val.items() if k.startswith("mae_"))
+    print(
+        f"epoch {row['epoch']}/{run.config.training.epochs}: train loss {row['train_loss']:.4f}"
+        + (f", val loss {val['loss']:.4f} ({mae})" if val else "")
+        + (" *" if improved else "")
+        + f", {row['frames_per_s']:.0f} frames/s",
+        file=sys.stderr,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run: checkpoints (best, last, exact-resume state)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _checkpoint_metadata(run: _Run, epoch: int, monitor: float) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "monitor": monitor,
+        "monitor_name": "val_loss" if run.val_loader is not None else "train_loss",
+        "bags": run.run_info["bags"],
+        "val_bags": run.run_info["val_bags"],
+        "dataset": run.config.dataset.to_dict(),
+        "training": _plain(dataclasses.asdict(run.config.training)),
+    }
+
+
+def _save_checkpoints(run: _Run, epoch: int, monitor: float, improved: bool) -> None:
+    """``best`` when the monitored loss improved, ``last``, and the state a resume continues from."""
+    if improved:
+        checkpoint.save(run.policy, run.out / "best", _checkpoint_metadata(run, epoch, monitor))
+    checkpoint.save(run.policy, run.out / "last", _checkpoint_metadata(run, epoch, monitor))
+    save_state(run.out, run.optimizer, run.scheduler, run.counters)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run: epochs, early stopping, time limit
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _run_epochs(run: _Run, start_epoch: int, last_epoch: int) -> tuple[list[dict[str, Any]], bool, bool]:
+    """Epochs ``start_epoch + 1 .. last_epoch``: their metrics rows, and whether early stopping or the time limit
+    ended them."""
+    history: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for epoch in range(start_epoch, last_epoch):
+        history.append(_epoch(run, epoch))
+        if _stop_early(run):
+            return history, True, False
+        if _out_of_time(run, epoch, last_epoch, started):
+            return history, False, True
+    return history, False, False
+
+
+def _epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """Train, validate, update the counters, then (rank 0) log and checkpoint; the epoch's metrics row."""
+    started = time.perf_counter()
+    train_loss, frames_done = _train_epoch(run, epoch)
+    seconds = time.perf_counter() - started
+    val: dict[str, float] = {}
+    if run.val_loader is not None:
+        val = validate(run.policy, run.val_loader, run.loss_spec, run.device, run.config.training.precision)
+    monitor = val.get("loss", train_loss)
+    run.counters["epoch"] = epoch + 1
+    improved = _record_monitor(run.counters, epoch + 1, monitor, run.config.training.min_delta)
+    row = _metrics_row(run, train_loss, val, monitor, seconds, frames_done)
+    if run.dist.main:
+        assert run.metrics is not None
+        run.metrics.epoch(row)
+        _save_checkpoints(run, epoch + 1, monitor, improved)
+        _print_epoch(run, row, val, improved)
+    return row
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[float, int]:
+    """One pass over the (augmented) training windows, a step per batch; the mean loss over all processes and the
+    frames this process saw."""
+    cfg, dev = run.config.training, run.device
+    run.sampler.set_epoch(epoch)
+    run.policy.train()
+    total, count, frames_done = 0.0, 0, 0
+    bar = _progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and run.dist.main)
+    for step, batch in enumerate(_limit(run.loader, run.steps_per_epoch)):
+        frames, dt, targets = (t.to(dev, non_blocking=True) for t in batch)
+        gen = torch.Generator(device=dev).manual_seed(batch_seed(cfg.seed, epoch, step, run.dist.rank))
+        frames = augment_windows(frames, run.config.augment, gen)
+        loss = train_step(
+            run.module, run.policy, (frames, dt, targets), run.optimizer, run.loss_spec,
+            precision=cfg.precision, grad_clip=cfg.grad_clip,
+        )
+        if not math.isfinite(loss):
+            raise TrainError(
+                f"loss became {loss} at epoch {epoch + 1}, step {step}: lower training.lr or set training.grad_clip"
+            )
+        run.scheduler.step()
+        run.counters["step"] += 1
+        total, count, frames_done = total + loss, count + 1, frames_done + frames.shape[0] * frames.shape[1]
+        if run.metrics is not None:
+            run.metrics.step(run.counters["step"], loss, run.optimizer.param_groups[0]["lr"])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    if bar is not None:
+        bar.close()
+    return _mean_over_processes(total, count, run.dist, dev), frames_done
+
+
+def _mean_over_processes(total: float, count: int, dist: Dist, device: torch.device) -> float:
+    """``total / count`` summed over every process of a torchrun job."""
+    if not dist.active:
+        return total / max(1, count)
+    reduced = torch.tensor([total, count], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(reduced)
+    return float(reduced[0] / reduced[1].clamp(min=1))
+
+
+def _record_monitor(counters: dict[str, Any], epoch: int, monitor: float, min_delta: float) -> bool:
+    """Count the epoch for early stopping; True (a new best) when ``monitor`` beats the best by over ``min_delta``."""
+    improved = monitor < counters["best"] - min_delta
+    if improved:
+        counters.update(best=monitor, best_epoch=epoch, bad_epochs=0)
+    else:
+        counters["bad_epochs"] += 1
+    return improved
+
+
+def _stop_early(run: _Run) -> bool:
+    """True when the validation loss has not improved for ``training.patience`` epochs (never without validation)."""
+    patience = run.config.training.patience
+    if run.val_loader is None or not patience or run.counters["bad_epochs"] < patience:
+        return False
+    if run.dist.main:
         print(
-            f"train: {policy.config.core} policy, {policy.parameter_counts()['total']} parameters; "
-            f"{len(train_set)} windows from {len(train_episodes)} bag(s), "
-            f"{len(val_set) if val_set is not None else 0} validation windows from {len(val_episodes)} bag(s); "
-            f"{steps_per_epoch} steps per epoch on {dev}" + (f" x {dist.world} processes" if dist.active else ""),
+            f"early stop: validation loss has not improved for {patience} epochs "
+            f"(best {run.counters['best']:.4f} at epoch {run.counters['best_epoch']})",
             file=sys.stderr,
         )
+    return True
 
-    def metadata(epoch: int, monitor: float) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "monitor": monitor,
-            "monitor_name": "val_loss" if val_loader is not None else "train_loss",
-            "bags": run_info["bags"],
-            "val_bags": run_info["val_bags"],
-            "dataset": config.dataset.to_dict(),
-            "training": _plain(dataclasses.asdict(cfg)),
-        }
 
-    history: list[dict[str, Any]] = []
-    stopped_early = out_of_time = False
-    run_started = time.perf_counter()
-    last_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, start_epoch + stop_after_epochs)
-    try:
-        for epoch in range(start_epoch, last_epoch):
-            sampler.set_epoch(epoch)
-            policy.train()
-            started = time.perf_counter()
-            total, count, frames_done = 0.0, 0, 0
-            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and dist.main)
-            for step, batch in enumerate(_limit(loader, steps_per_epoch)):
-                frames, dt, targets = (t.to(dev, non_blocking=True) for t in batch)
-                gen = torch.Generator(device=dev).manual_seed(batch_seed(cfg.seed, epoch, step, dist.rank))
-                frames = augment_windows(frames, config.augment, gen)
-                loss = train_step(
-                    module, policy, (frames, dt, targets), optimizer, loss_spec,
-                    precision=cfg.precision, grad_clip=cfg.grad_clip,
-                )
-                if not math.isfinite(loss):
-                    raise TrainError(
-                        f"loss became {loss} at epoch {epoch + 1}, step {step}: lower training.lr or set "
-                        "training.grad_clip"
-                    )
-                scheduler.step()
-                counters["step"] += 1
-                total, count, frames_done = total + loss, count + 1, frames_done + frames.shape[0] * frames.shape[1]
-                if metrics is not None:
-                    metrics.step(counters["step"], loss, optimizer.param_groups[0]["lr"])
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            if bar is not None:
-                bar.close()
-            train_loss = total / max(1, count)
-            if dist.active:
-                reduced = torch.tensor([total, count], dtype=torch.float64, device=dev)
-                torch.distributed.all_reduce(reduced)
-                train_loss = float(reduced[0] / reduced[1].clamp(min=1))
-            seconds = time.perf_counter() - started
-            val = validate(policy, val_loader, loss_spec, dev, cfg.precision) if val_loader is not None else {}
-            monitor = val.get("loss", train_loss)
-            counters["epoch"] = epoch + 1
-            improved = monitor < counters["best"] - cfg.min_delta
-            if improved:
-                counters.update(best=monitor, best_epoch=epoch + 1, bad_epochs=0)
-            else:
-                counters["bad_epochs"] += 1
-            row = {
-                "epoch": epoch + 1,
-                "step": counters["step"],
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": train_loss,
-                "val_loss": val.get("loss", ""),
-                "monitor": monitor,
-                "best": counters["best"],
-                "seconds": round(seconds, 3),
-                "frames_per_s": round(frames_done * dist.world / seconds, 1),
-                **{f"val_{k}": v for k, v in val.items() if k != "loss"},
-            }
-            history.append(row)
-            if dist.main:
-                assert metrics is not None
-                metrics.epoch(row)
-                if improved:
-                    checkpoint.save(policy, out / "best", metadata(epoch + 1, monitor))
-                checkpoint.save(policy, out / "last", metadata(epoch + 1, monitor))
-                save_state(out, optimizer, scheduler, counters)
-                mae = ", ".join(f"{k} {v:.4f}" for k, v in val.items() if k.startswith("mae_"))
-                print(
-                    f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}"
-                    + (f", val loss {val['loss']:.4f} ({mae})" if val else "")
-                    + (" *" if improved else "")
-                    + f", {row['frames_per_s']:.0f} frames/s",
-                    file=sys.stderr,
-                )
-            if val_loader is not None and cfg.patience and counters["bad_epochs"] >= cfg.patience:
-                stopped_early = True
-                if dist.main:
-                    print(
-                        f"early stop: validation loss has not improved for {cfg.patience} epochs "
-                        f"(best {counters['best']:.4f} at epoch {counters['best_epoch']})",
-                        file=sys.stderr,
-                    )
-                break
-            if cfg.time_limit_s and epoch + 1 < last_epoch and _all_agree(
-                time.perf_counter() - run_started >= cfg.time_limit_s, dist, dev
-            ):
-                out_of_time = True
-                if dist.main:
-                    print(f"time limit: {cfg.time_limit_s:g} s of training spent after epoch {epoch + 1}",
-                          file=sys.stderr)
-                break
-    finally:
-        if metrics is not None:
-            metrics.close()
-        if dist.active:
-            torch.distributed.barrier()
-    return TrainResult(
-        out=out,
-        epochs_run=int(counters["epoch"]),
-        best_epoch=int(counters["best_epoch"]),
-        best_monitor=float(counters["best"]),
-        stopped_early=stopped_early,
-        out_of_time=out_of_time,
-        history=history,
-        skipped_bags=run_info["skipped_bags"],
-        rank=dist.rank,
-    )
+def _out_of_time(run: _Run, epoch: int, last_epoch: int, started: float) -> bool:
+    """True when ``training.time_limit_s`` has passed since ``started`` and epochs remain (every rank agrees)."""
+    limit = run.config.training.time_limit_s
+    if not limit or epoch + 1 >= last_epoch:
+        return False
+    if not _all_agree(time.perf_counter() - started >= limit, run.dist, run.device):
+        return False
+    if run.dist.main:
+        print(f"time limit: {limit:g} s of training spent after epoch {epoch + 1}", file=sys.stderr)
+    return True
 
 
 def _all_agree(flag: bool, dist: Dist, device: torch.device) -> bool:

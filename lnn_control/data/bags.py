@@ -259,11 +259,6 @@ class Bag:
             yield Record(topic, msgtype, log_ns, header_ns, msg)
 
 
-def open_bag(path: str | Path, *, typestore: Typestore | Stores | str | None = None) -> Bag:
-    """Open a bag for reading (ROS 1 ``.bag``, rosbag2 folder, or a bare ``.mcap``/``.db3``). See :class:`Bag`."""
-    return Bag(path, typestore=typestore)
-
-
 def read_records(
     path: str | Path, topics: Sequence[str] = (), *, typestore: Typestore | Stores | str | None = None
 ) -> Iterator[Record]:

@@ -62,11 +62,6 @@ class CommandConfig:
                 raise ValueError(f"commands.{name} must be >= 0, got {getattr(self, name)}")
 
 
-def is_command_type(msgtype: str) -> bool:
-    """True if :func:`command_from_msg` understands ``msgtype`` (either spelling)."""
-    return normalize_msgtype(msgtype) in COMMAND_TYPES
-
-
 def command_from_msg(
     msg: object, msgtype: str | None = None, config: CommandConfig | None = None, stamp_ns: int = 0
 ) -> Command:

@@ -144,6 +144,14 @@ def pick_topic(bag: Bag, wanted: str | None, types: tuple[str, ...], what: str, 
     raise BagError(bag.path, f"several {what} topics ({', '.join(candidates)}); choose one with {option}")
 
 
+def _command_in_force(
+    stamp: int, cmd_stamps: np.ndarray, valid: np.ndarray, commands: list[Command | None], tol_ns: int
+) -> Command | None:
+    """The latest command stamped at or before ``stamp``, if no older than ``tol_ns`` and usable; else None."""
+    j = int(np.searchsorted(cmd_stamps, stamp, side="right")) - 1
+    return None if j < 0 or stamp - int(cmd_stamps[j]) > tol_ns or not valid[j] else commands[j]
+
+
 def _fmt_ns(ns: int) -> str:
     return f"{ns / 1e9:.3f} s"
 
@@ -235,17 +243,14 @@ class FramePairer:
                 self.bag.close()
 
     def _pairs(self) -> Iterator[Pair]:
+        """The pairs in log order; every frame read is counted in :attr:`report`."""
         cfg, rep, topic, path = self.config, self.report, self.image_topic, self.bag.path
         cmd_stamps, valid, commands = self._load_commands()
         tol_ns = int(round(cfg.tolerance_s * 1e9))
         prev: int | None = None
         first_stamp: int | None = None
         first_decode_error = ""
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.frame_count, desc=Path(path).name, unit="frame", leave=False)
+        bar = self._progress_bar()
         try:
             for index, rec in enumerate(self.bag.records([topic])):
                 rep.frames += 1
@@ -265,8 +270,7 @@ class FramePairer:
                     continue
                 prev = stamp
                 self._check_size(rec, index)
-                j = int(np.searchsorted(cmd_stamps, stamp, side="right")) - 1
-                command = None if j < 0 or stamp - int(cmd_stamps[j]) > tol_ns or not valid[j] else commands[j]
+                command = _command_in_force(stamp, cmd_stamps, valid, commands, tol_ns)
                 if command is None:
                     rep.skipped_no_command += 1
                     if not self.all_frames:
@@ -289,15 +293,29 @@ class FramePairer:
         finally:
             if bar is not None:
                 bar.close()
+        self._check_outcome(cmd_stamps, tol_ns, first_stamp, prev, first_decode_error)
+
+    def _progress_bar(self) -> Any:
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.frame_count, desc=Path(self.bag.path).name, unit="frame", leave=False)
+
+    def _check_outcome(
+        self, cmd_stamps: np.ndarray, tol_ns: int, first_stamp: int | None, last_stamp: int | None, decode_error: str
+    ) -> None:
+        """After the last frame: refuse a bag without frames or without one decodable frame; explain zero pairs."""
+        rep, topic, path = self.report, self.image_topic, self.bag.path
         if rep.frames == 0:
             raise BagError(path, "has no messages", topic=topic)
         if rep.paired == 0 and rep.skipped_undecodable:
-            raise BagError(path, f"none of the frames decodes; first problem: {first_decode_error}", topic=topic)
-        if rep.paired == 0 and first_stamp is not None and prev is not None:
+            raise BagError(path, f"none of the frames decodes; first problem: {decode_error}", topic=topic)
+        if rep.paired == 0 and first_stamp is not None and last_stamp is not None:
             lo, hi = int(cmd_stamps[0]), int(cmd_stamps[-1])
-            if prev < lo or first_stamp > hi + tol_ns:
+            if last_stamp < lo or first_stamp > hi + tol_ns:
                 rep.hint = (
-                    f"frame stamps [{first_stamp}, {prev}] and command stamps [{lo}, {hi}] do not overlap: "
+                    f"frame stamps [{first_stamp}, {last_stamp}] and command stamps [{lo}, {hi}] do not overlap: "
                     f"different clocks? try stamp_source='log'"
                 )
 

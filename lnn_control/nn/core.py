@@ -1,28 +1,14 @@
 """The interface every recurrent core shares: ``step(x, h, dt) -> (y, h)`` and a sequence ``forward``.
 
 Time ``dt`` is elapsed time in the core's own units (the policy converts seconds, see ``PolicyConfig.dt_unit_s``),
-shaped ``(B, 1)`` for one step or ``(B, T, 1)`` for a sequence; a float or a ``(B,)`` / ``(B, T)`` tensor is
-accepted and broadcast. Every batch size works, and gradients flow through ``dt``.
+shaped ``(B, 1)`` for one step or ``(B, T, 1)`` for a sequence (which also accepts a float or a ``(B, T)`` tensor,
+broadcast). Every batch size works, and gradients flow through ``dt``.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-
-def step_dt(dt: Tensor | float, x: Tensor) -> Tensor:
-    """``dt`` as a ``(B, 1)`` tensor matching ``x`` (B, I) in dtype and device."""
-    if not isinstance(dt, Tensor):
-        return torch.full((x.shape[0], 1), float(dt), dtype=x.dtype, device=x.device)
-    dt = dt.to(dtype=x.dtype)
-    if dt.dim() == 0:
-        return dt.reshape(1, 1).expand(x.shape[0], 1)
-    if dt.dim() == 1:
-        dt = dt.unsqueeze(-1)
-    if dt.shape[-1] != 1 or dt.dim() != 2:
-        raise ValueError(f"dt for one step must be (B, 1) or (B,), got {tuple(dt.shape)}")
-    return dt.expand(x.shape[0], 1)
 
 
 def sequence_dt(dt: Tensor | float | None, x: Tensor) -> Tensor:

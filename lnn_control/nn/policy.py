@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from lnn_control.nn.baselines import FeedForwardCore, LSTMCore
 from lnn_control.nn.cfc import MODES as CFC_MODES
 from lnn_control.nn.cfc import CfCCell
-from lnn_control.nn.core import RecurrentCore, sequence_dt, step_dt
+from lnn_control.nn.core import RecurrentCore, sequence_dt
 from lnn_control.nn.encoder import ConvHead
 from lnn_control.nn.ltc import LTCCell
 from lnn_control.nn.wiring import NCP, Wiring, fully_connected
@@ -196,11 +196,6 @@ class Policy(nn.Module):
     def initial_state(self, batch: int = 1) -> Tensor:
         """The zero state (B, S) on the policy's device."""
         return torch.zeros(batch, self.state_size, device=self.target_mean.device)
-
-    @torch.jit.unused
-    def step_seconds(self, x: Tensor, h: Tensor, dt: Tensor | float) -> tuple[Tensor, Tensor]:
-        """:meth:`step` accepting ``dt`` as a float or (B,) tensor."""
-        return self.step(x, h, step_dt(dt, x))
 
     @torch.jit.unused
     def forward(

@@ -115,6 +115,30 @@ class NCP:
 
     def build(self, inputs: int) -> Wiring:
         """The wiring for ``inputs`` sensory inputs."""
+        self._check(inputs)
+        i_n, c_n, m_n = self.inter_neurons, self.command_neurons, self.motor_neurons
+        rng = np.random.default_rng(self.seed)
+        motor = list(range(m_n))
+        command = list(range(m_n, m_n + c_n))
+        inter = list(range(m_n + c_n, m_n + c_n + i_n))
+        units = m_n + c_n + i_n
+        adjacency = np.zeros((units, units), np.float32)
+        sensory = np.zeros((inputs, units), np.float32)
+        _fan_out(rng, sensory, list(range(inputs)), inter, self.sensory_fanout)
+        _fan_out(rng, adjacency, inter, command, self.inter_fanout)
+        for _ in range(self.recurrent_command_synapses):
+            src, dst = rng.choice(command, size=2, replace=True)
+            adjacency[src, dst] = _sign(rng)
+        for t in motor:
+            for s in rng.choice(command, size=self.motor_fanin, replace=False):
+                adjacency[s, t] = _sign(rng)
+        # Command neurons that drive no motor neuron get one motor target.
+        for s in command:
+            if not adjacency[s, motor].any():
+                adjacency[s, rng.choice(motor)] = _sign(rng)
+        return Wiring(adjacency, sensory, m_n, layers=[inter, command, motor])
+
+    def _check(self, inputs: int) -> None:
         i_n, c_n, m_n = self.inter_neurons, self.command_neurons, self.motor_neurons
         if min(i_n, c_n, m_n, inputs) < 1:
             raise ValueError("every layer and the input need at least one neuron")
@@ -125,41 +149,23 @@ class NCP:
         ):
             if not 1 <= value <= limit:
                 raise ValueError(f"NCP {name}={value} must be in 1..{limit}")
-        rng = np.random.default_rng(self.seed)
-        motor = list(range(m_n))
-        command = list(range(m_n, m_n + c_n))
-        inter = list(range(m_n + c_n, m_n + c_n + i_n))
-        units = m_n + c_n + i_n
-        adjacency = np.zeros((units, units), np.float32)
-        sensory = np.zeros((inputs, units), np.float32)
 
-        def sign() -> float:
-            return 1.0 if rng.random() < 2 / 3 else -1.0
 
-        def fan_out(matrix: np.ndarray, sources: list[int], targets: list[int], fanout: int) -> None:
-            for s in sources:
-                for t in rng.choice(targets, size=fanout, replace=False):
-                    matrix[s, t] = sign()
-            # Targets nobody reached get as many inputs as an average target has.
-            fanin = max(1, round(len(sources) * fanout / len(targets)))
-            for t in targets:
-                if not matrix[sources, t].any():
-                    for s in rng.choice(sources, size=min(fanin, len(sources)), replace=False):
-                        matrix[s, t] = sign()
+def _sign(rng: np.random.Generator) -> float:
+    """+1 (excitatory) with probability 2/3, else -1."""
+    return 1.0 if rng.random() < 2 / 3 else -1.0
 
-        fan_out(sensory, list(range(inputs)), inter, self.sensory_fanout)
-        fan_out(adjacency, inter, command, self.inter_fanout)
-        for _ in range(self.recurrent_command_synapses):
-            src, dst = rng.choice(command, size=2, replace=True)
-            adjacency[src, dst] = sign()
-        for t in motor:
-            for s in rng.choice(command, size=self.motor_fanin, replace=False):
-                adjacency[s, t] = sign()
-        # Command neurons that drive no motor neuron get one motor target.
-        for s in command:
-            if not adjacency[s, motor].any():
-                adjacency[s, rng.choice(motor)] = sign()
-        return Wiring(adjacency, sensory, m_n, layers=[inter, command, motor])
+
+def _fan_out(rng: np.random.Generator, matrix: np.ndarray, sources: list[int], targets: list[int], fanout: int) -> None:
+    """Synapses from each source to ``fanout`` random targets; targets nobody reached get an average target's fan-in."""
+    for s in sources:
+        for t in rng.choice(targets, size=fanout, replace=False):
+            matrix[s, t] = _sign(rng)
+    fanin = max(1, round(len(sources) * fanout / len(targets)))
+    for t in targets:
+        if not matrix[sources, t].any():
+            for s in rng.choice(sources, size=min(fanin, len(sources)), replace=False):
+                matrix[s, t] = _sign(rng)
 
 
 def auto_ncp(units: int, outputs: int, sparsity: float = 0.5, seed: int = 22222) -> NCP:
