@@ -50,9 +50,9 @@ def up_command(name: str, processes: bool, folder: Path) -> list[str]:
     if name in ("record", "record-sim", "dagger-sim"):
         command += ["--set", f"recorder_node.output_dir={folder / 'bags'}"]
     if name == "record":
-        command += ["--set", "recorder_node.autostart=true", "--set", "recorder_node.types=[sensor_msgs/msg/Image,"
-                    "geometry_msgs/msg/Twist,std_msgs/msg/String]", "--set", "recorder_node.qos_depth=1000",
-                    "--set", "recorder_node.qos=[reliable,reliable,reliable]"]  # fmt: skip
+        command += ["--set", "recorder_node.autostart=true", "--set", "recorder_node.qos_depth=1000",
+                    "--set", "recorder_node.topics=[camera/image_raw sensor_msgs/msg/Image reliable, teleop/cmd_vel "
+                    "geometry_msgs/msg/Twist reliable, mux/active_source std_msgs/msg/String reliable]"]  # fmt: skip
     return command
 
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "test"))
 
 from ros_harness import NodeProcess, RosSession, free_domain_id  # noqa: E402
 
-from lnn_control.bringup import read_params  # noqa: E402
+from lnn_control.bringup import node_params, read_params  # noqa: E402
 from lnn_control.paths import config_file  # noqa: E402
 
 CRASH_MARKS = ("Fatal Python error", "Traceback (most recent call last)", "exception was never retrieved")
@@ -198,11 +198,14 @@ class Bench:
     def run_demonstrator(self, run: int, tally: Tally) -> str:
         from geometry_msgs.msg import TwistStamped
 
-        sim = {**self.sim_params["sim_node"], "use_sim_time": True}  # one sim for all runs: in lockstep it waits
-        self.helper("sim", lambda: self.node("sim", "sim_source", 0, params=sim), "starts at sim time")
-        out = self.ros.collect("cmd_vel", TwistStamped)
-        params = {**self.sim_params["demonstrator_node"], "use_sim_time": True}
-        remaps = {"teleop/cmd_vel": "cmd_vel"}  # straight to the sim, no mux
+        # one sim for all runs: in lockstep it waits for the next demonstrator
+        sim = {**node_params(self.sim_params, "sim_node"), "use_sim_time": True}
+        # on a topic of their own: this process already has cmd_vel readers of type Twist
+        to_sim = {"cmd_vel": "demo/cmd_vel"}
+        self.helper("sim", lambda: self.node("sim", "sim_source", 0, params=sim, remaps=to_sim), "starts at sim time")
+        out = self.ros.collect("demo/cmd_vel", TwistStamped)
+        params = {**node_params(self.sim_params, "demonstrator_node"), "use_sim_time": True}
+        remaps = {"teleop/cmd_vel": "demo/cmd_vel"}  # straight to the sim, no mux
         with self.node("demonstrator", "demonstrator_node", run, params=params, remaps=remaps) as proc:
             out.wait_for_count(1, timeout=60)
             return self.signal_and_judge(proc, tally)
@@ -245,7 +248,7 @@ class Bench:
 
         output_dir = self.folder / "recorder_node" / f"run{run:02d}" / "bags"
         topic = f"stress/frames{run}"
-        params = {"topics": [topic], "types": ["sensor_msgs/msg/Image"], "qos": ["reliable"], "qos_depth": 1000,
+        params = {"topics": [f"{topic} sensor_msgs/msg/Image reliable"], "qos_depth": 1000,
                   "autostart": True, "output_dir": str(output_dir), "min_free_mb": 1}  # fmt: skip
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         pub = self.ros.publisher(topic, Image, qos)

@@ -1,28 +1,23 @@
 """Drive a robot with the network: camera -> drive_node (or perception_node + policy_node) -> command mux -> cmd_vel.
 
-The same nodes, parameter files and remaps as ``lnn-control up drive`` and ``lnn-control up drive-split``
-(lnn_control/bringup.py)::
+Starts the node set ``drive`` (or ``drive-split`` with ``split:=true``) of config/node_sets.yaml, as
+``lnn-control up drive`` and ``lnn-control up drive-split`` do (lnn_control/launching.py)::
 
     ros2 launch lnn_control drive.launch.py model:=/path/to/stem
     ros2 launch lnn_control drive.launch.py split:=true image_topic:=/camera/color/image_raw cmd_vel_topic:=/cmd_vel
 
-Parameters come from ``params_file`` (default: the package's config/drive.yaml) and, for the mux,
-``mux_params_file`` (config/mux.yaml); the ``model``, ``image_transport`` and ``stamped`` arguments, when given,
-override them (``stamped`` sets the driving node and the mux together: their message types must agree).
-With ``use_mux:=true`` (default) the driving node publishes on ``lnn/cmd_vel``, the mux's policy input, and a person
-on ``teleop/cmd_vel`` always wins; the mux's output goes to ``cmd_vel_topic``. With ``use_mux:=false`` the driving
-node publishes on ``cmd_vel_topic`` itself.
+Parameters come from ``params_file`` (default: the package's config/drive.yaml) and ``mux_params_file``
+(config/mux.yaml), read by every node as ``up`` reads them; the ``model``, ``image_transport`` and ``stamped``
+arguments, when given, override them (``stamped`` sets every node: the driving node's and the mux's message types
+must agree). With ``use_mux:=true`` (default) the driving node publishes on ``lnn/cmd_vel``, the mux's policy
+input, and a person on ``teleop/cmd_vel`` always wins; the mux's output goes to ``cmd_vel_topic``. With
+``use_mux:=false`` the driving node publishes on ``cmd_vel_topic`` itself.
 For 640x480 frames between processes, export the Fast DDS profile first (see config/fastdds.xml).
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+from lnn_control.bringup import MUX, WILDCARD
+from lnn_control.launching import SetChoice, launch_description, truthy
 
-from launch import LaunchDescription
-
-PACKAGE = "lnn_control"
 ARGUMENTS = {
     "params_file": ("", "parameter YAML of the driving nodes; empty: the package's config/drive.yaml"),
     "mux_params_file": ("", "parameter YAML of command_mux_node; empty: the package's config/mux.yaml"),
@@ -39,49 +34,29 @@ ARGUMENTS = {
 }
 
 
-def _nodes(context, *_args, **_kwargs) -> list:
-    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    truthy = {"true", "1", "yes"}
-    config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config"])
-    params_file = arg["params_file"] or PathJoinSubstitution([config, "drive.yaml"])
-    mux_params_file = arg["mux_params_file"] or PathJoinSubstitution([config, "mux.yaml"])
-    overrides = {"use_sim_time": arg["use_sim_time"].lower() in truthy}
-    if arg["model"]:
-        overrides["model"] = arg["model"]
-    if arg["image_transport"]:
-        overrides["image_transport"] = arg["image_transport"]
+def choose(arg: dict[str, str]) -> SetChoice:
+    split, use_mux = truthy(arg["split"]), truthy(arg["use_mux"])
+    everyone: dict = {}
+    if truthy(arg["use_sim_time"]):
+        everyone["use_sim_time"] = True
+    for name in ("model", "image_transport"):
+        if arg[name]:
+            everyone[name] = arg[name]
     if arg["stamped"]:
-        overrides["stamped"] = arg["stamped"].lower() in truthy
-    use_mux = arg["use_mux"].lower() in truthy
+        everyone["stamped"] = truthy(arg["stamped"])
+    configs = {"drive.yaml": arg["params_file"], "mux.yaml": arg["mux_params_file"]}
     camera = [("camera/image_raw", arg["image_topic"]), ("camera/image_raw/compressed", arg["compressed_topic"])]
-    command = [("cmd_vel", "lnn/cmd_vel" if use_mux else arg["cmd_vel_topic"])]
-    common = {
-        "package": PACKAGE,
-        "output": "screen",
-        "namespace": arg["namespace"],
-        "parameters": [params_file, overrides],
-    }
-    if arg["split"].lower() in truthy:
-        nodes = [
-            Node(executable="perception_node", name="perception_node", remappings=camera, **common),
-            Node(executable="policy_node", name="policy_node", remappings=command, **common),
-        ]
-    else:
-        nodes = [Node(executable="drive_node", name="drive_node", remappings=camera + command, **common)]
-    if use_mux:
-        mux_overrides = {k: v for k, v in overrides.items() if k in ("use_sim_time", "stamped")}
-        common["parameters"] = [mux_params_file, mux_overrides]
-        nodes.append(
-            Node(
-                executable="command_mux_node",
-                name="command_mux_node",
-                remappings=[("cmd_vel", arg["cmd_vel_topic"])],
-                **common,
-            )
-        )
-    return nodes
+    # the node that talks to the vehicle: the mux, else the driving node (with the mux it publishes on lnn/cmd_vel)
+    vehicle = MUX if use_mux else ("policy_node" if split else "drive_node")
+    return SetChoice(
+        "drive-split" if split else "drive",
+        without=() if use_mux else (MUX,),
+        configs={name: path for name, path in configs.items() if path},
+        params={WILDCARD: everyone},
+        remaps={WILDCARD: camera, vehicle: [("cmd_vel", arg["cmd_vel_topic"])]},
+        namespace=arg["namespace"],
+    )
 
 
-def generate_launch_description() -> LaunchDescription:
-    arguments = [DeclareLaunchArgument(name, default_value=d, description=t) for name, (d, t) in ARGUMENTS.items()]
-    return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])
+def generate_launch_description():
+    return launch_description(ARGUMENTS, choose)

@@ -1,6 +1,7 @@
 """Record demonstrations: a person drives through the command mux while recorder_node writes one bag per episode.
 
-The same nodes and parameter files as ``lnn-control up record`` (lnn_control/bringup.py)::
+Starts the node set ``record`` of config/node_sets.yaml, as ``lnn-control up record`` does
+(lnn_control/launching.py)::
 
     ros2 launch lnn_control record.launch.py operator:=alice output_dir:=~/bags
     ros2 launch lnn_control record.launch.py joy:=true image_topic:=/camera/color/image_raw cmd_vel_topic:=/cmd_vel
@@ -9,18 +10,14 @@ The same nodes and parameter files as ``lnn-control up record`` (lnn_control/bri
 
 Nodes: ``recorder_node`` (config/record.yaml), ``command_mux_node`` (config/mux.yaml; its output goes to
 ``cmd_vel_topic``) and, with ``joy:=true``, ``joy_teleop_node`` (config/teleop.yaml; start a ``joy_node`` for your
-gamepad beside it). The keyboard teleop needs a terminal of its own: ``ros2 run lnn_control teleop_keyboard_node``.
-Launch arguments left empty keep what the YAML files say.
+gamepad beside it); every node reads the three files, as ``up`` reads them. The keyboard teleop needs a terminal of
+its own: ``ros2 run lnn_control teleop_keyboard_node``. Launch arguments left empty keep what the YAML files say.
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+from lnn_control.bringup import MUX, WILDCARD
+from lnn_control.launching import SetChoice, launch_description, truthy
 
-from launch import LaunchDescription
-
-PACKAGE = "lnn_control"
+RECORDER = "recorder_node"
 ARGUMENTS = {
     "record_params": ("", "parameter YAML for recorder_node; empty: the package's config/record.yaml"),
     "mux_params": ("", "parameter YAML for command_mux_node; empty: the package's config/mux.yaml"),
@@ -40,57 +37,24 @@ ARGUMENTS = {
 }
 
 
-def _nodes(context, *_args, **_kwargs) -> list:
-    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    truthy = {"true", "1", "yes"}
-
-    def config(name: str, default: str):
-        return arg[name] or PathJoinSubstitution([FindPackageShare(PACKAGE), "config", default])
-
-    common = {"use_sim_time": arg["use_sim_time"].lower() in truthy}
+def choose(arg: dict[str, str]) -> SetChoice:
+    everyone: dict = {}
+    if truthy(arg["use_sim_time"]):
+        everyone["use_sim_time"] = True
     if arg["stamped"]:
-        common["stamped"] = arg["stamped"].lower() in truthy
-    recorder = {"use_sim_time": common["use_sim_time"]}
-    for key in ("output_dir", "storage", "operator", "vehicle"):
-        if arg[key]:
-            recorder[key] = arg[key]
-    for key in ("autostart", "record_only_when_human"):
-        if arg[key]:
-            recorder[key] = arg[key].lower() in truthy
-    nodes = [
-        Node(
-            package=PACKAGE,
-            executable="recorder_node",
-            name="recorder_node",
-            namespace=arg["namespace"],
-            output="screen",
-            parameters=[config("record_params", "record.yaml"), recorder],
-            remappings=[("camera/image_raw", arg["image_topic"])],
-        ),
-        Node(
-            package=PACKAGE,
-            executable="command_mux_node",
-            name="command_mux_node",
-            namespace=arg["namespace"],
-            output="screen",
-            parameters=[config("mux_params", "mux.yaml"), common],
-            remappings=[("cmd_vel", arg["cmd_vel_topic"])],
-        ),
-    ]
-    if arg["joy"].lower() in truthy:
-        nodes.append(
-            Node(
-                package=PACKAGE,
-                executable="joy_teleop_node",
-                name="joy_teleop_node",
-                namespace=arg["namespace"],
-                output="screen",
-                parameters=[config("teleop_params", "teleop.yaml"), common],
-            )
-        )
-    return nodes
+        everyone["stamped"] = truthy(arg["stamped"])
+    recorder = {key: arg[key] for key in ("output_dir", "storage", "operator", "vehicle") if arg[key]}
+    recorder.update({key: truthy(arg[key]) for key in ("autostart", "record_only_when_human") if arg[key]})
+    configs = {"record.yaml": arg["record_params"], "mux.yaml": arg["mux_params"], "teleop.yaml": arg["teleop_params"]}
+    return SetChoice(
+        "record",
+        with_nodes=("joy_teleop_node",) if truthy(arg["joy"]) else (),
+        configs={name: path for name, path in configs.items() if path},
+        params={WILDCARD: everyone, RECORDER: recorder},
+        remaps={RECORDER: [("camera/image_raw", arg["image_topic"])], MUX: [("cmd_vel", arg["cmd_vel_topic"])]},
+        namespace=arg["namespace"],
+    )
 
 
-def generate_launch_description() -> LaunchDescription:
-    arguments = [DeclareLaunchArgument(name, default_value=d, description=t) for name, (d, t) in ARGUMENTS.items()]
-    return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])
+def generate_launch_description():
+    return launch_description(ARGUMENTS, choose)

@@ -4,12 +4,15 @@
                    [--set NODE.PARAM=VALUE ...] [--duration S] [--processes] [--threads N] [--local]
                    [--without NODE ...] [--with NODE ...] [--namespace NS]
 
-The node sets are the table :data:`NODE_SETS`; a test holds it (and the launch files) to the console scripts in
-``setup.py`` and the files in ``config/``. Parameters: the set's config files (``config/<name>.yaml``, in the
-standard ``node_name: ros__parameters:`` form), then ``use_sim_time: true`` for the simulator sets, then every
-``--config FILE`` in order, then every ``--set``; later wins. They are merged into one parameter file whose keys
-match the nodes in any namespace (``/**/node_name``). When the command mux is part of the set, the node that drives
-(policy_node or drive_node) is remapped from ``cmd_vel`` to ``lnn/cmd_vel``, the mux's input, as in the launch files.
+The node sets are described once, in ``config/node_sets.yaml`` (:data:`NODE_SETS`); the launch files start them
+through :mod:`lnn_control.launching` and :func:`resolve_set`, as ``up`` does, and a test holds the file to the
+console scripts in ``setup.py`` and the files in ``config/``. Parameters: the set's config files
+(``config/<name>.yaml``, in the standard ``node_name: ros__parameters:`` form; ``/**:`` gives every node), then
+``use_sim_time: true`` for the simulator sets, then every ``--config FILE`` in order, then every ``--set``; later
+wins, and a later ``/**`` value wins over an earlier one given to a single node. They are merged into one parameter
+file whose keys match the nodes in any namespace (``/**`` first, then ``/**/node_name``). When the command mux is
+part of the set, the node that drives (policy_node or drive_node) is remapped from ``cmd_vel`` to ``lnn/cmd_vel``,
+the mux's input.
 
 By default all nodes run in this process on one SingleThreadedExecutor (no node needs concurrent callbacks;
 ``bench/bench_node_sets.py`` measures each set both ways); ``--threads N`` asks for a MultiThreadedExecutor.
@@ -77,55 +80,52 @@ class NodeSet:
     optional: tuple[str, ...] = ()
 
 
-#: The one table of node sets; launch/*.launch.py start the same nodes from the same files.
-NODE_SETS: dict[str, NodeSet] = {
-    "drive": NodeSet(
-        ("drive_node", MUX),
-        ("drive.yaml", "mux.yaml"),
-        "camera -> drive_node (perception and policy fused) -> command mux -> cmd_vel",
-    ),
-    "drive-split": NodeSet(
-        ("perception_node", "policy_node", MUX),
-        ("drive.yaml", "mux.yaml"),
-        "camera -> perception_node -> lnn/features -> policy_node -> command mux -> cmd_vel",
-    ),
-    "record": NodeSet(
-        ("recorder_node", MUX),
-        ("record.yaml", "mux.yaml", "teleop.yaml"),
-        "a person drives (teleop -> command mux -> cmd_vel) while the recorder writes episodes",
-        optional=("joy_teleop_node",),
-    ),
-    "sim-drive": NodeSet(
-        ("sim_node", "drive_node", MUX),
-        ("drive.yaml", "sim.yaml"),
-        "the simulator's camera -> drive_node -> command mux -> the simulator, on sim time",
-        sim_time=True,
-    ),
-    "record-sim": NodeSet(
-        ("sim_node", "demonstrator_node", "recorder_node", MUX),
-        ("drive.yaml", "record.yaml", "sim.yaml"),
-        "the demonstrator drives the simulator through the mux while the recorder writes episodes, on sim time",
-        sim_time=True,
-    ),
-    "dagger-sim": NodeSet(
-        ("sim_node", "drive_node", "demonstrator_node", "recorder_node", MUX),
-        ("drive.yaml", "record.yaml", "sim.yaml", "dagger.yaml"),
-        "DAgger: drive_node drives the simulator, the demonstrator labels every frame and takes over (as teleop) "
-        "off the road, the recorder writes episodes, on sim time",
-        sim_time=True,
-    ),
-    "teleop-sim": NodeSet(
-        ("sim_node", "teleop_keyboard_node", "recorder_node", MUX),
-        ("record.yaml", "teleop.yaml", "sim.yaml", "teleop_sim.yaml"),
-        "a person drives the simulator in real time with the keys of this terminal (start it from an interactive "
-        "one) through the mux while the recorder writes episodes, on sim time",
-        sim_time=True,
-    ),
-}
-
-
 class BringupError(RuntimeError):
     """Something ``up`` cannot start; the message says what and how to fix it."""
+
+
+#: The file that describes the node sets (``up`` and launch/*.launch.py through :mod:`lnn_control.launching`).
+NODE_SETS_FILE = "node_sets.yaml"
+_SET_KEYS = {"description": str, "nodes": list, "configs": list, "optional": list, "sim_time": bool}
+
+
+def load_node_sets(path: Path) -> dict[str, NodeSet]:
+    """``config/node_sets.yaml`` -> {set name: NodeSet}; errors name the file, the set and the key."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise BringupError(f"{path}: cannot read the node sets ({exc})") from exc
+    if not isinstance(document, dict) or not document:
+        raise BringupError(f"{path}: expected 'set-name: {{nodes: [...], configs: [...], ...}}' mappings")
+    sets: dict[str, NodeSet] = {}
+    for name, entry in document.items():
+        where = f"{path}: set {name!r}"
+        if not isinstance(entry, dict):
+            raise BringupError(f"{where}: expected a mapping with {', '.join(_SET_KEYS)}")
+        for key, value in entry.items():
+            if key not in _SET_KEYS:
+                raise BringupError(f"{where}: unknown key {key!r} (known: {', '.join(_SET_KEYS)})")
+            kind = _SET_KEYS[key]
+            if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+                raise BringupError(f"{where}: {key!r} must be {'a list of names' if kind is list else kind.__name__}")
+        missing = [key for key in ("description", "nodes", "configs") if not entry.get(key)]
+        if missing:
+            raise BringupError(f"{where}: no {', '.join(repr(k) for k in missing)}")
+        unknown = [n for n in entry["nodes"] + entry.get("optional", []) if n not in NODE_MODULES]
+        if unknown:
+            raise BringupError(f"{where}: unknown nodes {unknown}; known: {', '.join(NODE_MODULES)}")
+        sets[str(name)] = NodeSet(
+            tuple(entry["nodes"]),
+            tuple(entry["configs"]),
+            " ".join(entry["description"].split()),
+            entry.get("sim_time", False),
+            tuple(entry.get("optional", ())),
+        )
+    return sets
+
+
+#: The node sets, as config/node_sets.yaml describes them.
+NODE_SETS: dict[str, NodeSet] = load_node_sets(config_file(NODE_SETS_FILE))
 
 
 # -- parameters -----------------------------------------------------------------------------------------------------
@@ -157,10 +157,10 @@ def read_params(path: Path) -> Params:
     if not isinstance(document, dict):
         raise BringupError(f"{path}: expected 'node_name: ros__parameters: ...' mappings at the top level")
     params: Params = {}
-    for key, body in document.items():
+    for key, body in document.items():  # in file order, as rcl applies them: a later ``/**`` wins over a node's
         if not isinstance(body, dict) or not isinstance(body.get("ros__parameters"), dict):
             raise BringupError(f"{path}: node {key!r} has no 'ros__parameters:' mapping")
-        params.setdefault(_node_key(key), {}).update(_flatten(body["ros__parameters"]))
+        params = merge(params, {_node_key(key): _flatten(body["ros__parameters"])})
     return params
 
 
@@ -177,11 +177,22 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def merge(base: Params, update: Params) -> Params:
-    """``base`` with ``update``'s values put over it (new dict)."""
+    """``base`` with ``update``'s values put over it (new dict). A ``/**`` value in ``update`` also wins over what
+    ``base`` gave single nodes for that parameter (later wins, whichever key names the node)."""
     merged = {node: dict(values) for node, values in base.items()}
+    for name in update.get(WILDCARD, {}):
+        for node, values in merged.items():
+            if node != WILDCARD:
+                values.pop(name, None)
     for node, values in update.items():
         merged.setdefault(node, {}).update(values)
     return merged
+
+
+def node_params(params: Params, node: str) -> dict[str, Any]:
+    """What ``node`` is given: the ``/**`` values, then its own over them (parameters it does not declare included,
+    which rclpy ignores)."""
+    return {**params.get(WILDCARD, {}), **params.get(node, {})}
 
 
 def parse_sets(items: Iterable[str], nodes: Iterable[str], typed: Params) -> Params:
@@ -210,11 +221,13 @@ def parse_sets(items: Iterable[str], nodes: Iterable[str], typed: Params) -> Par
 
 
 def params_document(params: Params) -> dict[str, Any]:
-    """Params -> the rcl parameter-file document, keys matching the nodes in any namespace."""
+    """Params -> the rcl parameter-file document, keys matching the nodes in any namespace. ``/**`` comes first, so
+    a node's own values (which :func:`merge` keeps only where they came after the ``/**`` ones) win."""
+    order = sorted(params, key=lambda node: node != WILDCARD)
     return {
-        ("/**" if node == WILDCARD else f"/**/{node}"): {"ros__parameters": values}
-        for node, values in params.items()
-        if values
+        ("/**" if node == WILDCARD else f"/**/{node}"): {"ros__parameters": params[node]}
+        for node in order
+        if params[node]
     }
 
 
@@ -247,43 +260,93 @@ def module_name(executable: str) -> str:
     return f"lnn_control.nodes.{NODE_MODULES[executable]}"
 
 
-def make_plan(args: argparse.Namespace, base_env: Mapping[str, str] | None = None) -> Plan:
-    """Check the set, its node modules and config files; merge the parameters; choose the DDS environment."""
-    node_set = NODE_SETS[args.set]
-    nodes = [n for n in node_set.nodes if n not in (args.without or [])]
-    for extra in args.with_nodes or []:
+@dataclass
+class ResolvedSet:
+    """A node set made concrete: the nodes to start, their merged parameters, the files read, the remaps."""
+
+    nodes: list[str]
+    params: Params
+    configs: list[Path]
+    remaps: list[tuple[str, str, str]]  # (node, from, to)
+
+
+def _select_nodes(name: str, without: Iterable[str], with_nodes: Iterable[str]) -> list[str]:
+    """The set's nodes less ``without``, plus ``with_nodes``; each must exist and its module be installed."""
+    node_set = NODE_SETS[name]
+    without = list(without)
+    nodes = [n for n in node_set.nodes if n not in without]
+    for extra in with_nodes:
         if extra not in NODE_MODULES:
             raise BringupError(f"--with {extra!r}: unknown node; choose from {', '.join(NODE_MODULES)}")
         if extra not in nodes:
             nodes.append(extra)
-    for name in args.without or []:
-        if name not in node_set.nodes:
-            raise BringupError(f"--without {name!r}: not in set {args.set!r} ({', '.join(node_set.nodes)})")
+    for node in without:
+        if node not in node_set.nodes:
+            raise BringupError(f"--without {node!r}: not in set {name!r} ({', '.join(node_set.nodes)})")
     if not nodes:
-        raise BringupError(f"nothing left to start in set {args.set!r}")
+        raise BringupError(f"nothing left to start in set {name!r}")
     missing = [n for n in nodes if importlib.util.find_spec(module_name(n)) is None]
     if missing:
         raise BringupError(
-            f"node set {args.set!r} needs "
+            f"node set {name!r} needs "
             + ", ".join(f"{n} ({module_name(n)})" for n in missing)
             + ", which this install does not have yet; leave it out with --without, or pick another set "
             f"({', '.join(NODE_SETS)})"
         )
-    configs = [config_file(name) for name in node_set.configs]
+    return nodes
+
+
+def resolve_set(
+    name: str,
+    *,
+    without: Iterable[str] = (),
+    with_nodes: Iterable[str] = (),
+    replace: Mapping[str, str | Path] | None = None,
+    extra_configs: Iterable[str | Path] = (),
+    overrides: Params | None = None,
+    set_items: Iterable[str] = (),
+) -> ResolvedSet:
+    """The nodes, parameters and remaps of set ``name``, for ``up`` and the launch files alike.
+
+    Parameters, later wins: the set's config files (``replace`` maps one of their names to another file), then
+    ``use_sim_time: true`` for the simulator sets, then ``extra_configs`` (``up --config``), then ``overrides``
+    (the launch files' arguments), then ``set_items`` (``up --set NODE.PARAM=VALUE``).
+    """
+    if name not in NODE_SETS:
+        raise BringupError(f"unknown node set {name!r}; choose from {', '.join(NODE_SETS)}")
+    node_set = NODE_SETS[name]
+    nodes = _select_nodes(name, without, with_nodes)
+    replace = dict(replace or {})
+    configs = [Path(replace.pop(c)).expanduser() if c in replace else config_file(c) for c in node_set.configs]
+    if replace:
+        raise BringupError(f"node set {name!r} reads no {', '.join(sorted(replace))} (it reads {node_set.configs})")
     for path in configs:
         if not path.is_file():
-            raise BringupError(f"node set {args.set!r} reads {path}, which does not exist")
+            raise BringupError(f"node set {name!r} reads {path}, which does not exist")
     params: Params = {}
     for path in configs:
         params = merge(params, read_params(path))
     if node_set.sim_time:
         params = merge(params, {WILDCARD: {"use_sim_time": True}})
-    for name in args.config or []:
-        path = Path(name).expanduser()
+    for extra in extra_configs:
+        path = Path(extra).expanduser()
         configs.append(path)
         params = merge(params, read_params(path))
-    params = merge(params, parse_sets(args.set_params or [], nodes, params))
+    params = merge(params, overrides or {})
+    params = merge(params, parse_sets(set_items, nodes, params))
     remaps = [(n, s, t) for n in nodes if n in DRIVING_NODES and MUX in nodes for s, t in MUXED_REMAPS]
+    return ResolvedSet(nodes, params, configs, remaps)
+
+
+def make_plan(args: argparse.Namespace, base_env: Mapping[str, str] | None = None) -> Plan:
+    """Check the set, its node modules and config files; merge the parameters; choose the DDS environment."""
+    resolved = resolve_set(
+        args.set,
+        without=args.without or [],
+        with_nodes=args.with_nodes or [],
+        extra_configs=args.config or [],
+        set_items=args.set_params or [],
+    )
     source = dict(os.environ if base_env is None else base_env)
     if args.local:
         domain = source.get("ROS_DOMAIN_ID", "").strip()
@@ -291,7 +354,9 @@ def make_plan(args: argparse.Namespace, base_env: Mapping[str, str] | None = Non
     else:
         env = ros_env.robot_env(source)
     threads = 1 if args.threads is None else args.threads
-    return Plan(args.set, nodes, params, configs, remaps, args.namespace or "", env, threads)
+    return Plan(
+        args.set, resolved.nodes, resolved.params, resolved.configs, resolved.remaps, args.namespace or "", env, threads
+    )
 
 
 # -- running ----------------------------------------------------------------------------------------------------------

@@ -7,21 +7,19 @@ console script of setup.py, every launch file, config file and model file, packa
 land under ``install/``; then it runs one installed console script from the install tree.
 
 Also here: the shipped YAML files give each node exactly the parameters it declares (names, types, ranges), and
-launch/record.launch.py names only executables and config files that exist.
+launch/record.launch.py starts the ``record`` set of config/node_sets.yaml (executables and config files that exist).
 """
 
 from __future__ import annotations
 
 import ast
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "lnn_control"
@@ -134,30 +132,24 @@ def _configs():
 @pytest.mark.parametrize("index", range(4), ids=["record", "mux", "teleop_keyboard", "joy_teleop"])
 def test_config_yaml_gives_each_node_exactly_its_parameters(index):
     pytest.importorskip("rclpy")
+    from lnn_control.bringup import node_params, read_params
     from lnn_control.ros.node_util import check_value, describe
 
     filename, node, cls = _configs()[index]
-    document = yaml.safe_load((ROOT / "config" / filename).read_text())
-    params = document[node]["ros__parameters"]
-    specs = {spec["name"]: spec for spec in describe(cls)}
+    params = node_params(read_params(ROOT / "config" / filename), node)  # its own section and the file's /**
+    specs = {spec["name"]: spec for spec in describe(cls) if not spec["description"].startswith("deprecated")}
     assert set(params) == set(specs), f"config/{filename} {node}: extra {set(params) - set(specs)}, " \
                                       f"missing {set(specs) - set(params)}"  # fmt: skip
     for name, value in params.items():
         check_value(name, specs[name]["kind"], value, specs[name])  # type, range and choices as the node checks
 
 
-def test_record_launch_names_only_existing_executables_and_configs():
-    source = (ROOT / "launch" / "record.launch.py").read_text()
-    tree = ast.parse(source)
-    executables = {
-        kw.value.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        for kw in node.keywords
-        if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
-    }
-    assert executables and executables <= set(console_scripts()), executables - set(console_scripts())
-    yamls = {
-        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and re.fullmatch(r"[\w.-]+\.yaml", str(n.value))
-    }
-    assert yamls and all((ROOT / "config" / name).is_file() for name in yamls), yamls
+def test_record_launch_starts_the_record_set_of_the_node_sets_file():
+    from lnn_control.bringup import NODE_SETS
+
+    tree = ast.parse((ROOT / "launch" / "record.launch.py").read_text())
+    sets = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in NODE_SETS}
+    assert sets == {"record"}, sets
+    record = NODE_SETS["record"]
+    assert set(record.nodes + record.optional) <= set(console_scripts()), record
+    assert all((ROOT / "config" / name).is_file() for name in record.configs), record.configs

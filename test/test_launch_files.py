@@ -1,36 +1,31 @@
 """Launch files, ``lnn-control up`` and the config YAML agree with setup.py, config/ and the nodes' declarations.
 
-launch_ros is not on PyPI, so the launch files are read as Python source (ast), not run: every executable they name
-is a console script in setup.py, every config file they name exists, and they start the same nodes from the same
-files as the matching ``up`` node sets. No ROS needed.
+The node sets are described once, in config/node_sets.yaml; ``up`` and the launch files (through
+lnn_control/launching.py) both start them from there. Here: the description names console scripts of setup.py and
+files of config/, every launch file starts an existing set, and (launch_ros is not on PyPI) each launch file is run
+against stand-ins for launch and launch_ros: the nodes, parameter file and remaps it would start are those of
+``up`` for the same set and options. No ROS needed.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import importlib.util
-import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lnn_control.bringup import NODE_MODULES, NODE_SETS
+from lnn_control import bringup
+from lnn_control.bringup import MUX, NODE_MODULES, NODE_SETS, WILDCARD, load_node_sets, node_params, read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config"
-CONFIG_NAME = re.compile(r"[\w.-]+\.(yaml|xml)")
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
-#: launch file stem -> the `up` node sets it starts (drive.launch.py: fused, or split with split:=true)
-LAUNCH_SETS = {
-    "drive": ("drive", "drive-split"),
-    "record": ("record",),
-    "sim_drive": ("sim-drive",),
-    "record_sim": ("record-sim",),
-    "dagger_sim": ("dagger-sim",),
-    "teleop_sim": ("teleop-sim",),
-}
 
 
 def setup_nodes() -> dict[str, str]:
@@ -42,57 +37,167 @@ def setup_nodes() -> dict[str, str]:
     raise AssertionError("setup.py has no NODES table")
 
 
-def launch_names(path: Path) -> tuple[list[str], list[str]]:
-    """(executables, config file names) a launch file names, in order of appearance."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    executables, configs = [], []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "executable":
-            assert isinstance(node.value, ast.Constant), f"{path.name}: executable= must be a literal"
-            executables.append(node.value.value)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and CONFIG_NAME.fullmatch(node.value):
-            configs.append(node.value)
-    return executables, sorted(set(configs), key=configs.index)
-
-
 def test_up_knows_the_same_nodes_as_setup_py():
     assert setup_nodes() == NODE_MODULES
+
+
+def test_node_sets_come_from_the_description_file():
+    assert load_node_sets(CONFIG / bringup.NODE_SETS_FILE) == NODE_SETS
+    assert set(yaml.safe_load((CONFIG / bringup.NODE_SETS_FILE).read_text())) == set(NODE_SETS)
 
 
 @pytest.mark.parametrize("name", list(NODE_SETS))
 def test_node_sets_name_existing_executables_and_configs(name):
     node_set = NODE_SETS[name]
-    assert set(node_set.nodes) <= set(setup_nodes()), f"{name}: {node_set.nodes}"
-    skip_if_unwritten(name, node_set.configs)
+    assert set(node_set.nodes + node_set.optional) <= set(setup_nodes()), f"{name}: {node_set.nodes}"
+    assert not set(node_set.nodes) & set(node_set.optional), f"{name}: a node is both started and optional"
     missing = [c for c in node_set.configs if not (CONFIG / c).is_file()]
     assert not missing, f"node set {name!r} reads {missing}, which are not in config/"
 
 
-def skip_if_unwritten(set_name: str, configs: tuple[str, ...] | list[str]) -> None:
-    """Work in progress: a set whose config file and node module are both not written yet is skipped, not failed."""
-    missing = [c for c in configs if not (CONFIG / c).is_file()]
-    nodes = NODE_SETS[set_name].nodes
-    unwritten = [n for n in nodes if importlib.util.find_spec(f"lnn_control.nodes.{NODE_MODULES[n]}") is None]
-    if missing and unwritten:
-        pytest.skip(f"{set_name}: {', '.join(unwritten)} and config/{', '.join(missing)} are not written yet")
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("s: {nodes: [drive_node], configs: [drive.yaml]}\n", "no 'description'"),
+        ("s: {description: d, nodes: [nobody_node], configs: [drive.yaml]}\n", "unknown nodes"),
+        ("s: {description: d, nodes: [drive_node], configs: [drive.yaml], remap: {}}\n", "unknown key 'remap'"),
+        ("s: {description: d, nodes: drive_node, configs: [drive.yaml]}\n", "'nodes' must be a list"),
+        ("- s\n", "mappings"),
+    ],
+)
+def test_a_bad_node_sets_file_names_the_set_and_the_key(tmp_path, text, problem):
+    path = tmp_path / "node_sets.yaml"
+    path.write_text(text)
+    with pytest.raises(bringup.BringupError, match=problem) as info:
+        load_node_sets(path)
+    assert str(path) in str(info.value)
+
+
+# -- the launch files, run against stand-ins for launch and launch_ros ---------------------------------------------
+
+
+def launch_sets(path: Path) -> set[str]:
+    """The node sets a launch file names (string literals that are set names)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in NODE_SETS}
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_files_match_setup_py_config_and_up(path):
-    compile(path.read_text(), str(path), "exec")  # valid Python
-    executables, configs = launch_names(path)
-    assert executables, f"{path.name} starts no node"
-    assert set(executables) <= set(setup_nodes()), f"{path.name}: {executables}"
-    sets = LAUNCH_SETS.get(path.name.removesuffix(".launch.py"))
-    assert sets, f"{path.name}: no `lnn-control up` node set is paired with it in {__name__}.LAUNCH_SETS"
-    skip_if_unwritten(sets[0], configs)
-    for name in configs:
-        assert (CONFIG / name).is_file(), f"{path.name} names config/{name}, which does not exist"
-    assert set(executables) == {n for s in sets for n in NODE_SETS[s].nodes + NODE_SETS[s].optional}, (
-        f"{path.name} vs up {sets}"
+def test_launch_files_start_existing_sets_through_the_helper(path):
+    source = path.read_text()
+    compile(source, str(path), "exec")  # valid Python
+    assert launch_sets(path), f"{path.name} names no node set of config/{bringup.NODE_SETS_FILE}"
+    imported = {
+        alias.name if isinstance(n, ast.Import) else n.module
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for alias in n.names
+    }
+    assert not {m for m in imported if m.split(".")[0] in ("launch", "launch_ros")}, (
+        f"{path.name}: nodes are started through lnn_control.launching, which imports launch and launch_ros"
     )
-    assert configs == list(NODE_SETS[sets[0]].configs), f"{path.name} reads {configs}, up {sets[0]} reads other files"
+
+
+class _Recorded:
+    """A stand-in for a launch or launch_ros class: keeps its arguments."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def perform(self, context) -> str:
+        return context.launch_configurations[self.name]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    """Stand-ins for the few launch and launch_ros names lnn_control.launching uses."""
+    classes = {
+        "launch": {"LaunchDescription": type("LaunchDescription", (_Recorded,), {})},
+        "launch.actions": {
+            "DeclareLaunchArgument": type("DeclareLaunchArgument", (_Recorded,), {}),
+            "OpaqueFunction": type("OpaqueFunction", (_Recorded,), {}),
+        },
+        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": type("Node", (_Recorded,), {})},
+    }
+    for name, members in classes.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(members)
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def run_launch_file(path: Path, **given: str) -> list[dict]:
+    """The Node keyword arguments a launch file makes with these launch arguments (the rest at their defaults)."""
+    spec = importlib.util.spec_from_file_location(path.name.removesuffix(".py").replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    (entities,) = description.args
+    declared = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
+    assert set(given) <= set(declared), f"{path.name} has no arguments {set(given) - set(declared)}"
+    (opaque,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
+    context = types.SimpleNamespace(launch_configurations={**declared, **given})
+    return [node.kwargs for node in opaque.kwargs["function"](context)]
+
+
+CAMERA = [("camera/image_raw", "camera/image_raw"), ("camera/image_raw/compressed", "camera/image_raw/compressed")]
+#: (launch file, its arguments, the `up` command line it matches, extra remaps per node: what `up` leaves alone)
+LAUNCH_CASES = [
+    ("drive", {}, ["drive"], {"drive_node": CAMERA, MUX: [*CAMERA, ("cmd_vel", "cmd_vel")]}),
+    (
+        "drive",
+        {"split": "true", "use_mux": "false", "stamped": "true", "model": "random:ltc:0", "cmd_vel_topic": "/cmd"},
+        ["drive-split", "--without", MUX, "--set", "*.stamped=true", "--set", "*.model=random:ltc:0"],
+        {"perception_node": CAMERA, "policy_node": [*CAMERA, ("cmd_vel", "/cmd")]},
+    ),
+    (
+        "record",
+        {"joy": "true", "operator": "alice", "autostart": "true", "image_topic": "/cam"},
+        ["record", "--with", "joy_teleop_node", "--set", "recorder_node.operator=alice", "--set",
+         "recorder_node.autostart=true"],
+        {"recorder_node": [("camera/image_raw", "/cam")], MUX: [("cmd_vel", "cmd_vel")]},
+    ),  # fmt: skip
+    ("sim_drive", {"seed": "5"}, ["sim-drive", "--set", "sim_node.seed=5"], {}),
+    ("record_sim", {}, ["record-sim", "--set", "sim_node.seed=0"], {}),
+    (
+        "dagger_sim",
+        {"model": "m"},
+        ["dagger-sim", "--set", "sim_node.seed=0", "--set", "drive_node.model=m"],
+        {},
+    ),
+    ("teleop_sim", {"seed": "3"}, ["teleop-sim", "--set", "sim_node.seed=3"], {}),
+]
+
+
+@pytest.mark.parametrize(("stem", "given", "argv", "extra"), LAUNCH_CASES, ids=[c[0] for c in LAUNCH_CASES])
+def test_launch_files_start_what_up_starts(fake_launch, stem, given, argv, extra):
+    parser = argparse.ArgumentParser()
+    bringup.configure(parser)
+    plan = bringup.make_plan(parser.parse_args(argv))
+    path = ROOT / "launch" / f"{stem}.launch.py"
+    assert plan.name in launch_sets(path)
+    nodes = run_launch_file(path, **given)
+    assert [n["executable"] for n in nodes] == [n["name"] for n in nodes] == plan.nodes
+    files = {file for node in nodes for file in node["parameters"]}
+    assert len(files) == 1, "one parameter file for all nodes, as up writes it"
+    (params_file,) = files
+    assert yaml.safe_load(Path(params_file).read_text()) == bringup.params_document(plan.params)
+    Path(params_file).unlink()
+    for node in nodes:
+        assert node["parameters"] == [params_file]
+        up_remaps = [(s, t) for n, s, t in plan.remaps if n == node["name"]]
+        assert node["remappings"] == up_remaps + extra.get(node["name"], []), node["name"]
+    assert [n["name"] for n in nodes if "prefix" in n] == [n for n in plan.nodes if n == "teleop_keyboard_node"]
+
+
+def test_every_launch_file_is_run_here():
+    assert {c[0] for c in LAUNCH_CASES} == {p.name.removesuffix(".launch.py") for p in LAUNCH_FILES}
 
 
 # -- config YAML <-> the nodes' declarations ---------------------------------------------------------------------------
@@ -107,21 +212,67 @@ def declared(node: str) -> dict:
     return defaults
 
 
+def declared_elsewhere() -> dict[str, set[str]]:
+    """Parameter names of the nodes that do not drive (they may receive config/drive.yaml's ``/**`` block)."""
+    from lnn_control.nodes.demonstrator import DemonstratorConfig
+    from lnn_control.nodes.joy_teleop import JoyTeleopConfig
+    from lnn_control.nodes.mux import MuxConfig
+    from lnn_control.nodes.recorder import RecorderConfig
+    from lnn_control.nodes.sim import SimNodeConfig
+    from lnn_control.nodes.teleop_keyboard import KeyTeleopConfig
+    from lnn_control.ros.node_util import describe
+
+    classes = {
+        "demonstrator_node": DemonstratorConfig,
+        "joy_teleop_node": JoyTeleopConfig,
+        MUX: MuxConfig,
+        "recorder_node": RecorderConfig,
+        "sim_node": SimNodeConfig,
+        "teleop_keyboard_node": KeyTeleopConfig,
+    }
+    return {node: {s["name"] for s in describe(cls)} for node, cls in classes.items()}
+
+
 @pytest.mark.parametrize("node", ["perception_node", "policy_node", "drive_node"])
-def test_drive_yaml_lists_every_parameter_with_its_default(node):
+def test_drive_yaml_gives_every_parameter_its_default(node):
     pytest.importorskip("rclpy")
-    section = yaml.safe_load((CONFIG / "drive.yaml").read_text())[node]["ros__parameters"]
-    assert section == declared(node), f"config/drive.yaml {node} differs from its declarations"
+    given = node_params(read_params(CONFIG / "drive.yaml"), node)
+    assert {k: v for k, v in given.items() if k in declared(node)} == declared(node), (
+        f"config/drive.yaml (/** and {node}) differs from its declarations"
+    )
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG.glob("*.yaml")), ids=lambda p: p.name)
+def test_drive_yaml_says_each_value_once_and_shares_only_what_means_the_same_to_every_node():
+    pytest.importorskip("rclpy")
+    params = read_params(CONFIG / "drive.yaml")
+    driving = {name: set(declared(name)) for name in ("perception_node", "policy_node", "drive_node")}
+    assert set(params) <= {WILDCARD, *driving}
+    assert set(params[WILDCARD]) <= set.union(*driving.values()), "a /** parameter no driving node declares"
+    for node, values in params.items():
+        if node != WILDCARD:
+            assert set(values) <= driving[node], f"{node} does not declare {set(values) - driving[node]}"
+            assert not set(values) & set(params[WILDCARD]), f"{node} repeats /** values"
+    # Nodes beside the driving ones get the shared block too: only `stamped` (one message type on every command
+    # topic) may be a parameter of theirs; the others (frame_id, max_speed, ...) stay with the driving nodes.
+    for node, names in declared_elsewhere().items():
+        assert set(params[WILDCARD]) & names <= {"stamped"}, f"config/drive.yaml's /** would set {node}'s parameters"
+
+
+PARAMETER_FILES = sorted({CONFIG / name for node_set in NODE_SETS.values() for name in node_set.configs})
+
+
+@pytest.mark.parametrize("path", PARAMETER_FILES, ids=lambda p: p.name)
 def test_config_files_set_only_declared_parameters_of_the_driving_nodes(path):
     pytest.importorskip("rclpy")
-    document = yaml.safe_load(path.read_text()) or {}
+    params = read_params(path)
     for node in ("perception_node", "policy_node", "drive_node"):
-        if node in document:
-            unknown = set(document[node]["ros__parameters"]) - set(declared(node)) - {"use_sim_time"}
-            assert not unknown, f"{path.name}: {node} does not declare {sorted(unknown)}"
+        unknown = set(params.get(node, {})) - set(declared(node)) - {"use_sim_time"}
+        assert not unknown, f"{path.name}: {node} does not declare {sorted(unknown)}"
+    everyone = {n for names in declared_elsewhere().values() for n in names} | {
+        n for node in ("perception_node", "policy_node", "drive_node") for n in declared(node)
+    }
+    unknown = set(params.get(WILDCARD, {})) - everyone - {"use_sim_time"}
+    assert not unknown, f"{path.name}: no node declares the /** parameters {sorted(unknown)}"
 
 
 def test_the_replay_reads_the_same_limit_and_timing_names_the_nodes_declare():

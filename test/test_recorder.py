@@ -163,14 +163,15 @@ def test_records_300_frames_and_commands_byte_identical(ros, tmp_path):
     cls, type_name, sent_frames = frames(tmp_path / "tub", 300)
     sent_cmds = commands(300)
     params = {
-        "topics": ["cam/frames", "cam/teleop/cmd_vel"],
-        "types": [type_name, "geometry_msgs/msg/TwistStamped"],
-        "qos": ["reliable", "reliable"],
+        # the commands come at about 200 Hz: 1000 Hz expected gives a rate warning
+        "topics": [
+            f"cam/frames {type_name} reliable",
+            "cam/teleop/cmd_vel geometry_msgs/msg/TwistStamped reliable 1000",
+        ],
         "qos_depth": 1000,
         "operator": "tester",
         "vehicle": "rc-car-1",
         "notes": "byte-identical test",
-        "expected_rates": [0.0, 1000.0],  # the commands come at about 200 Hz: a rate warning
         "rate_window": 0.5,
     }
     with recorder(tmp_path, "rec_main", **params) as proc:
@@ -223,7 +224,7 @@ def test_a_stop_signal_keeps_every_acknowledged_message(ros, tmp_path, sig):
     # sqlite3 write, so some are always still waiting.
     _, _, sent = frames(tmp_path, 120, raw=True)
     name = f"rec_{sig.name.lower()}"
-    with recorder(tmp_path, name, topics=["term/frames"], types=["sensor_msgs/Image"], qos=["reliable"],
+    with recorder(tmp_path, name, topics=["term/frames sensor_msgs/Image reliable"],
                   qos_depth=500, autostart=True, storage="sqlite3") as proc:  # fmt: skip
         proc.wait_for_output("recording episode")
         pub = ros.publisher("term/frames", Image, RELIABLE)
@@ -243,6 +244,7 @@ def test_a_second_signal_exits_at_once_and_the_bag_still_reads(ros, tmp_path):
     # Many frames still queued for the writer when the first SIGINT comes: the second one lands during the clean-up
     # (or just after it); either way the process ends at once or cleanly, and the bag reads, a prefix of what was sent.
     _, _, sent = frames(tmp_path, 1200, raw=True)
+    # the deprecated parallel lists, which still work for one release
     with recorder(tmp_path, "rec_twice", topics=["twice/frames"], types=["sensor_msgs/Image"], qos=["reliable"],
                   qos_depth=2000, autostart=True, flush_period=0.2) as proc:  # fmt: skip
         proc.wait_for_output("recording episode")
@@ -274,7 +276,7 @@ def test_messages_lost_before_the_recorder_are_counted(ros, tmp_path):
         msg.header.stamp.sec = i
         return msg
 
-    with recorder(tmp_path, "rec_lost", topics=["lost/frames"], types=["sensor_msgs/Image"], qos=["sensor"],
+    with recorder(tmp_path, "rec_lost", topics=["lost/frames sensor_msgs/Image sensor"],
                   qos_depth=1, autostart=True) as proc:  # fmt: skip
         proc.wait_for_output("recording episode")
         status = ros.collect("rec_lost/status", String)
@@ -305,7 +307,7 @@ def test_messages_lost_before_the_recorder_are_counted(ros, tmp_path):
 
 def test_sigkill_leaves_a_bag_readable_up_to_the_last_flush(ros, tmp_path):
     _, _, sent = frames(tmp_path, 150, raw=True)
-    with recorder(tmp_path, "rec_kill", topics=["kill/frames"], types=["sensor_msgs/msg/Image"], qos=["reliable"],
+    with recorder(tmp_path, "rec_kill", topics=["kill/frames sensor_msgs/msg/Image reliable"],
                   qos_depth=500, autostart=True, flush_period=0.2) as proc:  # fmt: skip
         proc.wait_for_output("recording episode")
         status = ros.collect("rec_kill/status", String)
@@ -335,7 +337,7 @@ def test_unwritable_output_dir_gives_clear_errors_and_the_node_stays_up(ros, tmp
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where the output folder should be")
     with recorder(tmp_path, "rec_bad", output_dir=str(blocker / "bags"), autostart=True,
-                  topics=["bad/frames"], types=["sensor_msgs/msg/Image"]) as proc:  # fmt: skip
+                  topics=["bad/frames sensor_msgs/msg/Image"]) as proc:  # fmt: skip
         proc.wait_for_output("autostart failed")
         assert "cannot create or use output_dir" in proc.output() and str(blocker) in proc.output()
         response = ros.call("rec_bad/start", Trigger)
@@ -363,7 +365,7 @@ def test_disk_full_ends_the_episode_with_an_error_not_a_hang(ros, tmp_path):
     try:
         _, _, sent = frames(tmp_path, 120, raw=True)  # 57 KB each: 6.9 MB, more than the disk
         with recorder(tmp_path, "rec_full", output_dir=str(disk), autostart=True, min_free_mb=0, flush_period=0.1,
-                      topics=["full/frames"], types=["sensor_msgs/msg/Image"], qos=["reliable"], qos_depth=500,
+                      topics=["full/frames sensor_msgs/msg/Image reliable"], qos_depth=500,
                       fsync=False) as proc:  # fmt: skip
             proc.wait_for_output("recording episode")
             status = ros.collect("rec_full/status", String)
@@ -441,9 +443,7 @@ def test_record_only_when_human_and_recovery_on_start(ros, tmp_path):
 
     overrides = [
         Parameter("output_dir", value=str(tmp_path / "bags")),
-        Parameter("topics", value=["human/frames"]),
-        Parameter("types", value=["sensor_msgs/msg/Image"]),
-        Parameter("qos", value=["reliable"]),
+        Parameter("topics", value=["human/frames sensor_msgs/msg/Image reliable"]),
         Parameter("record_only_when_human", value=True),
         Parameter("active_source_topic", value="human/mux/active_source"),
         Parameter("min_free_mb", value=0),

@@ -445,7 +445,7 @@ def test_truth_layout_round_trips():
 
 def test_sim_yaml_names_only_declared_parameters():
     """config/sim.yaml: sim_node and demonstrator_node list every parameter; the overrides name real ones."""
-    from lnn_control.bringup import read_params
+    from lnn_control.bringup import WILDCARD, read_params
     from lnn_control.nodes.demonstrator import DemonstratorConfig
     from lnn_control.nodes.driver_params import NODE_PARAMETERS
     from lnn_control.nodes.joy_teleop import JoyTeleopConfig
@@ -455,6 +455,7 @@ def test_sim_yaml_names_only_declared_parameters():
     from lnn_control.ros.node_util import check_value, describe
 
     params = read_params(config_file("sim.yaml"))
+    shared = params.pop(WILDCARD, {})  # what every node of the sim sets is given
     declared = {
         "sim_node": describe(SimNodeConfig),
         "demonstrator_node": describe(DemonstratorConfig),
@@ -463,23 +464,25 @@ def test_sim_yaml_names_only_declared_parameters():
         "joy_teleop_node": describe(JoyTeleopConfig),
         **{node: [s for group in groups for s in describe(group)] for node, groups in NODE_PARAMETERS.items()},
     }
-    from lnn_control.nodes.recorder import RecorderConfig
+    from lnn_control.nodes.recorder import RecorderConfig, parse_topics
 
     declared["recorder_node"] = describe(RecorderConfig)
     for node in ("sim_node", "demonstrator_node"):
-        assert set(params[node]) == {s["name"] for s in declared[node]}, node
+        assert set(params[node]) | set(shared) == {s["name"] for s in declared[node]}, node
     assert set(params) <= set(declared), "sim.yaml names a node that does not exist"
     for node, values in params.items():
         specs = {s["name"]: s for s in declared[node]}
         for name, value in values.items():
             assert name in specs, f"sim.yaml: {node}.{name} is not a parameter of {node}"
             check_value(name, specs[name]["kind"], value, specs[name])  # type and range
-    # one message type on every command topic of the sim sets
+    # one message type on every command topic of the sim sets: the shared stamped, which every one of them declares
     commands = ("sim_node", "demonstrator_node", "drive_node", "policy_node", "command_mux_node",
                 "teleop_keyboard_node", "joy_teleop_node")
-    assert {params[n]["stamped"] for n in commands} == {True}
+    assert shared["stamped"] is True
+    assert all("stamped" in {s["name"] for s in declared[n]} for n in commands)
+    assert all(params.get(n, {}).get("stamped", True) is True for n in commands), "no node overrides it"
     recorder = params["recorder_node"]
-    assert len(recorder["topics"]) == len(recorder["types"]) == len(recorder["qos"]) == len(recorder["expected_rates"])
-    assert recorder["types"][recorder["topics"].index("teleop/cmd_vel")] == "geometry_msgs/msg/TwistStamped"
+    recorded = {entry.topic: entry.msgtype for entry in parse_topics(recorder["topics"])[0]}
+    assert recorded["teleop/cmd_vel"] == "geometry_msgs/msg/TwistStamped"
     assert params["sim_node"]["episode_gap"] > params["drive_node"]["reset_gap"]
     assert params["demonstrator_node"]["steer_max_rad"] == params["sim_node"]["steer_max_rad"]

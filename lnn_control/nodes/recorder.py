@@ -1,14 +1,18 @@
 """recorder_node: demonstrations into rosbag2 bags, one per episode, the bytes exactly as received.
 
-What it records: the topics in ``topics`` with their types in ``types`` (``"sensor_msgs/msg/Image"`` or
-``"sensor_msgs/Image"``; any installed message type), subscribed with ``raw=True`` so the serialized CDR bytes go
-into the bag as they came off the wire (no deserialising, no re-encoding). The bag (MCAP by default, sqlite3 with
-``storage:=sqlite3``) stores each type's full definition, so readers need no ROS packages. Topics are stored under
-their resolved names (namespaces and remaps applied).
+What it records: ``topics``, one entry per topic, ``"TOPIC TYPE [QOS] [RATE]"`` (fields separated by spaces)::
 
-QoS per topic (``qos``, same order as ``topics``): ``sensor`` (best effort, the cameras' sensor-data profile),
-``reliable`` or ``latched`` (reliable + transient local, for late-joining status topics); empty means ``sensor``
-for image types and ``reliable`` for the rest. ``qos_depth`` sets the history depth.
+    topics: ["camera/image_raw sensor_msgs/msg/Image sensor 30", "teleop/cmd_vel geometry_msgs/msg/Twist"]
+
+TYPE is any installed message type (``sensor_msgs/msg/Image`` or ``sensor_msgs/Image``). QOS is ``sensor`` (best
+effort, the cameras' sensor-data profile), ``reliable`` or ``latched`` (reliable + transient local, for
+late-joining status topics); left out, ``sensor`` for image types and ``reliable`` for the rest. RATE is the
+expected rate in Hz (left out or 0: no check). ``qos_depth`` sets the history depth. The old parallel lists
+(bare topic names in ``topics`` plus ``types``, ``qos``, ``expected_rates``) still work for this release, with a
+deprecation warning. Topics are subscribed with ``raw=True`` so the serialized CDR bytes go into the bag as they
+came off the wire (no deserialising, no re-encoding). The bag (MCAP by default, sqlite3 with ``storage:=sqlite3``)
+stores each type's full definition, so readers need no ROS packages. Topics are stored under their resolved names
+(namespaces and remaps applied).
 
 Episodes: ``~/start``, ``~/stop``, ``~/discard`` (std_srvs/Trigger), or ``autostart:=true`` (one episode from start
 until shutdown). Each bag is ``<output_dir>/<prefix><YYYYmmdd_HHMMSS>_<NNN>``. With ``record_only_when_human`` the
@@ -40,22 +44,23 @@ Guarantees (details in :mod:`lnn_control.data.recording`):
   with an error naming the path and the cause; the services answer ``success: false`` with it and the node keeps
   running.
 
-It warns when a topic's rate over ``rate_window`` seconds falls below ``expected_rates`` (same order as ``topics``,
-0 = no check) by more than ``rate_tolerance``, and publishes its state as JSON on ``~/status`` (std_msgs/String)
+It warns when a topic's rate over ``rate_window`` seconds falls below its expected RATE by more than
+``rate_tolerance``, and publishes its state as JSON on ``~/status`` (std_msgs/String)
 every ``status_period`` seconds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -83,17 +88,21 @@ class RecorderConfig:
     """Parameters of recorder_node (config/record.yaml)."""
 
     topics: list[str] = param(
-        ["camera/image_raw", "teleop/cmd_vel", "mux/active_source"], "topics to record (relative names are resolved)"
+        [
+            "camera/image_raw sensor_msgs/msg/Image sensor",
+            "teleop/cmd_vel geometry_msgs/msg/Twist reliable",
+            "mux/active_source std_msgs/msg/String reliable",
+        ],
+        "one entry per topic: 'TOPIC TYPE [QOS] [RATE]', e.g. 'camera/image_raw sensor_msgs/msg/Image sensor 30'; "
+        "QOS: sensor, reliable or latched (default: sensor for images, reliable otherwise); RATE: expected Hz, "
+        "0 or left out: no check (relative topic names are resolved)",
     )
-    types: list[str] = param(
-        ["sensor_msgs/msg/Image", "geometry_msgs/msg/Twist", "std_msgs/msg/String"],
-        "message type of each topic, same order as topics, e.g. sensor_msgs/msg/CompressedImage",
-    )
+    types: list[str] = param([], "deprecated (the TYPE field of each topics entry): message type of each topic")
     qos: list[str] = param(
-        [], "per topic: sensor, reliable or latched; empty: sensor for images, reliable otherwise", choices=QOS_CHOICES
+        [], "deprecated (the QOS field of each topics entry): QoS of each topic", choices=QOS_CHOICES
     )
     qos_depth: int = param(50, "history depth of the subscriptions", min=1, max=100_000)
-    expected_rates: list[float] = param([], "per topic, Hz; warn when the achieved rate is lower (0: no check)", min=0)
+    expected_rates: list[float] = param([], "deprecated (the RATE field of each topics entry): Hz per topic", min=0)
     rate_window: float = param(5.0, "seconds over which rates are measured", min=0.5, max=3600.0)
     rate_tolerance: float = param(0.2, "warn when the rate is below expected * (1 - rate_tolerance)", min=0.0, max=1.0)
     output_dir: str = param("bags", "folder for the episode bags (created if needed; ~ expanded)")
@@ -116,6 +125,112 @@ class RecorderConfig:
     stop_timeout: float = param(60.0, "seconds ~/stop waits for the writer before answering failure", min=1.0)
 
 
+class TopicEntry(NamedTuple):
+    """One recorded topic: name, message type (``pkg/msg/Type``), QoS kind and expected rate (Hz, 0: no check)."""
+
+    topic: str
+    msgtype: str
+    qos: str
+    expected_rate: float
+
+
+def _default_qos(msgtype: str) -> str:
+    return "sensor" if msgtype in IMAGE_TYPES else "reliable"
+
+
+def _rate(text: str) -> float | None:
+    """A RATE field as Hz, or None when ``text`` is not a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def parse_topic_entry(index: int, entry: str) -> TopicEntry:
+    """``"TOPIC TYPE [QOS] [RATE]"`` -> TopicEntry; ``ValueError`` names the entry (1-based) and the field."""
+    where = f"parameter 'topics' entry {index + 1} ({entry!r})"
+    fields = entry.split()
+    if not fields:
+        raise ValueError(f"{where}: empty; write 'TOPIC TYPE [QOS] [RATE]'")
+    if len(fields) == 1:
+        raise ValueError(f"{where}: no message type; write '{fields[0]} pkg/msg/Type [QOS] [RATE]'")
+    if len(fields) > 4:
+        raise ValueError(f"{where}: {len(fields)} fields; expected 'TOPIC TYPE [QOS] [RATE]'")
+    topic, type_name, *rest = fields
+    try:
+        msgtype = normalize_type_name(type_name)
+    except ValueError:
+        raise ValueError(f"{where}: TYPE {type_name!r} is not a message type like sensor_msgs/msg/Image") from None
+    qos: str | None = None
+    rate: float | None = None
+    for text in rest:  # QOS and RATE are told apart by their form, so either may be left out
+        if text in QOS_CHOICES:
+            if qos is not None:
+                raise ValueError(f"{where}: QOS given twice ({qos!r}, {text!r})")
+            qos = text
+            continue
+        value = _rate(text)
+        if value is None:
+            raise ValueError(
+                f"{where}: {text!r} is neither a QOS ({', '.join(QOS_CHOICES)}) nor a RATE (Hz, a number >= 0)"
+            )
+        if rate is not None:
+            raise ValueError(f"{where}: RATE given twice ({rate:g}, {text!r})")
+        rate = value
+    return TopicEntry(topic, msgtype, qos or _default_qos(msgtype), rate or 0.0)
+
+
+def parse_topics(
+    topics: Sequence[str], types: Sequence[str] = (), qos: Sequence[str] = (), rates: Sequence[float] = ()
+) -> tuple[list[TopicEntry], bool]:
+    """The ``topics`` parameter -> (entries, whether the deprecated parallel lists were used).
+
+    ``types``, ``qos`` and ``expected_rates`` (deprecated) go with bare topic names, one value per topic (``qos`` and
+    ``expected_rates`` may be empty). ``ValueError`` names the parameter, the entry and the field.
+    """
+    if not topics:
+        raise ValueError("parameter 'topics' is empty: nothing to record")
+    if not (types or qos or rates):
+        entries = [parse_topic_entry(i, entry) for i, entry in enumerate(topics)]
+    else:
+        entries = _parse_parallel(topics, types, qos, rates)
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        if entry.topic in seen:
+            raise ValueError(f"parameter 'topics' entries {seen[entry.topic] + 1} and {index + 1}: {entry.topic} twice")
+        seen[entry.topic] = index
+    return entries, bool(types or qos or rates)
+
+
+def _parse_parallel(
+    topics: Sequence[str], types: Sequence[str], qos: Sequence[str], rates: Sequence[float]
+) -> list[TopicEntry]:
+    """The deprecated form: bare names in ``topics``, the rest in parallel lists."""
+    n = len(topics)
+    for index, entry in enumerate(topics):
+        if len(entry.split()) != 1:
+            raise ValueError(
+                f"parameter 'topics' entry {index + 1} ({entry!r}): 'types', 'qos' or 'expected_rates' (deprecated) "
+                "are given too; use one form: 'TOPIC TYPE [QOS] [RATE]' entries and none of those lists"
+            )
+    for name, values in (("types", types), ("qos", qos), ("expected_rates", rates)):
+        if len(values) != n and not (name != "types" and not values):
+            raise ValueError(
+                f"parameter {name!r} (deprecated) has {len(values)} entries but 'topics' has {n}; give one per topic"
+                + ("" if name == "types" else " or none")
+            )
+    msgtypes = []
+    for index, type_name in enumerate(types):
+        try:
+            msgtypes.append(normalize_type_name(type_name))
+        except ValueError:
+            raise ValueError(f"parameter 'types' entry {index + 1} ({type_name!r}): not a message type") from None
+    kinds = list(qos) or [_default_qos(t) for t in msgtypes]
+    expected = [float(r) for r in rates] or [0.0] * n
+    return [TopicEntry(t.strip(), m, k, r) for t, m, k, r in zip(topics, msgtypes, kinds, expected, strict=True)]
+
+
 def _qos(kind: str, depth: int) -> QoSProfile:
     if kind == "sensor":
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -132,28 +247,27 @@ class RecorderNode(Node):
     def __init__(self, node_name: str = "recorder_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.config = cfg = declare_config(self, RecorderConfig)
-        n = len(cfg.topics)
-        if not n:
-            raise ValueError("parameter 'topics' is empty: nothing to record")
-        for name, values in (("types", cfg.types), ("qos", cfg.qos), ("expected_rates", cfg.expected_rates)):
-            if len(values) != n and not (name != "types" and not values):
-                raise ValueError(
-                    f"parameter {name!r} has {len(values)} entries but 'topics' has {n}; give one per topic"
-                    + ("" if name == "types" else " or none")
-                )
-        types = [normalize_type_name(t) for t in cfg.types]
-        qos = list(cfg.qos) or ["sensor" if t in IMAGE_TYPES else "reliable" for t in types]
-        rates = list(cfg.expected_rates) or [0.0] * n
+        entries, deprecated = parse_topics(cfg.topics, cfg.types, cfg.qos, cfg.expected_rates)
+        if deprecated:
+            self.get_logger().warning(
+                "parameters 'types', 'qos' and 'expected_rates' are deprecated and go in the next release: write each "
+                "topic as one entry of 'topics', 'TOPIC TYPE [QOS] [RATE]', e.g. "
+                "'camera/image_raw sensor_msgs/msg/Image sensor 30'"
+            )
+        n = len(entries)
         self._throttle = Throttle(5.0)
         self.active_source = ""
         specs = []
         self._readers: list[tuple[Any, Callable[[bytes, dict], None]]] = []  # (subscription, offer one message)
-        for index, (topic, msgtype, kind, rate) in enumerate(zip(cfg.topics, types, qos, rates, strict=True)):
-            cls = message_class(msgtype)  # ValueError naming the type when it is not installed
+        for index, (topic, msgtype, kind, rate) in enumerate(entries):
+            try:
+                cls = message_class(msgtype)
+            except ValueError as exc:  # the type is not installed
+                raise ValueError(f"parameter 'topics' entry {index + 1} ({topic}): {exc}") from exc
             offer = self._offer(index)
             sub = self.create_subscription(cls, topic, self._callback(index), _qos(kind, cfg.qos_depth), raw=True)
             self._readers.append((sub, offer))
-            specs.append(TopicSpec(sub.topic_name, msgtype, kind, float(rate)))
+            specs.append(TopicSpec(sub.topic_name, msgtype, kind, rate))
         self.specs = specs
         self._arrivals = [0] * n
         self._window_start = (time.monotonic(), [0] * n)
@@ -184,7 +298,7 @@ class RecorderNode(Node):
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Trigger, "~/discard", self._on_discard)
         self.create_timer(cfg.status_period, self._publish_status)
-        if any(rates):
+        if any(spec.expected_rate for spec in specs):
             self.create_timer(cfg.rate_window, self._check_rates)
         self._closed = False
         described = ", ".join(f"{s.topic} [{s.msgtype}, {s.qos}]" for s in specs)
