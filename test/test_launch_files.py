@@ -2,9 +2,9 @@
 
 The node sets are described once, in config/node_sets.yaml; ``up`` and the launch files (through
 lnn_control/launching.py) both start them from there. Here: the description names console scripts of setup.py and
-files of config/, every launch file starts an existing set, and (launch_ros is not on PyPI) each launch file is run
-against stand-ins for launch and launch_ros: the nodes, parameter file and remaps it would start are those of
-``up`` for the same set and options. No ROS needed.
+files of config/, every launch file starts an existing set, and each launch file's choice (its ``choose`` and
+lnn_control.launching.node_actions: what its description hands launch_ros, which is not on PyPI) starts the nodes,
+parameter file and remaps ``up`` starts for the same set and options. No ROS needed.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import argparse
 import ast
 import dataclasses
 import importlib.util
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ import yaml
 
 from lnn_control import bringup
 from lnn_control.bringup import MUX, NODE_MODULES, NODE_SETS, WILDCARD, load_node_sets, node_params, read_params
+from lnn_control.launching import node_actions
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config"
@@ -73,7 +72,7 @@ def test_a_bad_node_sets_file_names_the_set_and_the_key(tmp_path, text, problem)
     assert str(path) in str(info.value)
 
 
-# -- the launch files, run against stand-ins for launch and launch_ros ---------------------------------------------
+# -- the launch files' choices, resolved as launch_ros would be handed them ------------------------------------------
 
 
 def launch_sets(path: Path) -> set[str]:
@@ -98,52 +97,16 @@ def test_launch_files_start_existing_sets_through_the_helper(path):
     )
 
 
-class _Recorded:
-    """A stand-in for a launch or launch_ros class: keeps its arguments."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.args, self.kwargs = args, kwargs
-
-
-class _LaunchConfiguration:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def perform(self, context) -> str:
-        return context.launch_configurations[self.name]
-
-
-@pytest.fixture
-def fake_launch(monkeypatch):
-    """Stand-ins for the few launch and launch_ros names lnn_control.launching uses."""
-    classes = {
-        "launch": {"LaunchDescription": type("LaunchDescription", (_Recorded,), {})},
-        "launch.actions": {
-            "DeclareLaunchArgument": type("DeclareLaunchArgument", (_Recorded,), {}),
-            "OpaqueFunction": type("OpaqueFunction", (_Recorded,), {}),
-        },
-        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
-        "launch_ros": {},
-        "launch_ros.actions": {"Node": type("Node", (_Recorded,), {})},
-    }
-    for name, members in classes.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(members)
-        monkeypatch.setitem(sys.modules, name, module)
-
-
 def run_launch_file(path: Path, **given: str) -> list[dict]:
-    """The Node keyword arguments a launch file makes with these launch arguments (the rest at their defaults)."""
+    """The Node keyword arguments a launch file makes with these launch arguments (the rest at their defaults):
+    its ``choose`` and :func:`lnn_control.launching.node_actions`, which is all that ``generate_launch_description``
+    hands to launch_ros (not installable here) besides declaring the arguments."""
     spec = importlib.util.spec_from_file_location(path.name.removesuffix(".py").replace(".", "_"), path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    (entities,) = description.args
-    declared = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
+    spec.loader.exec_module(module)  # imports no launch or launch_ros (checked above)
+    declared = {name: default for name, (default, _text) in module.ARGUMENTS.items()}
     assert set(given) <= set(declared), f"{path.name} has no arguments {set(given) - set(declared)}"
-    (opaque,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
-    context = types.SimpleNamespace(launch_configurations={**declared, **given})
-    return [node.kwargs for node in opaque.kwargs["function"](context)]
+    return node_actions(module.choose({**declared, **given}))
 
 
 CAMERA = [("camera/image_raw", "camera/image_raw"), ("camera/image_raw/compressed", "camera/image_raw/compressed")]
@@ -176,7 +139,7 @@ LAUNCH_CASES = [
 
 
 @pytest.mark.parametrize(("stem", "given", "argv", "extra"), LAUNCH_CASES, ids=[c[0] for c in LAUNCH_CASES])
-def test_launch_files_start_what_up_starts(fake_launch, stem, given, argv, extra):
+def test_launch_files_start_what_up_starts(stem, given, argv, extra):
     parser = argparse.ArgumentParser()
     bringup.configure(parser)
     plan = bringup.make_plan(parser.parse_args(argv))
