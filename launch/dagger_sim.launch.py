@@ -14,19 +14,10 @@ config/record.yaml, config/sim.yaml, then config/dagger.yaml; later wins: interv
 the recorded topics), then these arguments.
 """
 
-from lnn_control.launching import SetChoice, launch_description
+from lnn_control.launching import SIM_POLICY_ARGUMENTS, launch_description, sim_policy_choice
 
-ARGUMENTS = {
-    "model": ("", "checkpoint stem; empty: what config/drive.yaml says (the shipped model)"),
-    "seed": ("0", "seed of the first episode"),
-}
-
-
-def choose(arg: dict[str, str]) -> SetChoice:
-    params = {"sim_node": {"seed": int(arg["seed"])}}
-    if arg["model"]:
-        params["drive_node"] = {"model": arg["model"]}
-    return SetChoice("dagger-sim", params=params)
+ARGUMENTS = SIM_POLICY_ARGUMENTS
+choose = sim_policy_choice("dagger-sim")
 
 
 def generate_launch_description():

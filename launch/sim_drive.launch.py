@@ -10,19 +10,10 @@ sim_node publishes ``/clock``; every node runs with ``use_sim_time: true``. driv
 Parameters: the set's config files (config/drive.yaml, then config/sim.yaml; later wins), then these arguments.
 """
 
-from lnn_control.launching import SetChoice, launch_description
+from lnn_control.launching import SIM_POLICY_ARGUMENTS, launch_description, sim_policy_choice
 
-ARGUMENTS = {
-    "model": ("", "checkpoint stem; empty: what config/drive.yaml says (the shipped model)"),
-    "seed": ("0", "seed of the first episode"),
-}
-
-
-def choose(arg: dict[str, str]) -> SetChoice:
-    params = {"sim_node": {"seed": int(arg["seed"])}}
-    if arg["model"]:
-        params["drive_node"] = {"model": arg["model"]}
-    return SetChoice("sim-drive", params=params)
+ARGUMENTS = SIM_POLICY_ARGUMENTS
+choose = sim_policy_choice("sim-drive")
 
 
 def generate_launch_description():

@@ -48,6 +48,25 @@ class SetChoice:
     prefixes: Mapping[str, str] = field(default_factory=dict)
 
 
+#: The arguments of a simulator set whose policy drives: which checkpoint, and the first episode's seed.
+SIM_POLICY_ARGUMENTS: Arguments = {
+    "model": ("", "checkpoint stem; empty: what config/drive.yaml says (the shipped model)"),
+    "seed": ("0", "seed of the first episode"),
+}
+
+
+def sim_policy_choice(set_name: str) -> Callable[[dict[str, str]], SetChoice]:
+    """``choose`` for a simulator set where drive_node drives (:data:`SIM_POLICY_ARGUMENTS`)."""
+
+    def choose(arg: dict[str, str]) -> SetChoice:
+        params: Params = {"sim_node": {"seed": int(arg["seed"])}}
+        if arg["model"]:
+            params["drive_node"] = {"model": arg["model"]}
+        return SetChoice(set_name, params=params)
+
+    return choose
+
+
 def truthy(text: str) -> bool:
     """A launch argument as a bool: true, 1, yes or on (any case)."""
     return text.strip().lower() in TRUE_WORDS

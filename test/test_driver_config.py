@@ -21,7 +21,6 @@ from lnn_control.nodes.driver_params import (  # noqa: E402
     build_driver,
     command_params,
 )
-from lnn_control.ros import env as ros_env  # noqa: E402
 from lnn_control.ros.node_util import declare_config  # noqa: E402
 from lnn_control.timing import TimingConfig  # noqa: E402
 from lnn_control.vision import PreprocessConfig  # noqa: E402
@@ -37,19 +36,6 @@ ROBOT_YAML = """\
     reset_gap: 0.7
     stamped: true
 """
-
-
-@pytest.fixture(scope="module")
-def context():
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.signals import SignalHandlerOptions
-
-    ros_env.apply(ros_env.local_env())
-    ctx = Context()
-    rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
-    yield ctx
-    ctx.try_shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +59,12 @@ def test_the_driver_config_fields_are_the_node_parameters():
     assert CommandParams().driver_config() == DriverConfig()  # the defaults: the model's own timing and crop
 
 
-def test_the_same_yaml_gives_the_node_and_the_replay_the_same_driver(context, model, tmp_path):
+def test_the_same_yaml_gives_the_node_and_the_replay_the_same_driver(rclpy_context, model, tmp_path):
     from rclpy.node import Node
 
     path = tmp_path / "robot.yaml"
     path.write_text(ROBOT_YAML)
-    node = Node("drive_node", context=context, cli_args=["--ros-args", "--params-file", str(path)])
+    node = Node("drive_node", context=rclpy_context, cli_args=["--ros-args", "--params-file", str(path)])
     warnings: list[str] = []
     try:
         camera = declare_config(node, CameraParams)

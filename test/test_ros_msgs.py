@@ -16,7 +16,6 @@ from rclpy.serialization import deserialize_message, serialize_message  # noqa: 
 from sensor_msgs.msg import CompressedImage, Image, Joy  # noqa: E402
 
 from lnn_control.command import Command  # noqa: E402
-from lnn_control.ros import env as ros_env  # noqa: E402
 from lnn_control.ros.msgs import (  # noqa: E402
     command_to_twist,
     compressed_image_msg,
@@ -115,27 +114,14 @@ class DemoConfig:
     note: str = param("", "free text", dynamic=True)
 
 
-@pytest.fixture(scope="module")
-def context():
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.signals import SignalHandlerOptions
-
-    ros_env.apply(ros_env.local_env())
-    ctx = Context()
-    rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
-    yield ctx
-    ctx.try_shutdown()
-
-
-def make_node(context, name, **overrides):
+def make_node(rclpy_context, name, **overrides):
     from rclpy.node import Node
 
-    return Node(name, context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    return Node(name, context=rclpy_context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
 
 
-def test_declare_config_defaults_descriptions_and_coercion(context):
-    node = make_node(context, "demo_defaults", rate=30, count=4, rates=[1.0, 2.5])
+def test_declare_config_defaults_descriptions_and_coercion(rclpy_context):
+    node = make_node(rclpy_context, "demo_defaults", rate=30, count=4, rates=[1.0, 2.5])
     try:
         config = declare_config(node, DemoConfig)
         assert config == DemoConfig(rate=30.0, count=4, rates=[1.0, 2.5])
@@ -162,8 +148,8 @@ def test_declare_config_defaults_descriptions_and_coercion(context):
         ({"rates": [1.0, -2.0]}, "parameter 'rates' = -2.0 is below its minimum 0.0"),
     ],
 )
-def test_declare_config_names_bad_values(context, overrides, message):
-    node = make_node(context, "demo_bad", **overrides)
+def test_declare_config_names_bad_values(rclpy_context, overrides, message):
+    node = make_node(rclpy_context, "demo_bad", **overrides)
     try:
         with pytest.raises(ValueError, match=message):
             declare_config(node, DemoConfig)
