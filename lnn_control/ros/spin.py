@@ -89,7 +89,7 @@ def finish_nodes(nodes: Sequence[Any], executor: Any | None) -> int:
             executor.remove_node(node)
         executor.shutdown(timeout_sec=5.0)
     for node in nodes:
-        status = max(status, _call(node, "close"))
+        status = max(status, _close(node))
     for node in nodes:
         try:
             node.destroy_node()
@@ -99,14 +99,15 @@ def finish_nodes(nodes: Sequence[Any], executor: Any | None) -> int:
     return status
 
 
-def _call(node: Any, name: str) -> int:
-    method = getattr(node, name, None)
-    if method is None:
+def _close(node: Any) -> int:
+    """The node's ``close()``, if it has one: 1 if it failed (printed), else 0."""
+    close = getattr(node, "close", None)
+    if close is None:
         return 0
     try:
-        method()
+        close()
     except Exception as exc:  # noqa: BLE001 - report and still tear down
-        print(f"[ERROR] {node.get_name()}: {name} failed: {exc}", file=sys.stderr, flush=True)
+        print(f"[ERROR] {node.get_name()}: close failed: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
 
