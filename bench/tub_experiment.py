@@ -7,7 +7,7 @@ only the first 800 frames, and the last 200 are scored, as two episodes, never s
 
 Each core named (``--cores``, default cfc and ltc) is trained with ``lnn-control train``'s own code
 (:func:`lnn_control.train.train`, the package's ``config/train.yaml`` plus the overrides below), then replayed over
-the held-out bag through ``Driver.observe`` (:func:`lnn_control.evaluate.evaluate`). Printed: steering MAE of each
+the held-out bag through ``Driver.observe`` (:func:`lnn_control.evaluate.evaluate_bags`). Printed: steering MAE of each
 model and of the constant baseline (the training frames' mean steering) on the held-out 200 frames; the last line
 is JSON.
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from lnn_control.commands.demo import TUB, TUB_OVERRIDES  # noqa: E402
 from lnn_control.data.tub import import_tub  # noqa: E402
-from lnn_control.evaluate import evaluate, load_models  # noqa: E402
+from lnn_control.evaluate import evaluate_bags, load_models  # noqa: E402
 from lnn_control.train import load_config, train  # noqa: E402
 
 OVERRIDES = TUB_OVERRIDES + ["training.progress=false"]
@@ -65,7 +65,7 @@ def main() -> None:
             run = train(config, [train_bag], out / core, val_bags=[val_bag])
             seconds = time.perf_counter() - started
             models = load_models([out / core / "best"], [core])
-            result = evaluate(models, [test_bag], out / f"eval_{core}", plots=core == args.cores[0],
+            result = evaluate_bags(models, [test_bag], out / f"eval_{core}", plots=core == args.cores[0],
                               saliency_frames=100)
             rows = {(r["model"], r["output"]): r for r in result.rows}
             base = next(m for m, _ in rows if m.startswith("baseline"))

@@ -16,7 +16,7 @@ The report folder::
     predictions/<bag>.csv       per frame: stamp, human command, each model's command and dt
     plots/<bag>_outputs.png     predicted vs human steering and velocity over time
     plots/<bag>_<model>_activity.png   the recurrent state (neuron activity) over time, grouped by layer
-    saliency/<bag>_<model>.gif (.mp4)  input frames beside their VisualBackProp saliency (see lnn_control.report),
+    saliency/<bag>_<model>.gif (.mp4)  input frames beside their VisualBackProp saliency (see lnn_control.report.media),
                                        for the first --saliency-bags bags
 
 A constant-mean baseline (each model's training-set mean, ``PolicyConfig.target_mean``) is scored beside the models,
@@ -31,6 +31,7 @@ largest and mean difference per output. Equal figures mean the robot's path and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -44,14 +45,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from lnn_control.command import Command
-from lnn_control.data.bags import IMAGE_TYPES, Bag, BagError, discover_bags
+from lnn_control.compare import command_stream, compare_streams
+from lnn_control.data.bags import Bag, BagError, discover_bags
 from lnn_control.data.commands import CommandConfig
-from lnn_control.data.pairing import PairingConfig, choose_stamp, pair_frames, pick_topic
+from lnn_control.data.pairing import PairingConfig, pair_frames
 from lnn_control.driver import Driver, DriverConfig, driver_params, load_driver_config, warn_once
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy
-from lnn_control.vision import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_msg, preprocess
+from lnn_control.replay import Frame, Output, Record, Replay, ReplayError, bag_frames
+from lnn_control.vision import ImageDecodeError, preprocess
 
 OUTPUTS = ("steering", "velocity")
 """The command fields a replay scores (:class:`lnn_control.command.Command`)."""
@@ -120,33 +122,6 @@ def load_models(paths: Sequence[str | Path], names: Sequence[str] | None = None)
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReplayFrame:
-    """One image message of a bag: its position, stamp and decoded pixels (None when it does not decode)."""
-
-    index: int
-    stamp_ns: int
-    rgb: np.ndarray | None
-    error: str | None = None
-
-
-def image_topic_of(bag: Bag, wanted: str | None) -> str:
-    """The image topic to replay: ``wanted`` (checked), or the bag's only image topic (BagError otherwise)."""
-    return pick_topic(bag, wanted, IMAGE_TYPES, "image", "--image-topic")
-
-
-def replay_frames(
-    bag: Bag, image_topic: str, stamp_source: str = "header", max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Iterator[ReplayFrame]:
-    """Every message of ``image_topic`` in log order, decoded, stamped as pairing stamps it (see ``choose_stamp``)."""
-    for index, rec in enumerate(bag.records([image_topic])):
-        stamp = choose_stamp(rec, stamp_source)
-        try:
-            yield ReplayFrame(index, stamp, decode_msg(rec.msg, max_pixels=max_pixels))
-        except ImageDecodeError as exc:
-            yield ReplayFrame(index, stamp, None, f"{image_topic} frame {index}: {exc}")
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
 
@@ -212,10 +187,9 @@ def replay_bag(
     ``saliency_frames`` > 0 also renders about that many evenly spaced saliency panels per model.
     Raises BagError for a bag that cannot be replayed or has no human command to score against.
     """
-    from lnn_control.report import saliency_panel, visual_backprop
-
     pairing = pairing or PairingConfig()
-    drivers = {m.name: d for m, d in zip(models, make_drivers(models, driver_config, warn), strict=True)}
+    replay = Replay({m.name: d for m, d in zip(models, make_drivers(models, driver_config, warn), strict=True)},
+                    activity=True)
     with Bag(path) as bag:
         pairer = pair_frames(bag, pairing, decode=False)
         human_of = {p.index: p.command for p in pairer}
@@ -224,70 +198,97 @@ def replay_bag(
         topic = pairer.image_topic
         total = bag.topics[topic].count
         every = max(1, math.ceil(total / saliency_frames)) if saliency_frames > 0 else 0
-        stamps, index, human, undecodable = [], [], [], 0
-        preds: dict[str, list[tuple[float, float]]] = {m.name: [] for m in models}
-        raws: dict[str, list[tuple[float, ...]]] = {m.name: [] for m in models}
-        dts: dict[str, list[float]] = {m.name: [] for m in models}
-        acts: dict[str, list[np.ndarray]] = {m.name: [] for m in models}
-        events: dict[str, list[str]] = {m.name: [] for m in models}
+        frames = bag_frames(bag, topic, pairing.stamp_source, pairing.max_pixels)
+        records: list[Record] = []
         panels: dict[str, list[np.ndarray]] = {m.name: [] for m in models}
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, desc=Path(path).name, unit="frame", leave=False)
-        try:
-            for frame in replay_frames(bag, topic, pairing.stamp_source, pairing.max_pixels):
-                if bar is not None:
-                    bar.update(1)
-                if frame.rgb is None:
-                    undecodable += 1
-                    continue
-                cmd: Command | None = human_of.get(frame.index)
-                stamps.append(frame.stamp_ns)
-                index.append(frame.index)
-                human.append((cmd.steering, cmd.velocity) if cmd is not None else (math.nan, math.nan))
-                for model in models:
-                    driver = drivers[model.name]
-                    try:
-                        out = driver.observe(frame.rgb, frame.stamp_ns)
-                    except ValueError as exc:  # a crop that does not fit this bag's frames
-                        raise BagError(path, f"frame {frame.index}, model {model.name}: {exc}", topic=topic) from exc
-                    preds[model.name].append((out.steering, out.velocity))
-                    raws[model.name].append(driver.last.raw)
-                    dts[model.name].append(driver.last.dt_s)
-                    acts[model.name].append(driver.activity.copy())
-                    if driver.last.event:
-                        events[model.name].append(f"frame {frame.index}: {driver.last.event}")
-                    if every and frame.index % every == 0:
-                        small = preprocess(frame.rgb, driver.preprocess)
-                        mask = visual_backprop(model.policy.encoder, torch.from_numpy(small)[None])[0].numpy()
-                        t = (frame.stamp_ns - stamps[0]) / 1e9
-                        hs = f"human s {cmd.steering:+.2f} v {cmd.velocity:.2f}" if cmd else "human -"
-                        lines = [f"t {t:6.2f} s  {hs}", f"{model.name}: s {out.steering:+.2f} v {out.velocity:.2f}"]
-                        panels[model.name].append(saliency_panel(small, mask, lines, scale=2))
-        finally:
-            if bar is not None:
-                bar.close()
-    if not stamps:
+        with _progress(total, Path(path).name, progress) as bar:
+            try:
+                for record in replay.run(_counted(frames, bar), human_of):
+                    records.append(_slim(record))
+                    if every and record.index % every == 0:
+                        _add_saliency(record, records[0].stamp_ns, models, replay.drivers, panels)
+            except ReplayError as exc:  # a crop that does not fit this bag's frames
+                raise BagError(path, str(exc), topic=topic) from exc
+    if not records:
         raise BagError(path, "no frame decodes", topic=topic)
+    return _bag_replay(path, topic, pairer, models, records, len(replay.undecodable), panels)
+
+
+def _slim(record: Record) -> Record:
+    """The record without its pixels (the replay keeps every record of a bag)."""
+    return Record(record.index, record.stamp_ns, np.empty(0, np.uint8), record.human, record.outputs)
+
+
+def _add_saliency(
+    record: Record, first_stamp_ns: int, models: Sequence[Model], drivers: Mapping[str, Driver],
+    panels: dict[str, list[np.ndarray]],
+) -> None:
+    """A VisualBackProp panel per model of ``record``'s frame, appended to ``panels``."""
+    from lnn_control.report.media import saliency_panel, visual_backprop
+
+    cmd = record.human
+    t = (record.stamp_ns - first_stamp_ns) / 1e9
+    hs = f"human s {cmd.steering:+.2f} v {cmd.velocity:.2f}" if cmd else "human -"
+    for model in models:
+        small = preprocess(record.rgb, drivers[model.name].preprocess)
+        mask = visual_backprop(model.policy.encoder, torch.from_numpy(small)[None])[0].numpy()
+        out = record.outputs[model.name].command
+        lines = [f"t {t:6.2f} s  {hs}", f"{model.name}: s {out.steering:+.2f} v {out.velocity:.2f}"]
+        panels[model.name].append(saliency_panel(small, mask, lines, scale=2))
+
+
+@contextlib.contextmanager
+def _progress(total: int, name: str, shown: bool) -> Iterator[Any]:
+    """A tqdm bar over a bag's frames (None when not ``shown``), closed on the way out."""
+    if not shown:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=name, unit="frame", leave=False)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _counted(frames: Iterator[Frame], bar: Any) -> Iterator[Frame]:
+    for frame in frames:
+        if bar is not None:
+            bar.update(1)
+        yield frame
+
+
+def _bag_replay(
+    path: str | Path, topic: str, pairer: Any, models: Sequence[Model], records: Sequence[Record], undecodable: int,
+    saliency: Mapping[str, list[np.ndarray]],
+) -> BagReplay:
+    """The per-frame records of one bag as the arrays of a :class:`BagReplay`."""
+    def column(name: str, of: Callable[[Output], Any], dtype: Any) -> np.ndarray:
+        return np.asarray([of(r.outputs[name]) for r in records], dtype=dtype)
+
+    names = [m.name for m in models]
     n_out = {m.name: len(m.policy.config.outputs) for m in models}
+    nan = (math.nan, math.nan)
     return BagReplay(
         bag=str(path),
         name=Path(path).name,
         image_topic=topic,
         command_topic=pairer.command_topic,
-        stamps=np.asarray(stamps, dtype=np.int64),
-        index=np.asarray(index, dtype=np.int64),
-        human=np.asarray(human, dtype=np.float64).reshape(-1, 2),
-        predictions={k: np.asarray(v, dtype=np.float64).reshape(-1, 2) for k, v in preds.items()},
-        raw={k: np.asarray(v, dtype=np.float64).reshape(-1, n_out[k]) for k, v in raws.items()},
-        dt={k: np.asarray(v, dtype=np.float64) for k, v in dts.items()},
-        activity={k: np.stack(v).astype(np.float32) for k, v in acts.items()},
-        events=events,
+        stamps=np.asarray([r.stamp_ns for r in records], dtype=np.int64),
+        index=np.asarray([r.index for r in records], dtype=np.int64),
+        human=np.asarray([(r.human.steering, r.human.velocity) if r.human else nan for r in records],
+                         dtype=np.float64).reshape(-1, 2),
+        predictions={n: column(n, lambda o: (o.command.steering, o.command.velocity), np.float64).reshape(-1, 2)
+                     for n in names},
+        raw={n: column(n, lambda o: o.step.raw, np.float64).reshape(-1, n_out[n]) for n in names},
+        dt={n: column(n, lambda o: o.step.dt_s, np.float64) for n in names},
+        activity={n: np.stack([r.outputs[n].activity for r in records]).astype(np.float32) for n in names},
+        events={n: [f"frame {r.index}: {r.outputs[n].step.event}" for r in records if r.outputs[n].step.event]
+                for n in names},
         undecodable=undecodable,
         pairing=pairer.report.to_dict(),
-        saliency=panels,
+        saliency={n: list(saliency.get(n, [])) for n in names},
     )
 
 
@@ -376,7 +377,7 @@ def side_by_side(rows: Sequence[Mapping[str, Any]], bag: str) -> tuple[list[str]
 
 @dataclass
 class EvalResult:
-    """What ``evaluate`` wrote and found."""
+    """What :func:`evaluate_bags` wrote and found."""
 
     out: Path
     rows: list[dict[str, Any]]
@@ -385,7 +386,7 @@ class EvalResult:
     text: str
 
 
-def evaluate(
+def evaluate_bags(
     models: Sequence[Model],
     bags: Sequence[str | Path],
     out: str | Path,
@@ -404,7 +405,7 @@ def evaluate(
     ``saliency_bags`` bags (about ``saliency_frames`` frames each). A bag that cannot be replayed is reported in the
     result's ``skipped`` (with ``strict``, its BagError is raised instead); no usable bag at all raises BagError.
     """
-    from lnn_control import report
+    from lnn_control.report.tables import markdown_table, text_table
 
     out = Path(out)
     if pairing is None:
@@ -444,11 +445,11 @@ def evaluate(
         header, table = side_by_side(rows, scope)
         parts.append((scope, header, table))
     text = "\n\n".join(
-        (f"all {len(replays)} bags" if scope == "all" else f"bag {scope}") + "\n" + report.text_table(h, t)
+        (f"all {len(replays)} bags" if scope == "all" else f"bag {scope}") + "\n" + text_table(h, t)
         for scope, h, t in parts
     )
     markdown = "\n\n".join(
-        (f"### All {len(replays)} bags" if scope == "all" else f"### {scope}") + "\n\n" + report.markdown_table(h, t)
+        (f"### All {len(replays)} bags" if scope == "all" else f"### {scope}") + "\n\n" + markdown_table(h, t)
         for scope, h, t in parts
     )
     (out / "summary.md").write_text(
@@ -525,19 +526,19 @@ def _write_predictions(path: Path, replay: BagReplay, models: Sequence[Model]) -
 
 
 def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[str, tuple[float, float]]) -> None:
-    from lnn_control import report
+    from lnn_control.report import media, plots
 
     stem = _safe(replay.name)
     times = replay.times_s
-    report.plot_outputs(
+    plots.plot_outputs(
         out / "plots" / f"{stem}_outputs.png", times, replay.human, replay.predictions, bases,
         title=f"{replay.name}: {replay.image_topic} -> commands vs {replay.command_topic}",
     )
     for m in models:
         tag = f"{stem}_{_safe(m.name)}"
-        groups = report.neuron_groups(m.policy)
+        groups = plots.neuron_groups(m.policy)
         if groups and replay.activity[m.name].shape[1]:
-            report.plot_activity(
+            plots.plot_activity(
                 out / "plots" / f"{tag}_activity.png", times, replay.activity[m.name], groups,
                 replay.predictions[m.name][:, 0], title=f"{m.name} ({m.policy.config.core}) on {replay.name}",
             )
@@ -546,8 +547,8 @@ def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[
             period = np.median(np.diff(replay.stamps)) / 1e9 if len(replay.stamps) > 1 else 0.05
             every = max(1, math.ceil(len(replay.stamps) / max(1, len(panels))))
             fps = 1.0 / max(1e-3, period * every)
-            report.write_gif(panels, out / "saliency" / f"{tag}.gif", fps)
-            report.write_video(panels, out / "saliency" / f"{tag}.mp4", fps)
+            media.write_gif(panels, out / "saliency" / f"{tag}.gif", fps)
+            media.write_video(panels, out / "saliency" / f"{tag}.mp4", fps)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -556,17 +557,17 @@ def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[
 
 
 def compare_live(replay: BagReplay, model: str, live: Mapping[int, tuple[float, float]]) -> dict[str, Any]:
-    """A live run's commands against the offline replay of the same model on the same bag, frame by frame."""
-    offline = replay.predictions[model]
+    """A live run's commands against the offline replay of the same model on the same bag, matched by stamp."""
+    offline = command_stream(zip(replay.stamps.tolist(), replay.predictions[model].tolist(), strict=True))
+    diff = compare_streams(offline, command_stream(live.items()), fields=OUTPUTS)
+    missing = set(diff.only_a)
     stamps = replay.stamps.tolist()
-    hits = [i for i, s in enumerate(stamps) if s in live]
-    missing = [i for i, s in enumerate(stamps) if s not in live]
-    row: dict[str, Any] = {"model": model, "bag": replay.name, "frames": len(stamps), "live_commands": len(hits),
-                           "missing": len(missing), "missing_frames": missing}
-    for o, output in enumerate(OUTPUTS):
-        diff = np.array([abs(live[int(replay.stamps[i])][o] - offline[i, o]) for i in hits])
-        row[f"max_abs_{output}"] = float(diff.max()) if diff.size else math.nan
-        row[f"mean_abs_{output}"] = float(diff.mean()) if diff.size else math.nan
+    frames = [i for i, s in enumerate(stamps) if s in missing]
+    row: dict[str, Any] = {"model": model, "bag": replay.name, "frames": len(stamps),
+                           "live_commands": len(stamps) - len(frames), "missing": len(frames), "missing_frames": frames}
+    for output in OUTPUTS:
+        row[f"max_abs_{output}"] = diff.fields[output].max_abs
+        row[f"mean_abs_{output}"] = diff.fields[output].mean_abs
     return row
 
 
@@ -575,24 +576,28 @@ def live_evaluation(
     rate: float = 1.0,
 ) -> str:
     """Play every replayed bag into a ``drive_node`` per model; write ``live.json``; the comparison table."""
-    from lnn_control import report
     from lnn_control.commands.play import live_commands  # rclpy: only here
+    from lnn_control.report.tables import text_table
 
     params = driver_params(driver_config)
     rows = []
     for model in models:
         for replay in replays:
             run = live_commands(replay.bag, model.path, rate=rate, driver_params=params)
-            row = compare_live(replay, model.name, run.commands)
-            rows.append(row)
+            rows.append(compare_live(replay, model.name, run.commands))
             if not run.commands:
                 tail = "\n".join(run.node_log.splitlines()[-15:])
                 print(f"eval --live: drive_node published no command for {replay.name}; its log ends:\n{tail}",
                       file=sys.stderr)
+            elif run.missing:
+                shown = ", ".join(str(s) for s in run.missing[:10]) + (", ..." if len(run.missing) > 10 else "")
+                print(f"eval --live: drive_node answered {run.frames_played - len(run.missing)} of "
+                      f"{run.frames_played} frames of {replay.name} before the timeout; not answered: {shown}",
+                      file=sys.stderr)
     (out / "live.json").write_text(json.dumps(_finite(rows), indent=2) + "\n", encoding="utf-8")
     header = ["model", "bag", "frames", "live_commands", "missing", "max_abs_steering", "mean_abs_steering",
               "max_abs_velocity", "mean_abs_velocity"]
-    return report.text_table(header, [[r[h] for h in header] for r in rows], digits=6)
+    return text_table(header, [[r[h] for h in header] for r in rows], digits=6)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -649,7 +654,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     try:
         models = load_models(args.models, args.names)
-        result = evaluate(
+        result = evaluate_bags(
             models, args.bags, args.out, pairing=pairing_from_args(args, models),
             driver_config=load_driver_config(*(args.driver_config or ())), strict=args.strict, plots=not args.no_plots,
             saliency_frames=args.saliency_frames, saliency_bags=args.saliency_bags, progress=not args.no_progress,

@@ -20,7 +20,7 @@ from lnn_control.data.pairing import PairingConfig, pair_frames
 from lnn_control.driver import Driver, DriverConfig, load_driver_config
 from lnn_control.nn import checkpoint
 from lnn_control.nn.encoder import ConvHead
-from lnn_control.report import visual_backprop
+from lnn_control.report.media import visual_backprop
 from lnn_control.vision import PreprocessConfig, decode_msg
 
 
@@ -87,7 +87,7 @@ def test_eval_mae_equals_a_hand_computation_from_driver_observe(trained, tmp_pat
     # moves on) but not scored
     bag = write_drive_bag(tmp_path / "gaps", n=20, command_indices=[i for i in range(20) if not 5 <= i <= 14])
     model = E.load_models([runs["cfc"] / "best"])[0]
-    result = E.evaluate([model], [bag], tmp_path / "report", plots=False)
+    result = E.evaluate_bags([model], [bag], tmp_path / "report", plots=False)
     row = {(r["model"], r["output"]): r for r in result.rows}
 
     driver = Driver(checkpoint.load(runs["cfc"] / "best"), DriverConfig())
@@ -125,7 +125,7 @@ def test_one_bad_bag_is_reported_and_skipped_unless_strict(trained, tmp_path, ca
     assert main(args + [str(tmp_path / "b"), "--strict"]) == 1
     assert "empty.db3" in capsys.readouterr().err
     with pytest.raises(BagError, match="no bag could be replayed"):
-        E.evaluate(E.load_models([runs["cfc"] / "best"]), [empty], tmp_path / "c")
+        E.evaluate_bags(E.load_models([runs["cfc"] / "best"]), [empty], tmp_path / "c")
 
 
 def test_a_crop_that_does_not_fit_the_bag_names_the_bag_and_model(trained, tmp_path):
@@ -134,7 +134,7 @@ def test_a_crop_that_does_not_fit_the_bag_names_the_bag_and_model(trained, tmp_p
     policy.config.preprocess = PreprocessConfig(56, 56, crop_top=30)  # the bag's frames are 24 pixels high
     checkpoint.save(policy, tmp_path / "cropped")
     with pytest.raises(BagError, match=r"ep0.*frame 0, model cropped: crop .* leaves nothing"):
-        E.evaluate(E.load_models([tmp_path / "cropped"]), [bags[0]], tmp_path / "report", strict=True, plots=False)
+        E.evaluate_bags(E.load_models([tmp_path / "cropped"]), [bags[0]], tmp_path / "report", strict=True, plots=False)
 
 
 def test_driver_settings_come_from_the_nodes_parameter_file(tmp_path):

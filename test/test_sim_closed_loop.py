@@ -1,4 +1,4 @@
-"""Closed-loop episodes, evaluate, the report folder and the sim-eval verb (real simulator, short episodes)."""
+"""Closed-loop episodes, run_episodes, the report folder and the sim-eval verb (real simulator, short episodes)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,18 @@ from lnn_control.driver import Driver, DriverConfig, load_driver_config  # noqa:
 from lnn_control.nn import checkpoint  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
 from lnn_control.paths import config_file, model_file  # noqa: E402
+from lnn_control.report.episodes import write_report  # noqa: E402
 from lnn_control.sim.carracing import CarRacingSim  # noqa: E402
 from lnn_control.sim.closed_loop import (  # noqa: E402
     ConstantController,
     Controller,
-    evaluate,
     model_controller_factory,
     run_episode,
+    run_episodes,
     sim_driver_config,
 )
 from lnn_control.sim.expert import ExpertController  # noqa: E402
 from lnn_control.sim.perturb import PerturbConfig  # noqa: E402
-from lnn_control.sim.report import write_report  # noqa: E402
 from lnn_control.timing import TimingConfig  # noqa: E402
 from lnn_control.vision import PreprocessConfig  # noqa: E402
 
@@ -67,7 +67,7 @@ def test_off_track_time_counts():
 
 
 def test_report_folder(tmp_path):
-    results = evaluate(
+    results = run_episodes(
         CarRacingSim,
         ExpertController,
         seeds=[4, 5],
@@ -144,7 +144,7 @@ def test_sim_eval_model_drives_through_the_driver(tmp_path):
     assert summary["meta"]["model"].endswith("m") and (out / "activity.png").is_file()
 
     # The same episode by hand: the sim's frames and stamps into a Driver built as sim-eval builds it.
-    (result,) = evaluate(CarRacingSim, model_controller_factory(tmp_path / "m"), [3], max_steps=30, progress=False)
+    (result,) = run_episodes(CarRacingSim, model_controller_factory(tmp_path / "m"), [3], max_steps=30, progress=False)
     driver = Driver(checkpoint.load(tmp_path / "m"), load_driver_config(config_file("drive.yaml"),
                                                                         config_file("sim.yaml")))
     with CarRacingSim() as sim:

@@ -5,10 +5,12 @@
    the model trained on seeds 100-103 and validated on 200, so these tracks are new to it);
 2. watch it from this process with an rclpy observer (:mod:`lnn_control.ros.sim_observer`) on the same private DDS
    domain: the camera, the commands the simulator receives, its ground truth and episode events;
-3. stop ``up`` when the episodes are done, replay the first episode's frames through ``Driver.observe`` (the drive
-   node's path) for the neuron activity, and write the report folder (``--out``, default ``reports/demo``) with
-   :mod:`lnn_control.sim.report`, as ``sim-eval`` does: ``episodes.csv``, ``summary.json``, a GIF with the steering
-   overlay, ``timeseries.png`` and ``activity.png``; ``up.log`` holds the nodes' output.
+3. stop ``up`` when the episodes are done (the last episode's end event and its last truth message arrived), replay
+   the first episode's frames through :mod:`lnn_control.replay` (``Driver.observe``, the drive node's path) for the
+   neuron activity, compare its steering with the commands the simulator received
+   (:func:`lnn_control.compare.compare_streams`), and write the report folder (``--out``, default ``reports/demo``)
+   with :mod:`lnn_control.report.episodes`, as ``sim-eval`` does: ``episodes.csv``, ``summary.json``, a GIF with the
+   steering overlay, ``timeseries.png`` and ``activity.png``; ``up.log`` holds the nodes' output.
 
 ``lnn-control demo --offline`` runs the earlier offline pipeline instead: import the Donkeycar tub (or record the
 demonstrator), train a small LTC-NCP for ``--minutes``, replay the held-out frames, report under ``--out``.
@@ -137,7 +139,7 @@ def run_drive(args: argparse.Namespace) -> int:
         plan = bringup.make_plan(parser.parse_args(argv), base_env=env)
     except bringup.BringupError as exc:
         raise DemoError(f"lnn-control up {SET}: {exc}") from exc
-    stamped = bool(plan.params.get("sim_node", {}).get("stamped", False))
+    stamped = bool(bringup.node_params(plan.params, "sim_node").get("stamped", False))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "up.log"
@@ -248,7 +250,10 @@ def watch(observer: Any, proc: subprocess.Popen, args: argparse.Namespace, log_p
                 f"steps ({event['reason']}), at {time.monotonic() - started:.0f} s")
         reported = len(finished)
         if reported >= args.episodes:
-            _await_last_truth(observer, finished[-1])
+            last = finished[-1]  # the end event may overtake the episode's last truth message (another topic)
+            if not observer.wait_for_truth(int(last["episode"]), int(last["steps"]), args.stall_timeout):
+                say(f"the last truth message of episode {last['episode']} did not come within "
+                    f"{args.stall_timeout:g} s; reporting without it")
             return
         status = proc.poll()
         if status is not None:
@@ -272,16 +277,6 @@ def watch(observer: Any, proc: subprocess.Popen, args: argparse.Namespace, log_p
         time.sleep(0.2)
 
 
-def _await_last_truth(observer: Any, last_end: dict[str, Any], timeout_s: float = 2.0) -> None:
-    """The end event may overtake the episode's last truth message (another topic): give it a moment."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        latest = observer.latest()
-        if latest is not None and latest["episode"] == last_end["episode"] and latest["step"] >= last_end["steps"]:
-            return
-        time.sleep(0.05)
-
-
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -298,23 +293,25 @@ def add_activity(result: Any, model: Path) -> tuple[int, int]:
     """
     import torch
 
+    from lnn_control.compare import compare_streams
     from lnn_control.driver import Driver, load_driver_config
     from lnn_control.nn.checkpoint import load
+    from lnn_control.replay import replay
 
     torch.set_num_threads(1)
     driver = Driver(load(model), load_driver_config(config_file("sim.yaml")))
-    steering, activity = [], []
-    for frame, stamp in zip(result.frames, result.series["stamp_ns"]):
-        steering.append(driver.observe(frame, int(stamp)).steering)
-        activity.append(driver.activity.copy())
-    result.activity = np.stack(activity)
-    seen = result.series["observed"]
-    diff = np.abs(np.asarray(steering, np.float32) - result.series["steering"])[seen]
-    return int((diff <= 1e-5).sum()), int(diff.size)
+    stamps = [int(s) for s in result.series["stamp_ns"]]
+    records = list(replay(zip(result.frames, stamps, strict=True), driver, activity=True))
+    result.activity = np.stack([r.output.activity for r in records])
+    ours = {r.stamp_ns: {"steering": float(np.float32(r.command.steering))} for r in records}
+    series = zip(stamps, result.series["steering"], result.series["observed"], strict=True)
+    received = {s: {"steering": float(v)} for s, v, seen in series if seen}
+    diff = compare_streams(ours, received, tol=1e-5).fields["steering"]
+    return diff.same, diff.compared
 
 
 def _write_report(out: Path, results: list, meta: dict[str, Any], gif_seconds: float) -> dict[str, Path]:
-    from lnn_control.sim.report import write_report
+    from lnn_control.report.episodes import write_report
 
     if not results:
         raise DemoError("no episode finished: nothing to report")
@@ -324,10 +321,9 @@ def _write_report(out: Path, results: list, meta: dict[str, Any], gif_seconds: f
 
 def print_table(results: list) -> None:
     """The per-episode scores, as ``sim-eval`` prints them."""
-    print(f"{'seed':>6} {'reward':>8} {'laps':>4} {'tiles':>9} {'off-track s':>11} {'steps':>5}")
-    for r in results:
-        print(f"{r.seed:>6} {r.reward:>8.1f} {r.laps:>4} {r.tiles_visited:>4}/{r.tiles_total:<4} "
-              f"{r.off_track_s:>11.2f} {r.steps:>5}")
+    from lnn_control.report.tables import episode_table
+
+    print(episode_table(results))
     rewards = np.array([r.reward for r in results])
     print(f"reward {rewards.mean():.1f} +- {rewards.std():.1f} over {len(results)} episode(s), "
           f"{sum(r.laps for r in results)} lap(s)", flush=True)
@@ -383,7 +379,7 @@ def run_offline(args: argparse.Namespace) -> int:
     """Import (or record), train, replay the held-out part; print where everything went."""
     import torch
 
-    from lnn_control.evaluate import evaluate, load_models
+    from lnn_control.evaluate import evaluate_bags, load_models
     from lnn_control.train import load_config, train
 
     torch.set_num_threads(args.threads)
@@ -407,7 +403,7 @@ def run_offline(args: argparse.Namespace) -> int:
     say(f"trained {run_.epochs_run} epochs (best {run_.best_epoch}); model in {out / 'model' / 'best.safetensors'}")
     say("replaying the held-out frames through Driver.observe, the drive node's path (lnn-control eval)")
     models = load_models([out / "model" / "best"], [args.core])
-    result = evaluate(models, test_bags, out / "eval", saliency_frames=100)
+    result = evaluate_bags(models, test_bags, out / "eval", saliency_frames=100)
     rows = {(r["model"], r["output"]): r for r in result.rows if r["bag"] == "all"}
     base = next(m for m, _ in rows if m.startswith("baseline"))
     summary = {}

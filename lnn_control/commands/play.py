@@ -214,6 +214,132 @@ class LiveRun:
     commands: dict[int, tuple[float, float]]
     frames_played: int
     node_log: str
+    missing: list[int] = field(default_factory=list)
+    """Stamps of the played frames the node had not answered when the wait for answers timed out."""
+
+
+#: The drive node's ``~/reset`` service (std_srvs/Trigger) as ``live_commands`` starts it.
+LIVE_RESET_SERVICE = "/drive_node/reset"
+#: Seconds between probe frames while ``live_commands`` waits for the node's first answer.
+_PROBE_PERIOD_S = 0.2
+
+
+@dataclass
+class _LiveBag:
+    """What ``live_commands`` reads from the bag before it starts anything."""
+
+    image_topic: str
+    msgtype: str
+    compressed: bool
+    frame_stamps: set[int]
+    first: bytes
+
+
+def _read_live_bag(bag_path: str | Path) -> _LiveBag:
+    from lnn_control.data.bags import IMAGE_TYPES
+    from lnn_control.replay import bag_frames
+
+    with Bag(bag_path) as bag:
+        images = bag.topics_of_type(*IMAGE_TYPES)
+        if len(images) != 1:
+            raise PlayError(f"{bag.path}: live replay needs exactly one image topic, found {images or 'none'}")
+        topic = images[0]
+        msgtype = bag.topics[topic].msgtype
+        stamps = {frame.stamp_ns for frame in bag_frames(bag, topic, "header", decode=False)}  # as the node stamps
+        first = next((bytes(data) for _t, _m, _l, data in bag.raw([topic])), None)
+    if first is None:
+        raise PlayError(f"{bag_path}: {topic} has no message")
+    return _LiveBag(topic, msgtype, normalize_msgtype(msgtype).endswith("CompressedImage"), stamps, first)
+
+
+class _Answers:
+    """The node's stamped commands as they come (executor thread), and waits on them (any thread)."""
+
+    def __init__(self, frame_stamps: set[int], probe_ns: int) -> None:
+        self.frame_stamps, self.probe_ns = frame_stamps, probe_ns
+        self.commands: dict[int, tuple[float, float]] = {}
+        self.probe_answered = False
+        self._cond = threading.Condition()
+
+    def on_command(self, msg: Any) -> None:
+        from lnn_control.ros.stamps import stamp_to_ns
+
+        stamp = stamp_to_ns(msg.header.stamp)
+        with self._cond:
+            if stamp == self.probe_ns:
+                self.probe_answered = True
+            elif stamp in self.frame_stamps:
+                self.commands[stamp] = (float(msg.twist.angular.z), float(msg.twist.linear.x))
+            self._cond.notify_all()
+
+    def wait_probe(self, timeout_s: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.probe_answered, timeout_s)
+
+    def wait_all(self, timeout_s: float) -> list[int]:
+        """Wait until every frame is answered (or ``timeout_s``); the stamps still unanswered."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.commands) >= len(self.frame_stamps), timeout_s)
+            return sorted(self.frame_stamps - set(self.commands))
+
+
+def _prove_link(node: Any, publisher: Any, live: _LiveBag, answers: _Answers, proc: Any, timeout_s: float) -> None:
+    """Publish the bag's first frame, stamped ``answers.probe_ns``, until the node answers it; PlayError if it does
+    not within ``timeout_s`` or its process ends. The stamp lies after the bag's last frame, so a probe still in
+    flight when playback starts makes the first frame go back in time, which resets the Driver again."""
+    from rclpy.serialization import deserialize_message
+
+    from lnn_control.ros.msgs import message_class
+    from lnn_control.ros.stamps import ns_to_stamp
+
+    probe = deserialize_message(live.first, message_class(live.msgtype))
+    probe.header.stamp = ns_to_stamp(answers.probe_ns)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise PlayError(f"drive_node exited with status {proc.returncode} before answering a frame")
+        publisher.publish(probe)
+        if answers.wait_probe(_PROBE_PERIOD_S):
+            return
+        if time.monotonic() > deadline:
+            raise PlayError(f"drive_node answered no frame on {live.image_topic} within {timeout_s:g} s")
+
+
+def _reset_node(node: Any, timeout_s: float) -> None:
+    """Call the drive node's ``~/reset`` and wait for its answer: the state the bag starts from is fresh."""
+    from std_srvs.srv import Trigger
+
+    client = node.create_client(Trigger, LIVE_RESET_SERVICE)
+    if not client.wait_for_service(timeout_sec=timeout_s):
+        raise PlayError(f"{LIVE_RESET_SERVICE} not available within {timeout_s:g} s")
+    done = threading.Event()
+    future = client.call_async(Trigger.Request())
+    future.add_done_callback(lambda _f: done.set())
+    if not done.wait(timeout_s) or future.result() is None or not future.result().success:
+        raise PlayError(f"{LIVE_RESET_SERVICE} did not confirm the reset within {timeout_s:g} s")
+
+
+def _start_drive_node(model: str | Path, live: _LiveBag, env: dict[str, str], tmp: Path,
+                      driver_params: dict[str, Any] | None) -> tuple[Any, Path]:
+    import subprocess
+
+    import yaml
+
+    from lnn_control import processes
+
+    params = {"model": str(model), "stamped": True, "threads": 1,
+              "image_transport": "compressed" if live.compressed else "raw", **(driver_params or {})}
+    node_topic = "camera/image_raw/compressed" if live.compressed else "camera/image_raw"
+    param_file = tmp / "params.yaml"
+    param_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    log_path = tmp / "drive_node.log"
+    with log_path.open("w") as log_fh:
+        proc = processes.start(
+            [sys.executable, "-m", "lnn_control.nodes.drive", "--ros-args", "--params-file", str(param_file),
+             "-r", f"{node_topic}:={live.image_topic}"],
+            env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log_fh, stderr=subprocess.STDOUT,
+        )
+    return proc, log_path
 
 
 def live_commands(
@@ -223,7 +349,7 @@ def live_commands(
     rate: float = 1.0,
     driver_params: dict[str, Any] | None = None,
     startup_timeout_s: float = 60.0,
-    settle_s: float = 2.0,
+    answer_timeout_s: float = 10.0,
 ) -> LiveRun:
     """Play ``bag_path`` into a real ``drive_node`` process running ``model`` and collect its commands.
 
@@ -231,97 +357,87 @@ def live_commands(
     must not have initialised rclpy on another domain. The node publishes TwistStamped commands stamped with the
     camera stamp (``stamped: true``), so each command is matched to the frame it answers; watchdog commands (no
     matching frame stamp) are left out. ``driver_params`` are extra node parameters (``max_speed``, ``reset_gap``...).
+
+    The link is proven before the bag plays: the first frame is published (restamped) until the node answers it,
+    then the node's ``~/reset`` clears the state that probe left, then the bag plays on the same publisher. The run
+    ends once every frame is answered, or ``answer_timeout_s`` after the last one was published (the frames still
+    unanswered are in :attr:`LiveRun.missing`).
     """
     import signal
-    import subprocess
     import tempfile
 
-    import yaml
-
     from lnn_control import processes
-    from lnn_control.data.bags import IMAGE_TYPES
     from lnn_control.ros.env import apply, local_env
 
-    with Bag(bag_path) as bag:
-        images = bag.topics_of_type(*IMAGE_TYPES)
-        if len(images) != 1:
-            raise PlayError(f"{bag.path}: live replay needs exactly one image topic, found {images or 'none'}")
-        image_topic = images[0]
-        compressed = normalize_msgtype(bag.topics[image_topic].msgtype).endswith("CompressedImage")
-        frame_stamps = set()
-        for rec in bag.records([image_topic]):
-            frame_stamps.add(rec.header_ns or rec.log_ns)
+    live = _read_live_bag(bag_path)
     env = local_env()
     apply(env)
     import rclpy
-    from geometry_msgs.msg import TwistStamped
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
 
-    from lnn_control.nodes.policy import CMD_TOPIC  # the topic the command half publishes on
-    from lnn_control.ros.stamps import stamp_to_ns
-
-    params = {"model": str(model), "stamped": True, "threads": 1,
-              "image_transport": "compressed" if compressed else "raw", **(driver_params or {})}
-    node_topic = "camera/image_raw/compressed" if compressed else "camera/image_raw"
     with tempfile.TemporaryDirectory(prefix="lnn-live-") as tmp:
-        param_file = Path(tmp) / "params.yaml"
-        param_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-        log_path = Path(tmp) / "drive_node.log"
-        with log_path.open("w") as log_fh:
-            proc = processes.start(
-                [sys.executable, "-m", "lnn_control.nodes.drive", "--ros-args", "--params-file", str(param_file),
-                 "-r", f"{node_topic}:={image_topic}"],
-                env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log_fh, stderr=subprocess.STDOUT,
-            )
-        commands: dict[int, tuple[float, float]] = {}
+        proc, log_path = _start_drive_node(model, live, env, Path(tmp), driver_params)
         context_started = not rclpy.ok()
-        if context_started:
-            rclpy.init(args=None, domain_id=int(env["ROS_DOMAIN_ID"]), signal_handler_options=SignalHandlerOptions.NO)
-        node = rclpy.create_node("lnn_control_live_eval")
         try:
-            qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-
-            def on_command(msg: Any) -> None:
-                stamp = stamp_to_ns(msg.header.stamp)
-                if stamp in frame_stamps:
-                    commands[stamp] = (float(msg.twist.angular.z), float(msg.twist.linear.x))
-
-            node.create_subscription(TwistStamped, CMD_TOPIC, on_command, qos)
-            from rclpy.executors import SingleThreadedExecutor
-
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            spinning = threading.Event()
-            spinning.set()
-
-            def spin() -> None:
-                while spinning.is_set() and rclpy.ok():
-                    executor.spin_once(timeout_sec=0.05)
-
-            thread = threading.Thread(target=spin, daemon=True)
-            thread.start()
-            try:
-                # delay: the node's best-effort camera subscription may match a moment after the player sees it
-                stats = play(bag_path, rate=rate, topics=[image_topic], wait_for_subscribers=1,
-                             wait_timeout_s=startup_timeout_s, delay_s=1.0, node_name="lnn_control_live_player")
-                deadline, last = time.monotonic() + 10 * settle_s, -1
-                while time.monotonic() < deadline and len(commands) < len(frame_stamps):
-                    if len(commands) == last:  # nothing new for a settle period: the node is done
-                        break
-                    last = len(commands)
-                    time.sleep(settle_s)
-            finally:
-                spinning.clear()
-                thread.join(5)
-                executor.shutdown(timeout_sec=1.0)
-        finally:
-            node.destroy_node()
             if context_started:
-                rclpy.shutdown()
+                rclpy.init(args=None, domain_id=int(env["ROS_DOMAIN_ID"]),
+                           signal_handler_options=SignalHandlerOptions.NO)
+            answers, played, missing = _drive_live(bag_path, live, proc, rate, startup_timeout_s, answer_timeout_s)
+        finally:
+            if context_started:
+                rclpy.try_shutdown()
             processes.stop(proc, ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)))
         node_log = log_path.read_text(errors="replace")
-    return LiveRun(commands, stats.per_topic.get(image_topic, 0), node_log)
+    return LiveRun(dict(answers.commands), played, node_log, missing)
+
+
+def _drive_live(bag_path: str | Path, live: _LiveBag, proc: Any, rate: float, startup_timeout_s: float,
+                answer_timeout_s: float) -> tuple[_Answers, int, list[int]]:
+    """The listening node, the probe, the reset, the playback and the wait for the answers; the answers, the frames
+    published and the stamps not answered."""
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    from lnn_control.nodes.policy import CMD_TOPIC  # the topic the command half publishes on
+    from lnn_control.ros.msgs import message_class
+
+    answers = _Answers(live.frame_stamps, max(live.frame_stamps, default=0) + 1_000_000_000)
+    node = rclpy.create_node("lnn_control_live_eval")
+    executor = SingleThreadedExecutor()
+    spinning = threading.Event()
+    try:
+        node.create_subscription(TwistStamped, CMD_TOPIC, answers.on_command,
+                                 QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE))
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        publisher = node.create_publisher(message_class(live.msgtype), live.image_topic, qos)
+        executor.add_node(node)
+        spinning.set()
+        thread = threading.Thread(target=lambda: _spin(executor, spinning), daemon=True)
+        thread.start()
+        try:
+            _prove_link(node, publisher, live, answers, proc, startup_timeout_s)
+            _reset_node(node, startup_timeout_s)
+            stats = PlayStats()
+            with Bag(bag_path) as bag:
+                _play_once(bag, [live.image_topic], {live.image_topic: publisher}, None, None, rate, stats,
+                           threading.Event())
+            missing = answers.wait_all(answer_timeout_s)
+        finally:
+            spinning.clear()
+            thread.join(5)
+            executor.shutdown(timeout_sec=1.0)
+    finally:
+        node.destroy_node()
+    return answers, stats.per_topic.get(live.image_topic, 0), missing
+
+
+def _spin(executor: Any, spinning: threading.Event) -> None:
+    import rclpy
+
+    while spinning.is_set() and rclpy.ok():
+        executor.spin_once(timeout_sec=0.05)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -1,10 +1,11 @@
 """``lnn-control replay-diff --model A --model B --bags ... [--tol 1e-4]``: do two models drive a bag alike?
 
 Both models replay every frame of each bag through their own :class:`lnn_control.driver.Driver` (the node's path,
-the bag's stamps; see :mod:`lnn_control.evaluate`), and their outputs are compared frame by frame, in the manner of
-openpilot's process replay: per field (``steering``, ``velocity``: the limited commands; ``raw.<output>``: the
-policy's outputs before limits; ``dt``: the dt the drivers used) the frames compared, the frames whose absolute
-difference exceeds ``--tol``, the first such frame (index and stamp) and the largest and mean absolute difference.
+the bag's stamps; see :mod:`lnn_control.replay`), and their outputs are compared frame by frame with
+:func:`lnn_control.compare.compare_streams`, in the manner of openpilot's process replay: per field (``steering``,
+``velocity``: the limited commands; ``raw.<output>``: the policy's outputs before limits; ``dt``: the dt the drivers
+used) the frames compared, the frames whose absolute difference exceeds ``--tol``, the first such frame (index and
+stamp) and the largest and mean absolute difference.
 Exit status 0 when nothing differs beyond the tolerance, 1 when something does, 2 when the replay itself failed.
 """
 
@@ -18,15 +19,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from lnn_control.compare import compare_streams
 from lnn_control.data.bags import Bag, BagError, discover_bags
 from lnn_control.driver import DriverConfig, load_driver_config, warn_once
-from lnn_control.evaluate import Model, add_replay_arguments, image_topic_of, load_models, make_drivers
-from lnn_control.evaluate import replay_frames as frames_of
+from lnn_control.evaluate import Model, add_replay_arguments, load_models, make_drivers
 from lnn_control.nn.checkpoint import CheckpointError
-from lnn_control.report import text_table
+from lnn_control.replay import Output, Replay, ReplayError, bag_frames, image_topic_of
+from lnn_control.report.tables import text_table
 
 
 @dataclass
@@ -44,6 +45,15 @@ class FieldDiff:
     mean_abs: float = 0.0
 
 
+def _values(output: Output, outputs: Sequence[str], raw_names: Sequence[str]) -> dict[str, float]:
+    """The compared fields of one model's output on one frame."""
+    raw = dict(zip(outputs, output.step.raw, strict=False))
+    values = {"steering": output.command.steering, "velocity": output.command.velocity}
+    values.update({f"raw.{o}": raw.get(o, math.nan) for o in raw_names})
+    values["dt"] = output.step.dt_s
+    return values
+
+
 def diff_bag(
     path: str | Path,
     a: Model,
@@ -58,50 +68,31 @@ def diff_bag(
     """Replay ``path`` through both models with the nodes' settings ``driver_config`` (default: each model's own
     timing and crop; ``warn`` gets the warning about values that differ from a model's); one :class:`FieldDiff` per
     field. BagError if it cannot be replayed."""
-    drivers = make_drivers((a, b), driver_config, warn)
+    models = (a, b)
+    names = (a.name, b.name if b.name != a.name else f"{b.name}#2")
+    replay = Replay(dict(zip(names, make_drivers(models, driver_config, warn), strict=True)))
     raw_names = [o for o in a.policy.config.outputs if o in b.policy.config.outputs]
     fields = ["steering", "velocity"] + [f"raw.{o}" for o in raw_names] + ["dt"]
-    values: dict[str, list[list[float]]] = {f: [[], []] for f in fields}
-    index, stamps = [], []
+    streams: tuple[dict[int, dict[str, float]], dict[int, dict[str, float]]] = ({}, {})
+    stamps: dict[int, int] = {}  # keyed by frame position: stamps may repeat in a bag
     with Bag(path) as bag:
         topic = image_topic_of(bag, image_topic)
-        for frame in frames_of(bag, topic, stamp_source):
-            if frame.rgb is None:
-                continue
-            index.append(frame.index)
-            stamps.append(frame.stamp_ns)
-            for side, (driver, model) in enumerate(zip(drivers, (a, b), strict=True)):
-                try:
-                    command = driver.observe(frame.rgb, frame.stamp_ns)
-                except ValueError as exc:  # a crop that does not fit this bag's frames
-                    raise BagError(path, f"frame {frame.index}, model {model.name}: {exc}", topic=topic) from exc
-                raw = dict(zip(model.policy.config.outputs, driver.last.raw, strict=False))
-                values["steering"][side].append(command.steering)
-                values["velocity"][side].append(command.velocity)
-                values["dt"][side].append(driver.last.dt_s)
-                for o in raw_names:
-                    values[f"raw.{o}"][side].append(raw.get(o, math.nan))
-    if not index:
+        try:
+            for record in replay.run(bag_frames(bag, topic, stamp_source)):
+                stamps[record.index] = record.stamp_ns
+                for stream, name, model in zip(streams, names, models, strict=True):
+                    stream[record.index] = _values(record.outputs[name], model.policy.config.outputs, raw_names)
+        except ReplayError as exc:  # a crop that does not fit this bag's frames
+            raise BagError(path, str(exc), topic=topic) from exc
+    if not stamps:
         raise BagError(path, "no frame decodes", topic=topic)
-    result = []
-    for name in fields:
-        diff = np.abs(np.asarray(values[name][0]) - np.asarray(values[name][1]))
-        bad = ~(diff <= tol)  # NaN on one side counts as differing
-        first = int(np.argmax(bad)) if bad.any() else None
-        finite = diff[np.isfinite(diff)]
-        result.append(
-            FieldDiff(
-                bag=str(path),
-                field=name,
-                frames=len(diff),
-                differing=int(bad.sum()),
-                first_index=int(index[first]) if first is not None else None,
-                first_stamp_ns=int(stamps[first]) if first is not None else None,
-                max_abs=float(finite.max()) if finite.size else math.nan,
-                mean_abs=float(finite.mean()) if finite.size else math.nan,
-            )
-        )
-    return result
+    diff = compare_streams(*streams, tol=tol, fields=fields)
+    return [
+        FieldDiff(bag=str(path), field=f.field, frames=f.compared, differing=f.differing, first_index=f.first_key,
+                  first_stamp_ns=None if f.first_key is None else stamps[f.first_key], max_abs=f.max_abs,
+                  mean_abs=f.mean_abs)
+        for f in diff.fields.values()
+    ]
 
 
 def replay_diff(

@@ -10,14 +10,18 @@
 :meth:`SimObserver.results` turns each finished episode into a :class:`~lnn_control.sim.closed_loop.EpisodeResult`,
 aligned as ``sim-eval`` aligns its own: index ``j`` holds frame ``j``, the command that answered it (the first one
 stamped with that frame's stamp, as the lockstep simulator takes it) and the truth after the tick it drove (``j+1``).
-So ``lnn_control.sim.report`` writes the same report for a drive over ROS as for an in-process evaluation.
+So :mod:`lnn_control.report.episodes` writes the same report for a drive over ROS as for an in-process evaluation.
 
 **Warm-up.** DDS discovery between processes takes a moment (about 1 s on a busy 2-core machine), and a lockstep
 simulator steps as soon as its controller answers, so an observer started beside it misses the first steps. Episodes
 before ``first_episode`` are a warm-up: once :meth:`SimObserver.ready` (a frame, a command and a truth message
-arrived, so all three are matched) or :meth:`SimObserver.warm_up_ended` (a short warm-up ended before that and the
-simulator, with ``auto_reset`` off, idles), :meth:`SimObserver.request_reset` calls ``sim_node/reset``, which starts
-the next episode at step 0, seen whole. Only episodes from ``first_episode`` are reported.
+arrived, so all three are matched) or :meth:`SimObserver.warm_up_ended` (a short warm-up ended before that, the
+simulator, with ``auto_reset`` off, idles, and each of the three subscriptions reports a matched publisher),
+:meth:`SimObserver.request_reset` calls ``sim_node/reset``, which starts the next episode at step 0, seen whole. Only
+episodes from ``first_episode`` are reported.
+
+**The end of an episode.** The end event travels on another topic than the truth, so it may overtake the episode's
+last truth message; :meth:`SimObserver.wait_for_truth` waits for that message itself.
 
 Callbacks run on the executor's thread; the public methods may be called from another thread.
 """
@@ -83,15 +87,18 @@ class SimObserver(Node):
         self.first_episode = first_episode
         self.keep_frames = set(keep_frames)
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified on every truth message and episode event
         self.episodes: dict[int, EpisodeLog] = {}
         self.commands: dict[int, tuple[float, float]] = {}  # stamp -> (steering, velocity), first arrival wins
         self.frames: dict[int, np.ndarray] = {}  # stamp -> frame (kept episodes only, once their range is known)
         self.counts = {"frames": 0, "commands": 0, "truth": 0, "bad": 0}
         self.first_frame_wall: float | None = None
         self.bad_messages: list[str] = []
-        self.create_subscription(Image, CAMERA_TOPIC, self._on_frame, CAMERA_QOS)
-        self.create_subscription(twist_type(stamped), CMD_TOPIC, self._on_command, COMMAND)
-        self.create_subscription(Float64MultiArray, TRUTH_TOPIC, self._on_truth, COMMAND)
+        self.links = {  # the counts key of its messages -> subscription
+            "frames": self.create_subscription(Image, CAMERA_TOPIC, self._on_frame, CAMERA_QOS),
+            "commands": self.create_subscription(twist_type(stamped), CMD_TOPIC, self._on_command, COMMAND),
+            "truth": self.create_subscription(Float64MultiArray, TRUTH_TOPIC, self._on_truth, COMMAND),
+        }
         self.create_subscription(String, EPISODE_TOPIC, self._on_episode, EPISODE_QOS)
         self.reset_client = self.create_client(Trigger, RESET_SERVICE)
 
@@ -148,6 +155,7 @@ class SimObserver(Node):
                 log = self.episodes[episode] = EpisodeLog(episode, {"seed": -1, "stamp_ns": 0, "dt_ns": 0},
                                                           time.monotonic())
             log.truth[step] = values
+            self._arrived.notify_all()
 
     def _on_episode(self, msg: String) -> None:
         try:
@@ -172,6 +180,7 @@ class SimObserver(Node):
                     begin, end = int(log.start["stamp_ns"]), int(event["stamp_ns"])
                     for stamp in [s for s in self.frames if begin <= s <= end]:
                         del self.frames[stamp]
+            self._arrived.notify_all()
 
     # -- queries (any thread) -----------------------------------------------------------------------------------------
 
@@ -180,13 +189,21 @@ class SimObserver(Node):
         with self._lock:
             return min(self.counts["frames"], self.counts["commands"], self.counts["truth"]) > 0
 
-    def warm_up_ended(self, settle_s: float = 1.0) -> bool:
-        """An episode before ``first_episode`` ended at least ``settle_s`` ago: the simulator idles (``auto_reset``
-        off) and its end event came over ROS, so the observer is matched with sim_node even though no frame flows."""
-        now = time.monotonic()
+    def warm_up_ended(self) -> bool:
+        """An episode before ``first_episode`` ended (its end event came over ROS: the simulator idles, ``auto_reset``
+        off) and each of the camera, command and truth subscriptions is matched with a publisher (it carried a
+        message, or its own count of matched publishers says so), though no frame flows."""
         with self._lock:
-            return any(i < self.first_episode and log.end is not None and now - log.wall_end >= settle_s
-                       for i, log in self.episodes.items())
+            ended = any(i < self.first_episode and log.end is not None for i, log in self.episodes.items())
+            counts = dict(self.counts)
+        return ended and all(counts[name] > 0 or sub.get_publisher_count() > 0 for name, sub in self.links.items())
+
+    def wait_for_truth(self, episode: int, step: int, timeout_s: float) -> bool:
+        """Wait until the truth message of ``episode``'s ``step`` arrived; False when ``timeout_s`` passed first."""
+        with self._arrived:
+            return self._arrived.wait_for(
+                lambda: step in getattr(self.episodes.get(episode), "truth", {}), timeout=timeout_s
+            )
 
     def request_reset(self) -> Any:
         """Call ``sim_node/reset`` (end the running episode, start the next); the rclpy future, or None while the

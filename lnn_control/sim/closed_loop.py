@@ -10,8 +10,8 @@ One episode (:func:`run_episode`)::
     repeat: unless the frame is dropped, command = controller.observe(perturbed frame, obs.stamp_ns)
             obs = sim.step(perturber.delay(command))          # a dropped frame holds the previous command
 
-``sim-eval`` runs :func:`evaluate` over ``--episodes`` seeds from ``--seed`` and writes a report folder
-(:mod:`lnn_control.sim.report`).
+``sim-eval`` runs :func:`run_episodes` over ``--episodes`` seeds from ``--seed`` and writes a report folder
+(:mod:`lnn_control.report.episodes`).
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def run_episode(
     )
 
 
-def evaluate(
+def run_episodes(
     sim_factory: Callable[[], Simulator],
     controller_factory: Callable[[Simulator], Controller],
     seeds: Sequence[int],
@@ -343,9 +343,10 @@ def model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
 
 def run(args: argparse.Namespace) -> int:
     """``lnn-control sim-eval``: evaluate, print a summary, write the report folder."""
+    from lnn_control.report.episodes import write_report
+    from lnn_control.report.tables import episode_table
     from lnn_control.sim.carracing import CarRacingConfig, CarRacingSim
     from lnn_control.sim.expert import ExpertConfig, ExpertController
-    from lnn_control.sim.report import write_report
 
     if args.episodes < 1:
         raise SystemExit("sim-eval: --episodes must be at least 1")
@@ -382,7 +383,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(range(args.seed, args.seed + args.episodes))
     run_name = f"{name}-{perturb.describe().replace(',', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = args.out or Path("reports") / "sim-eval" / run_name
-    results = evaluate(
+    results = run_episodes(
         lambda: CarRacingSim(sim_config),
         controller_factory,
         seeds,
@@ -403,11 +404,6 @@ def run(args: argparse.Namespace) -> int:
         meta["expert"] = {"steering_noise": args.expert_noise, "drift_rate_hz": args.expert_drift_rate}
     paths = write_report(out, results, meta, gif_seconds=args.gif_seconds)
     rewards = np.array([r.reward for r in results])
-    print(f"{'seed':>6} {'reward':>8} {'laps':>4} {'tiles':>9} {'off-track s':>11} {'steps':>5}")
-    for r in results:
-        print(
-            f"{r.seed:>6} {r.reward:>8.1f} {r.laps:>4} {r.tiles_visited:>4}/{r.tiles_total:<4} "
-            f"{r.off_track_s:>11.2f} {r.steps:>5}"
-        )
+    print(episode_table(results))
     print(f"reward {rewards.mean():.1f} +- {rewards.std():.1f} over {len(results)} episodes; report: {paths['dir']}")
     return 0
