@@ -16,7 +16,7 @@ NODES = {
     "teleop_keyboard_node": "teleop_keyboard",
     "joy_teleop_node": "joy_teleop",
     "recorder_node": "recorder",
-    "sim_node": "sim",
+    "sim_node": "simulator",
     "demonstrator_node": "demonstrator",
 }
 

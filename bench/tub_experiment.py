@@ -28,8 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lnn_control.commands.demo import TUB, TUB_OVERRIDES  # noqa: E402
 from lnn_control.data.tub import import_tub  # noqa: E402
+from lnn_control.demo import TUB, TUB_OVERRIDES  # noqa: E402
 from lnn_control.evaluate import evaluate_bags, load_models  # noqa: E402
 from lnn_control.train import load_config, train  # noqa: E402
 

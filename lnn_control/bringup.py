@@ -1,4 +1,5 @@
-"""``lnn-control up``: start a node set from the same config YAML the launch files use, without launch_ros.
+"""Node sets started from the same config YAML the launch files use, without launch_ros (``lnn-control up``,
+:mod:`lnn_control.cli.up`).
 
     lnn-control up drive|drive-split|record|sim-drive|record-sim|dagger-sim|teleop-sim [--config FILE ...]
                    [--set NODE.PARAM=VALUE ...] [--duration S] [--processes] [--threads N] [--local]
@@ -29,7 +30,6 @@ packet on this machine (loopback-only profile, ``ROS_AUTOMATIC_DISCOVERY_RANGE=L
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import os
@@ -57,7 +57,7 @@ NODE_MODULES: dict[str, str] = {
     "teleop_keyboard_node": "teleop_keyboard",
     "joy_teleop_node": "joy_teleop",
     "recorder_node": "recorder",
-    "sim_node": "sim",
+    "sim_node": "simulator",
     "demonstrator_node": "demonstrator",
 }
 
@@ -338,24 +338,31 @@ def resolve_set(
     return ResolvedSet(nodes, params, configs, remaps)
 
 
-def make_plan(args: argparse.Namespace, base_env: Mapping[str, str] | None = None) -> Plan:
-    """Check the set, its node modules and config files; merge the parameters; choose the DDS environment."""
-    resolved = resolve_set(
-        args.set,
-        without=args.without or [],
-        with_nodes=args.with_nodes or [],
-        extra_configs=args.config or [],
-        set_items=args.set_params or [],
-    )
+def make_plan(
+    name: str,
+    *,
+    without: Iterable[str] = (),
+    with_nodes: Iterable[str] = (),
+    configs: Iterable[str | Path] = (),
+    set_items: Iterable[str] = (),
+    local: bool = False,
+    threads: int | None = None,
+    namespace: str = "",
+    base_env: Mapping[str, str] | None = None,
+) -> Plan:
+    """Check set ``name``, its node modules and config files; merge the parameters (``configs``: ``up --config``,
+    ``set_items``: ``up --set``); choose the DDS environment (``local``: this machine only) from ``base_env``
+    (default: this process's)."""
+    resolved = resolve_set(name, without=without, with_nodes=with_nodes, extra_configs=configs, set_items=set_items)
     source = dict(os.environ if base_env is None else base_env)
-    if args.local:
+    if local:
         domain = source.get("ROS_DOMAIN_ID", "").strip()
         env = ros_env.local_env(int(domain) if domain.isdigit() else None, base=source)
     else:
         env = ros_env.robot_env(source)
-    threads = 1 if args.threads is None else args.threads
     return Plan(
-        args.set, resolved.nodes, resolved.params, resolved.configs, resolved.remaps, args.namespace or "", env, threads
+        name, resolved.nodes, resolved.params, resolved.configs, resolved.remaps, namespace or "", env,
+        1 if threads is None else threads,
     )
 
 
@@ -438,41 +445,7 @@ def run_processes(plan: Plan, params_file: Path, duration: float | None) -> int:
     return 1 if any(rc != 0 for rc in exited.values()) else 0
 
 
-# -- the verb ---------------------------------------------------------------------------------------------------------
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control up``."""
-    parser.add_argument(
-        "set", choices=list(NODE_SETS), help="; ".join(f"{k}: {v.description}" for k, v in NODE_SETS.items())
-    )
-    parser.add_argument(
-        "--config",
-        action="append",
-        metavar="FILE",
-        help="extra parameter YAML, applied after the set's own (repeatable)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="set_params",
-        action="append",
-        metavar="NODE.PARAM=VALUE",
-        help="one parameter (repeatable); NODE may be * for all",
-    )
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
-    parser.add_argument("--processes", action="store_true", help="one process per node instead of one for all")
-    parser.add_argument(
-        "--threads", type=int, metavar="N", help="executor threads in one process (default 1: single-threaded)"
-    )
-    parser.add_argument("--local", action="store_true", help="keep all DDS traffic on this machine (tests, demos)")
-    parser.add_argument("--without", action="append", metavar="NODE", help="leave a node of the set out (repeatable)")
-    parser.add_argument("--with", dest="with_nodes", action="append", metavar="NODE", help="add a node (repeatable)")
-    parser.add_argument("--namespace", metavar="NS", help="push every node into this namespace (e.g. /robot1)")
-    parser.add_argument(
-        "--print-params",
-        action="store_true",
-        help="print the resolved set (nodes, remaps, the merged parameter file) as YAML and exit",
-    )
+# -- the plan, shown and started -------------------------------------------------------------------------------
 
 
 def describe_plan(plan: Plan) -> str:
@@ -489,26 +462,13 @@ def describe_plan(plan: Plan) -> str:
     return yaml.safe_dump(head, sort_keys=False) + "---\n" + params
 
 
-def run(args: argparse.Namespace) -> int:
-    """Start the set; returns the exit status."""
-    if args.duration is not None and args.duration <= 0:
-        print("error: --duration must be positive", file=sys.stderr)
-        return 2
-    if args.threads is not None and args.threads < 1:
-        print("error: --threads must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        plan = make_plan(args)
-    except BringupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.print_params:
-        print(describe_plan(plan), end="")
-        return 0
+def start(plan: Plan, *, processes: bool = False, duration: float | None = None) -> int:
+    """Write the merged parameter file and run the plan's nodes (one process each with ``processes``, else all in
+    this one) until told to stop or ``duration`` s; the exit status (2 when a node cannot run in this process)."""
     with tempfile.TemporaryDirectory(prefix="lnn-up-") as folder:
         params_file = Path(folder) / "params.yaml"
         params_file.write_text(yaml.safe_dump(params_document(plan.params), sort_keys=False))
-        if args.processes:
+        if processes:
             layout = "one process per node"
         elif plan.threads > 1:
             layout = f"one process, MultiThreadedExecutor with {plan.threads} threads"
@@ -520,9 +480,9 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            if args.processes:
-                return run_processes(plan, params_file, args.duration)
-            return run_in_process(plan, params_file, args.duration)
+            if processes:
+                return run_processes(plan, params_file, duration)
+            return run_in_process(plan, params_file, duration)
         except BringupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

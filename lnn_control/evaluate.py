@@ -1,4 +1,4 @@
-"""``lnn-control eval``: replay bags frame by frame through the node's own path and score it against the human.
+"""Replay bags frame by frame through the node's own path and score it against the human (``lnn-control eval``).
 
 Every image message of a bag is decoded (:func:`lnn_control.vision.decode_msg`) and handed to
 :meth:`lnn_control.driver.Driver.observe` with its stamp (header stamps by default, as the nodes use), so dt, state
@@ -22,7 +22,7 @@ The report folder::
 A constant-mean baseline (each model's training-set mean, ``PolicyConfig.target_mean``) is scored beside the models,
 so a reader sees whether a model beats it. One bad bag among several is reported and skipped unless ``--strict``.
 
-``--live`` (needs rclpy) then plays each bag with :mod:`lnn_control.commands.play` into a real ``drive_node``
+``--live`` (needs rclpy) then plays each bag with :mod:`lnn_control.ros.player` into a real ``drive_node``
 process per model, on a private local DDS domain, collects its stamped commands and compares them frame by frame
 with the offline replay (``live.json``): frames the node answered, frames it missed (dropped under load), and the
 largest and mean difference per output. Equal figures mean the robot's path and the replay agree.
@@ -30,7 +30,6 @@ largest and mean difference per output. Equal figures mean the robot's path and 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import json
@@ -47,11 +46,11 @@ import torch
 
 from lnn_control.compare import command_stream, compare_streams
 from lnn_control.data.bags import Bag, BagError, discover_bags
-from lnn_control.data.commands import CommandConfig
 from lnn_control.data.pairing import PairingConfig, pair_frames
-from lnn_control.driver import Driver, DriverConfig, driver_params, load_driver_config, warn_once
+from lnn_control.driver import Driver, DriverConfig, driver_params, warn_once
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy
+from lnn_control.paths import resolve_model
 from lnn_control.replay import Frame, Output, Record, Replay, ReplayError, bag_frames
 from lnn_control.vision import ImageDecodeError, preprocess
 
@@ -107,13 +106,15 @@ def model_names(paths: Sequence[str | Path]) -> list[str]:
 
 
 def load_models(paths: Sequence[str | Path], names: Sequence[str] | None = None) -> list[Model]:
-    """Load checkpoints (CPU, eval mode) with their names; :class:`CheckpointError` names a bad file."""
+    """Load checkpoints (CPU, eval mode, each named as :func:`lnn_control.paths.resolve_model` reads it) with their
+    names; :class:`~lnn_control.paths.ModelNotFoundError` or :class:`CheckpointError` names a missing or bad file."""
     names = list(names) if names else model_names(paths)
     if len(names) != len(paths):
         raise ValueError(f"{len(names)} names for {len(paths)} models")
+    stems = [resolve_model(path) for path in paths]
     return [
-        Model(name, Path(path), checkpoint.load(path), checkpoint.read_config(path).get("metadata") or {})
-        for name, path in zip(names, paths, strict=True)
+        Model(name, stem, checkpoint.load(stem), checkpoint.read_config(stem).get("metadata") or {})
+        for name, stem in zip(names, stems, strict=True)
     ]
 
 
@@ -576,8 +577,8 @@ def live_evaluation(
     rate: float = 1.0,
 ) -> str:
     """Play every replayed bag into a ``drive_node`` per model; write ``live.json``; the comparison table."""
-    from lnn_control.commands.play import live_commands  # rclpy: only here
     from lnn_control.report.tables import text_table
+    from lnn_control.ros.player import live_commands  # rclpy: only here
 
     params = driver_params(driver_config)
     rows = []
@@ -598,81 +599,3 @@ def live_evaluation(
     header = ["model", "bag", "frames", "live_commands", "missing", "max_abs_steering", "mean_abs_steering",
               "max_abs_velocity", "mean_abs_velocity"]
     return text_table(header, [[r[h] for h in header] for r in rows], digits=6)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments ``eval`` and ``replay-diff`` share: models, bags, topics, stamps, driver config, threads."""
-    parser.add_argument("--model", dest="models", action="append", required=True, metavar="M",
-                        help="checkpoint (stem, .safetensors or .json); repeat for several")
-    parser.add_argument("--bags", nargs="+", required=True, metavar="BAG", help="bags or folders of bags")
-    parser.add_argument("--image-topic", default=None, help="image topic (default: the model's, or the only one)")
-    parser.add_argument("--stamps", choices=("header", "log"), default=None, help="stamps fed to the driver")
-    parser.add_argument("--driver-config", type=Path, action="append", default=None, metavar="YAML",
-                        help="the nodes' parameter file (config/drive.yaml: drive_node, else perception_node + "
-                             "policy_node; limits, timing, crops), read as the nodes read it; repeat to layer files "
-                             "as `up` does (default: the limits' defaults, the model's own timing and crop)")
-    parser.add_argument("--strict", action="store_true", help="stop at the first bad bag instead of skipping it")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control eval``."""
-    add_replay_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="report folder")
-    parser.add_argument("--name", dest="names", action="append", default=None, help="report name of each model")
-    parser.add_argument("--command-topic", default=None, help="human command topic (default: the model's)")
-    parser.add_argument("--tolerance", type=float, default=None, help="pairing tolerance in seconds")
-    parser.add_argument("--saliency-frames", type=int, default=120, help="saliency frames per model and bag (120)")
-    parser.add_argument("--saliency-bags", type=int, default=1, help="bags that get a saliency video (the first 1)")
-    parser.add_argument("--no-plots", action="store_true", help="numbers only: no plots, no saliency video")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--live", action="store_true",
-                        help="also play each bag into a real drive_node per model (needs rclpy) and compare its "
-                             "commands with the offline replay")
-    parser.add_argument("--live-rate", type=float, default=1.0, help="playback rate of --live (1.0)")
-
-
-def pairing_from_args(args: argparse.Namespace, models: Sequence[Model]) -> PairingConfig:
-    """The first model's pairing with the command-line overrides applied."""
-    base = next((p for p in (m.pairing() for m in models) if p is not None), PairingConfig())
-    data = base.to_dict()
-    for arg, key in (("image_topic", "image_topic"), ("command_topic", "command_topic"),
-                     ("tolerance", "tolerance_s"), ("stamps", "stamp_source")):
-        if getattr(args, arg, None) is not None:
-            data[key] = getattr(args, arg)
-    data["commands"] = CommandConfig(**data["commands"])
-    return PairingConfig(**data)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Evaluate; exit 0 with a report, 1 when nothing could be evaluated (or a bad bag under --strict)."""
-    torch.set_num_threads(max(1, args.threads))
-    try:
-        models = load_models(args.models, args.names)
-        result = evaluate_bags(
-            models, args.bags, args.out, pairing=pairing_from_args(args, models),
-            driver_config=load_driver_config(*(args.driver_config or ())), strict=args.strict, plots=not args.no_plots,
-            saliency_frames=args.saliency_frames, saliency_bags=args.saliency_bags, progress=not args.no_progress,
-        )
-    except (BagError, checkpoint.CheckpointError, ValueError, OSError) as exc:
-        print(f"eval: {exc}", file=sys.stderr)
-        return 1
-    print(result.text)
-    if args.live:
-        try:
-            live = live_evaluation(models, result.replays, args.out, driver_config=load_driver_config(
-                *(args.driver_config or ())), rate=args.live_rate)
-        except (ImportError, RuntimeError, BagError, OSError) as exc:
-            print(f"eval --live: {exc}", file=sys.stderr)
-            return 1
-        print("\nlive drive_node vs offline replay (same frames, commands matched by camera stamp)")
-        print(live)
-    if result.skipped:
-        print(f"\nskipped {len(result.skipped)} bag(s): " + "; ".join(s["error"] for s in result.skipped))
-    print(f"\nreport in {result.out}")
-    return 0

@@ -1,4 +1,4 @@
-"""``lnn-control train``: imitation learning from bags, backpropagation through time over windows of frames.
+"""Imitation learning from bags, backpropagation through time over windows of frames (``lnn-control train``).
 
 A run reads a YAML configuration (``config/train.yaml``: sections ``preprocess``, ``timing``, ``model``, ``dataset``,
 ``training``, ``augment``; ``--set section.key=value`` overrides any field), builds the dataset cache
@@ -24,7 +24,6 @@ the augmentation of every batch are functions of (seed, epoch, batch, rank), and
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import csv
@@ -47,11 +46,11 @@ import yaml
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lnn_control.data.bags import BagError, discover_bags
+from lnn_control.data.bags import discover_bags
 from lnn_control.data.dataset import (
     BagFailure,
+    CachedEpisode,
     DatasetConfig,
-    Episode,
     WindowDataset,
     load_episodes,
     split_by_bag,
@@ -618,7 +617,7 @@ def init_distributed(device_kind: str) -> Dist:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def target_statistics(episodes: Sequence[Episode], floor: float = 1e-6) -> tuple[list[float], list[float]]:
+def target_statistics(episodes: Sequence[CachedEpisode], floor: float = 1e-6) -> tuple[list[float], list[float]]:
     """Per-output mean and std of every training frame's target; a constant output gets std 1."""
     targets = np.concatenate([np.asarray(e.targets, dtype=np.float64) for e in episodes])
     mean = targets.mean(axis=0)
@@ -799,8 +798,8 @@ def _train(
 class _Data:
     """A run's episodes, the bags it skipped, and the windows it trains and validates on."""
 
-    train_episodes: list[Episode]
-    val_episodes: list[Episode]
+    train_episodes: list[CachedEpisode]
+    val_episodes: list[CachedEpisode]
     failures: list[BagFailure]
     train_set: WindowDataset
     val_set: WindowDataset | None
@@ -808,7 +807,7 @@ class _Data:
 
 def _load(
     bags: Sequence[str | Path], config: RunConfig, dist: Dist, what: str
-) -> tuple[list[Episode], list[BagFailure]]:
+) -> tuple[list[CachedEpisode], list[BagFailure]]:
     """Episodes of ``bags`` (rank 0 builds the caches, the other ranks then read them) and the bags skipped."""
     cfg = config.training
     if not bags:
@@ -827,7 +826,7 @@ def _load(
 
 def _episodes(
     config: RunConfig, bags: Sequence[str | Path], val_bags: Sequence[str | Path] | None, dist: Dist
-) -> tuple[list[Episode], list[Episode], list[BagFailure]]:
+) -> tuple[list[CachedEpisode], list[CachedEpisode], list[BagFailure]]:
     """Training and validation episodes (``val_bags`` when given, else a split of ``bags`` by bag), bags skipped."""
     cfg = config.training
     bag_paths = discover_bags(bags)
@@ -916,7 +915,7 @@ class _Run:
     """Rank 0 only."""
 
 
-def _build_policy(config: RunConfig, train_episodes: Sequence[Episode], resume_dir: Path | None,
+def _build_policy(config: RunConfig, train_episodes: Sequence[CachedEpisode], resume_dir: Path | None,
                   dev: torch.device) -> Policy:
     """The resumed run's last policy, or a new one normalised by the training targets' statistics; in train mode."""
     if resume_dir is not None:
@@ -1209,76 +1208,19 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# CLI
+# Resuming, ending
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control train``."""
-    parser.add_argument("--config", type=Path, default=None, help="train YAML (default: the package's train.yaml)")
-    parser.add_argument("--bags", nargs="+", default=None, metavar="BAG", help="training bags or folders of bags")
-    parser.add_argument("--val-bags", nargs="+", default=None, metavar="BAG", help="validation bags (by episode)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default with --resume: that folder)")
-    parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run saved in DIR")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="fp32 or bf16 autocast")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (training.threads, 2)")
-    parser.add_argument("--epochs", type=int, default=None, help="shorthand for --set training.epochs=N")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config field, e.g. model.core=cfc or training.lr=0.001 (repeatable)",
-    )
-    parser.add_argument("--strict", action="store_true", help="stop at the first bad bag instead of skipping it")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--stop-after-epochs", type=int, default=None, metavar="N",
-        help="end after N epochs of the schedule (resume later with --resume)",
-    )
+def load_resume(resume: Path, overrides: Sequence[str] = ()) -> tuple[RunConfig, list[str], list[str] | None]:
+    """The configuration saved in run folder ``resume`` (``overrides`` applied), its training bags and its
+    validation bags (None when the first run split them itself)."""
+    config = load_config(resume / "config.yaml", overrides)
+    saved = json.loads((resume / "run.json").read_text(encoding="utf-8"))
+    return config, list(saved["bags"]), saved["val_bags"] or None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train; exit status 0 when done (early stop included), 1 when the run could not start or diverged."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    overrides = list(args.overrides)
-    for flag, key in (("precision", "training.precision"), ("threads", "training.threads"),
-                      ("epochs", "training.epochs")):
-        if getattr(args, flag) is not None:
-            overrides.append(f"{key}={getattr(args, flag)}")
-    if args.strict:
-        overrides.append("training.strict=true")
-    if args.no_progress:
-        overrides.append("training.progress=false")
-    try:
-        if args.resume is not None:
-            if args.config is not None:
-                print("train: --resume reads the config saved in the run; --config is ignored", file=sys.stderr)
-            config = load_config(args.resume / "config.yaml", overrides)
-            saved = json.loads((args.resume / "run.json").read_text(encoding="utf-8"))
-            # without --bags, the same training and validation bags as the first run (its split included)
-            bags = args.bags or saved["bags"]
-            val_bags = args.val_bags or (None if args.bags else saved["val_bags"] or None)
-            out = args.out or args.resume
-        else:
-            if not args.bags or args.out is None:
-                print("train: --bags and --out are required (or --resume DIR)", file=sys.stderr)
-                return 2
-            config = load_config(args.config, overrides)
-            bags, val_bags, out = args.bags, args.val_bags, args.out
-        result = train(
-            config, bags, out, val_bags=val_bags, resume=args.resume, device=args.device,
-            stop_after_epochs=args.stop_after_epochs,
-        )
-    except (TrainError, BagError, checkpoint.CheckpointError, ValueError, OSError) as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    if result.rank == 0 and (result.history or result.epochs_run):
-        print(
-            f"train: {result.epochs_run} epochs"
-            + (" (stopped early)" if result.stopped_early else "")
-            + f"; best {result.best_monitor:.4f} at epoch {result.best_epoch}; "
-            f"models in {result.out}/best and {result.out}/last"
-        )
-    return 0
+def end_distributed() -> None:
+    """Leave the torch.distributed process group, if this process joined one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

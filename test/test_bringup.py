@@ -20,19 +20,19 @@ from lnn_control.bringup import (
     MUX,
     WILDCARD,
     BringupError,
-    make_plan,
     merge,
     node_params,
     params_document,
     parse_sets,
     read_params,
 )
+from lnn_control.cli import up as up_verb
 from lnn_control.ros.env import PROFILE_VARS
 
 
 def args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bringup.configure(parser)
+    up_verb.configure(parser)
     return parser.parse_args(list(argv))
 
 
@@ -89,7 +89,7 @@ def test_precedence_set_files_then_sim_time_then_config_then_set(tmp_path):
         "drive_node:\n  ros__parameters:\n    max_speed: 5.0\n    timeout: 0.3\n"
         "/**:\n  ros__parameters:\n    use_sim_time: false\n"
     )
-    plan = make_plan(args("sim-drive", "--config", str(extra), "--set", "drive_node.timeout=0.4"))
+    plan = up_verb.plan_from_args(args("sim-drive", "--config", str(extra), "--set", "drive_node.timeout=0.4"))
     node = node_params(plan.params, "drive_node")
     assert node["stamped"] is True  # config/sim.yaml's /** over config/drive.yaml's
     assert node["max_speed"] == 5.0 and node["timeout"] == 0.4
@@ -110,45 +110,45 @@ def test_a_later_wildcard_wins_over_a_node_and_the_document_puts_it_first(tmp_pa
 
 def test_one_stamped_setting_reaches_every_node_of_the_sim_sets():
     for name in ("sim-drive", "record-sim", "dagger-sim", "teleop-sim"):
-        plan = make_plan(args(name, "--with", "joy_teleop_node"))
+        plan = up_verb.plan_from_args(args(name, "--with", "joy_teleop_node"))
         assert all(node_params(plan.params, n).get("stamped") is True for n in plan.nodes if n != "recorder_node")
-    plan = make_plan(args("drive-split", "--set", "*.stamped=true"))  # over mux.yaml's own stamped: false
+    plan = up_verb.plan_from_args(args("drive-split", "--set", "*.stamped=true"))  # over mux.yaml's own stamped: false
     assert all(node_params(plan.params, n)["stamped"] is True for n in plan.nodes if n != "perception_node")
 
 
 def test_the_driving_node_feeds_the_mux_only_when_the_mux_runs():
-    with_mux = make_plan(args("drive-split"))
+    with_mux = up_verb.plan_from_args(args("drive-split"))
     assert ("policy_node", "cmd_vel", "lnn/cmd_vel") in with_mux.remaps
     assert "-r" in with_mux.ros_args(Path("p.yaml")) and "policy_node:cmd_vel:=lnn/cmd_vel" in with_mux.ros_args(
         Path("p")
     )
-    alone = make_plan(args("drive", "--without", MUX, "--namespace", "/robot1"))
+    alone = up_verb.plan_from_args(args("drive", "--without", MUX, "--namespace", "/robot1"))
     assert alone.nodes == ["drive_node"] and alone.remaps == []
     assert alone.ros_args(Path("p.yaml"))[-2:] == ["-r", "__ns:=/robot1"]
 
 
 def test_unknown_or_unwritten_nodes_and_missing_configs_are_clear_errors(monkeypatch, tmp_path):
     with pytest.raises(BringupError, match="not in set 'drive'"):
-        make_plan(args("drive", "--without", "recorder_node"))
+        up_verb.plan_from_args(args("drive", "--without", "recorder_node"))
     with pytest.raises(BringupError, match="unknown node"):
-        make_plan(args("drive", "--with", "nobody_node"))
+        up_verb.plan_from_args(args("drive", "--with", "nobody_node"))
     monkeypatch.setitem(bringup.NODE_MODULES, "command_mux_node", "not_written_yet")
     with pytest.raises(BringupError, match=r"needs command_mux_node \(lnn_control.nodes.not_written_yet\).*--without"):
-        make_plan(args("drive"))
+        up_verb.plan_from_args(args("drive"))
     monkeypatch.setattr(bringup, "config_file", lambda name: tmp_path / name)
     with pytest.raises(BringupError, match="drive.yaml, which does not exist"):
-        make_plan(args("drive", "--without", MUX))
+        up_verb.plan_from_args(args("drive", "--without", MUX))
 
 
 def test_dds_environment(monkeypatch):
     monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
     monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
-    robot = make_plan(args("drive", "--without", MUX)).env
+    robot = up_verb.plan_from_args(args("drive", "--without", MUX)).env
     assert all(robot[v].endswith("fastdds.xml") for v in PROFILE_VARS)
     monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/mine.xml")
-    assert all(make_plan(args("drive", "--without", MUX)).env[v] == "/mine.xml" for v in PROFILE_VARS)
+    assert all(up_verb.plan_from_args(args("drive", "--without", MUX)).env[v] == "/mine.xml" for v in PROFILE_VARS)
     monkeypatch.setenv("ROS_DOMAIN_ID", "77")
-    local = make_plan(args("drive", "--without", MUX, "--local")).env
+    local = up_verb.plan_from_args(args("drive", "--without", MUX, "--local")).env
     assert local["ROS_DOMAIN_ID"] == "77" and local["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
     assert all(local[v].endswith("fastdds_local.xml") for v in PROFILE_VARS)
 
@@ -182,7 +182,7 @@ def test_processes_layout_stops_everything_when_a_node_fails(tmp_path):
 
 
 def test_dagger_sim_is_record_sim_with_the_policy_driving_and_the_demonstrator_intervening():
-    dagger, record = make_plan(args("dagger-sim")), make_plan(args("record-sim"))
+    dagger, record = up_verb.plan_from_args(args("dagger-sim")), up_verb.plan_from_args(args("record-sim"))
     assert set(dagger.nodes) == set(record.nodes) | {"drive_node"}
     assert ("drive_node", "cmd_vel", "lnn/cmd_vel") in dagger.remaps
     assert dagger.params["demonstrator_node"]["intervene"] is True
@@ -251,7 +251,7 @@ def test_processes_layout_leaves_no_node_behind(tmp_path, sig):
 
 
 def test_print_params_shows_the_resolved_set(capsys):
-    status = bringup.run(args("sim-drive", "--print-params", "--set", "drive_node.max_speed=3", "--namespace", "/r1"))
+    status = up_verb.run(args("sim-drive", "--print-params", "--set", "drive_node.max_speed=3", "--namespace", "/r1"))
     head, params = capsys.readouterr().out.split("---\n")
     head, params = yaml.safe_load(head), yaml.safe_load(params)
     assert status == 0

@@ -34,7 +34,7 @@ from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 from lnn_control.nn.checkpoint import save  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
 from lnn_control.nodes.demonstrator import track_from_event  # noqa: E402
-from lnn_control.nodes.sim import EPISODE_QOS, truth_values  # noqa: E402
+from lnn_control.nodes.simulator import EPISODE_QOS, truth_values  # noqa: E402
 from lnn_control.ros.msgs import twist_msg, twist_to_command  # noqa: E402
 from lnn_control.ros.qos import LATCHED  # noqa: E402
 from lnn_control.ros.stamps import stamp_to_ns  # noqa: E402
@@ -93,7 +93,7 @@ def test_demonstrator_takes_over_off_the_road_and_hands_back(ros, tmp_path):
     sim_time = {"use_sim_time": True, "stamped": True}
     try:
         with (
-            NodeProcess("lnn_control.nodes.sim", domain_id=DOMAIN, log_dir=tmp_path,
+            NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path,
                         params={"stamped": True, "seed": 3, "max_steps": 2000, "frame_width": 48,
                                 "frame_height": 48}) as sim,
             NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=tmp_path,

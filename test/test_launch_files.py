@@ -20,6 +20,7 @@ import yaml
 
 from lnn_control import bringup
 from lnn_control.bringup import MUX, NODE_MODULES, NODE_SETS, WILDCARD, load_node_sets, node_params, read_params
+from lnn_control.cli import up as up_verb
 from lnn_control.launching import node_actions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +142,8 @@ LAUNCH_CASES = [
 @pytest.mark.parametrize(("stem", "given", "argv", "extra"), LAUNCH_CASES, ids=[c[0] for c in LAUNCH_CASES])
 def test_launch_files_start_what_up_starts(stem, given, argv, extra):
     parser = argparse.ArgumentParser()
-    bringup.configure(parser)
-    plan = bringup.make_plan(parser.parse_args(argv))
+    up_verb.configure(parser)
+    plan = up_verb.plan_from_args(parser.parse_args(argv))
     path = ROOT / "launch" / f"{stem}.launch.py"
     assert plan.name in launch_sets(path)
     nodes = run_launch_file(path, **given)
@@ -181,7 +182,7 @@ def declared_elsewhere() -> dict[str, set[str]]:
     from lnn_control.nodes.joy_teleop import JoyTeleopConfig
     from lnn_control.nodes.mux import MuxConfig
     from lnn_control.nodes.recorder import RecorderConfig
-    from lnn_control.nodes.sim import SimNodeConfig
+    from lnn_control.nodes.simulator import SimNodeConfig
     from lnn_control.nodes.teleop_keyboard import KeyTeleopConfig
     from lnn_control.ros.node_util import describe
 

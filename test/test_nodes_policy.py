@@ -52,8 +52,9 @@ from std_srvs.srv import SetBool, Trigger  # noqa: E402
 from lnn_control.driver import Driver, DriverConfig  # noqa: E402
 from lnn_control.nn.checkpoint import load, save  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
-from lnn_control.nodes.driver_params import ParameterError, load_policy, shipped_model  # noqa: E402
+from lnn_control.nodes.driver_params import ParameterError, load_policy  # noqa: E402
 from lnn_control.nodes.perception import features_from_msg, features_to_msg  # noqa: E402
+from lnn_control.paths import ModelNotFoundError, resolve_model, shipped_model  # noqa: E402
 from lnn_control.ros.msgs import compressed_image_msg, image_msg  # noqa: E402
 from lnn_control.ros.stamps import ns_to_stamp, stamp_to_ns  # noqa: E402
 from lnn_control.vision import decode_compressed  # noqa: E402
@@ -316,11 +317,13 @@ def test_random_model_is_deterministic_and_bad_specs_are_explained(tmp_path):
 
 
 def test_no_shipped_model_tells_how_to_pass_one(monkeypatch, tmp_path):
-    monkeypatch.setattr("lnn_control.nodes.driver_params.model_file", lambda name: tmp_path / name)
-    with pytest.raises(ParameterError, match="model:="):
+    monkeypatch.setattr("lnn_control.paths.model_file", lambda name: tmp_path / name)
+    with pytest.raises(ModelNotFoundError, match="model:="):
         shipped_model()
+    with pytest.raises(ParameterError, match="model:="):
+        load_policy("")
     save(Policy(PolicyConfig()), tmp_path / "only")
-    assert shipped_model() == tmp_path / "only"
+    assert shipped_model() == tmp_path / "only" == resolve_model("") == resolve_model(None)
 
 
 def test_features_message_round_trip():

@@ -19,7 +19,7 @@ from data_helpers import (
 )
 
 from lnn_control.data.bags import BagError
-from lnn_control.data.commands import CommandConfig, CommandError, command_from_msg
+from lnn_control.data.labels import CommandConfig, CommandError, command_from_msg
 from lnn_control.data.pairing import PairingConfig, count_pairs, pair_frames
 
 START = 1_700_000_000_000_000_000

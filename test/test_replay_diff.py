@@ -9,12 +9,12 @@ import torch
 from data_helpers import write_drive_bag
 
 from lnn_control.cli import main
-from lnn_control.commands.replay_diff import diff_bag
 from lnn_control.data.bags import BagError
 from lnn_control.driver import DriverConfig
 from lnn_control.evaluate import load_models
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy, PolicyConfig
+from lnn_control.replay_diff import diff_bag
 from lnn_control.vision import PreprocessConfig
 
 START = 1_700_000_000_000_000_000

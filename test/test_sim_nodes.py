@@ -43,7 +43,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from lnn_control.nn.checkpoint import save  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
-from lnn_control.nodes.sim import EPISODE_QOS, TRUTH_FIELDS, truth_values  # noqa: E402
+from lnn_control.nodes.simulator import EPISODE_QOS, TRUTH_FIELDS, truth_values  # noqa: E402
 from lnn_control.paths import config_file  # noqa: E402
 from lnn_control.ros.msgs import twist_msg, twist_to_command  # noqa: E402
 from lnn_control.ros.qos import LATCHED  # noqa: E402
@@ -139,7 +139,7 @@ class TestLockstep:
     @classmethod
     def sim(cls, tmp_path_factory):
         with NodeProcess(
-            "lnn_control.nodes.sim",
+            "lnn_control.nodes.simulator",
             domain_id=DOMAIN,
             log_dir=tmp_path_factory.mktemp("sim"),
             params=SIM_PARAMS,
@@ -303,7 +303,7 @@ def test_demonstrator_drives_the_sim_through_the_mux(ros, tmp_path):
     teleop = ros.collect("teleop/cmd_vel", TwistStamped)
     sim_time = {"use_sim_time": True, "stamped": True}
     with (
-        NodeProcess("lnn_control.nodes.sim", domain_id=DOMAIN, log_dir=tmp_path,
+        NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path,
                     params={"stamped": True, "seed": 1, "lockstep_timeout": 1.0}) as sim,
         NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=tmp_path, params=sim_time) as mux,
         NodeProcess("lnn_control.nodes.demonstrator", domain_id=DOMAIN, log_dir=tmp_path,
@@ -341,7 +341,7 @@ def test_free_running_steps_on_its_own(ros, tmp_path):
     (no command: straight ahead at zero speed)."""
     rec = Recording(ros)
     params = {"lockstep": False, "rate": 100.0, "seed": 2, "steps_per_frame": 2}
-    with NodeProcess("lnn_control.nodes.sim", domain_id=DOMAIN, log_dir=tmp_path, params=params) as sim:
+    with NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path, params=params) as sim:
         rec.wait_for_step(0, 30, timeout=60)
         assert sim.alive
     rows = [r for r in rec.truth_rows() if r["episode"] == 0]
@@ -356,7 +356,7 @@ def test_free_running_steps_on_its_own(ros, tmp_path):
 def test_a_second_clock_is_named(ros, tmp_path):
     """Another /clock publisher on the domain (a second simulator) gets a warning that says so."""
     params = {"lockstep": False, "rate": 20.0, "seed": 3}
-    with NodeProcess("lnn_control.nodes.sim", domain_id=DOMAIN, log_dir=tmp_path, params=params) as sim:
+    with NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path, params=params) as sim:
         sim.wait_for_output("starts at sim time", timeout=60)
         assert "publishers on /clock" not in sim.output()
         other = ros.publisher("/clock", Clock)
@@ -432,7 +432,7 @@ def test_up_record_sim_runs_and_stops_on_sigint(ros, tmp_path):
 
 
 def test_truth_layout_round_trips():
-    from lnn_control.nodes.sim import truth_msg
+    from lnn_control.nodes.simulator import truth_msg
 
     values = {name: float(i) for i, name in enumerate(TRUTH_FIELDS)}
     msg = truth_msg(values)
@@ -450,7 +450,7 @@ def test_sim_yaml_names_only_declared_parameters():
     from lnn_control.nodes.driver_params import NODE_PARAMETERS
     from lnn_control.nodes.joy_teleop import JoyTeleopConfig
     from lnn_control.nodes.mux import MuxConfig
-    from lnn_control.nodes.sim import SimNodeConfig
+    from lnn_control.nodes.simulator import SimNodeConfig
     from lnn_control.nodes.teleop_keyboard import KeyTeleopConfig
     from lnn_control.ros.node_util import check_value, describe
 

@@ -29,10 +29,11 @@ from ros_harness import NodeProcess, RosSession, free_domain_id  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
 from lnn_control import bringup  # noqa: E402
-from lnn_control.commands.inspect import inspect_bag  # noqa: E402
+from lnn_control.cli import up as up_verb  # noqa: E402
 from lnn_control.data.bags import Bag  # noqa: E402
+from lnn_control.data.inspect import inspect_bag  # noqa: E402
 from lnn_control.data.pairing import PairingConfig, pair_frames  # noqa: E402
-from lnn_control.nodes.sim import truth_values  # noqa: E402
+from lnn_control.nodes.simulator import truth_values  # noqa: E402
 from lnn_control.paths import config_file  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
@@ -46,14 +47,14 @@ LEFT, RIGHT = b"a", b"\x1b[C"  # a letter and an arrow key
 
 def plan() -> bringup.Plan:
     parser = argparse.ArgumentParser()
-    bringup.configure(parser)
-    return bringup.make_plan(parser.parse_args(["teleop-sim", "--local"]))
+    up_verb.configure(parser)
+    return up_verb.plan_from_args(parser.parse_args(["teleop-sim", "--local"]))
 
 
 def test_the_set_runs_the_sim_in_real_time_and_records_only_what_a_person_drive_has():
     from lnn_control.nodes.mux import MuxConfig
     from lnn_control.nodes.recorder import RecorderConfig
-    from lnn_control.nodes.sim import SimNodeConfig
+    from lnn_control.nodes.simulator import SimNodeConfig
     from lnn_control.nodes.teleop_keyboard import KeyTeleopConfig
     from lnn_control.ros.node_util import describe
 

@@ -153,7 +153,7 @@ def cache_key(bag: str | Path, preprocess_config: PreprocessConfig, pairing: Pai
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class Episode:
+class CachedEpisode:
     """One bag's cached arrays, memory-mapped on first use (and re-opened, not copied, when pickled to workers)."""
 
     def __init__(self, cache_path: str | Path) -> None:
@@ -200,7 +200,8 @@ class Episode:
         return state
 
     def __repr__(self) -> str:
-        return f"Episode({self.bag}, {len(self)} frames {self.shape[2]}x{self.shape[1]}, cache {self.cache_path.name})"
+        return (f"CachedEpisode({self.bag}, {len(self)} frames {self.shape[2]}x{self.shape[1]}, "
+                f"cache {self.cache_path.name})")
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def build_episode(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     rebuild: bool = False,
-) -> Episode:
+) -> CachedEpisode:
     """The cached episode of ``bag``: loaded when its key is cached, else decoded, paired, preprocessed and cached.
 
     Raises:
@@ -238,7 +239,7 @@ def build_episode(
     final = root / f"{_safe_name(bag)}-{key[:16]}"
     if final.is_dir() and not rebuild:
         try:
-            episode = Episode(final)
+            episode = CachedEpisode(final)
             if episode.key == key:
                 return episode
         except (ValueError, OSError, KeyError) as exc:
@@ -259,7 +260,7 @@ def build_episode(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return Episode(final)
+    return CachedEpisode(final)
 
 
 def _write_cache(
@@ -309,14 +310,14 @@ def load_episodes(
     cache_dir: str | Path | None = None,
     strict: bool = False,
     progress: bool = True,
-) -> tuple[list[Episode], list[BagFailure]]:
+) -> tuple[list[CachedEpisode], list[BagFailure]]:
     """Cached episodes of ``bags`` (built where missing), and the bags left out.
 
     A bad bag (unreadable, a missing topic, no pairs, non-monotonic stamps, mixed frame sizes) is logged with its error
     and skipped; with ``strict=True`` its :class:`BagError` is raised instead.
     """
     cfg = config or DatasetConfig()
-    episodes: list[Episode] = []
+    episodes: list[CachedEpisode] = []
     failures: list[BagFailure] = []
     for bag in bags:
         try:
@@ -349,7 +350,7 @@ class WindowDataset(Dataset):
 
     def __init__(
         self,
-        episodes: Sequence[Episode],
+        episodes: Sequence[CachedEpisode],
         window: int = 16,
         stride: int = 8,
         *,
@@ -379,14 +380,14 @@ class WindowDataset(Dataset):
         self.index = np.asarray(index, dtype=np.int64).reshape(-1, 2)
 
     @classmethod
-    def from_config(cls, episodes: Sequence[Episode], config: DatasetConfig) -> WindowDataset:
+    def from_config(cls, episodes: Sequence[CachedEpisode], config: DatasetConfig) -> WindowDataset:
         """Windows as ``config`` (window, stride, timing) describes them."""
         return cls(episodes, config.window, config.stride, timing=config.timing)
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def locate(self, i: int) -> tuple[Episode, int]:
+    def locate(self, i: int) -> tuple[CachedEpisode, int]:
         """The episode and first frame index of window ``i``."""
         e, s = self.index[i]
         return self.episodes[int(e)], int(s)
@@ -418,7 +419,7 @@ def split_by_bag(
     *,
     seed: int = 0,
 ) -> tuple[list[T], list[T]]:
-    """Split bags (paths, or :class:`Episode` s) into train and validation **by bag**, never by frame.
+    """Split bags (paths, or :class:`CachedEpisode` s) into train and validation **by bag**, never by frame.
 
     With ``val_bags``, exactly those bags (matched by path or by name) validate and an unknown one is an error.
     Otherwise ``round(len(bags) * val_fraction)`` bags (at least one when ``val_fraction > 0``) are drawn with

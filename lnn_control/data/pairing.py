@@ -21,7 +21,7 @@ import numpy as np
 
 from lnn_control.command import Command
 from lnn_control.data.bags import IMAGE_TYPES, Bag, BagError, Record, normalize_msgtype
-from lnn_control.data.commands import COMMAND_TYPES, CommandConfig, CommandError, command_from_msg
+from lnn_control.data.labels import COMMAND_TYPES, CommandConfig, CommandError, command_from_msg
 from lnn_control.vision import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_msg
 
 STAMP_SOURCES = ("header", "log")

@@ -103,7 +103,7 @@ class SequenceGaps:
 
 
 @dataclass
-class Episode:
+class RecordingEpisode:
     """An episode in progress (or just ended)."""
 
     number: int
@@ -166,8 +166,8 @@ class EpisodeRecorder:
         self._items: deque = deque()
         self._queued_bytes = 0
         self._queued_msgs = 0
-        self.episode: Episode | None = None  # the one accepting messages (None: idle)
-        self.last_episode: Episode | None = None
+        self.episode: RecordingEpisode | None = None  # the one accepting messages (None: idle)
+        self.last_episode: RecordingEpisode | None = None
         self.last_error = ""
         self._counter = 0
         self.last_recv_ns = [0] * len(self.topics)
@@ -251,7 +251,7 @@ class EpisodeRecorder:
                 f"only {free >> 20} MiB free under {self.output_dir}, below min_free_mb ({self.min_free_bytes >> 20})"
             )
         path = self._episode_path()
-        episode = Episode(self._counter, path, self.clock_ns(), [TopicStats() for _ in self.topics])
+        episode = RecordingEpisode(self._counter, path, self.clock_ns(), [TopicStats() for _ in self.topics])
         custom = dict(custom_data)
         custom[KEY_PREFIX + "episode"] = path.name
         ok, message = self._control("open", (episode, custom), timeout)
@@ -339,7 +339,7 @@ class EpisodeRecorder:
     def _run(self) -> None:
         next_flush = time.monotonic() + self.flush_period
         next_disk_check = time.monotonic() + 1.0
-        current: Episode | None = None
+        current: RecordingEpisode | None = None
         while True:
             with self._cond:
                 while not self._items and not self._shutdown:
@@ -370,7 +370,9 @@ class EpisodeRecorder:
                 if current is not None and current.writer is not None:
                     current = self._check_disk(current)
 
-    def _write(self, current: Episode | None, episode: Episode, index: int, log_ns: int, data: bytes) -> Episode | None:
+    def _write(
+        self, current: RecordingEpisode | None, episode: RecordingEpisode, index: int, log_ns: int, data: bytes
+    ) -> RecordingEpisode | None:
         if current is not episode or episode.writer is None:
             episode.stats[index].write_error += 1  # its episode already ended with an error
             return current
@@ -382,14 +384,14 @@ class EpisodeRecorder:
             return self._end_with_error(episode, f"write failed: {_describe(exc)}")
         return current
 
-    def _guard(self, episode: Episode, fn: Callable[[], None]) -> Episode | None:
+    def _guard(self, episode: RecordingEpisode, fn: Callable[[], None]) -> RecordingEpisode | None:
         try:
             fn()
         except Exception as exc:  # noqa: BLE001
             return self._end_with_error(episode, f"flush failed: {_describe(exc)}")
         return episode
 
-    def _check_disk(self, episode: Episode) -> Episode | None:
+    def _check_disk(self, episode: RecordingEpisode) -> RecordingEpisode | None:
         try:
             free = shutil.disk_usage(self.output_dir).free
         except OSError as exc:
@@ -400,7 +402,7 @@ class EpisodeRecorder:
             )
         return episode
 
-    def _end_with_error(self, episode: Episode, reason: str) -> None:
+    def _end_with_error(self, episode: RecordingEpisode, reason: str) -> None:
         """Close the bag as far as the disk allows, go idle, report. Returns None (no current episode)."""
         with self._cond:
             if self.episode is episode:
@@ -413,7 +415,7 @@ class EpisodeRecorder:
         self.log("error", f"{self.last_error} in {episode.path}")
         return None
 
-    def _close_after_error(self, episode: Episode, reason: str) -> str:
+    def _close_after_error(self, episode: RecordingEpisode, reason: str) -> str:
         writer = episode.writer
         episode.writer = None
         if writer is None:
@@ -432,7 +434,7 @@ class EpisodeRecorder:
                     f"'lnn-control recover {episode.path}'"
                 )
 
-    def _end_data(self, episode: Episode, reason: str) -> dict[str, str]:
+    def _end_data(self, episode: RecordingEpisode, reason: str) -> dict[str, str]:
         stats = {spec.topic: asdict(st) for spec, st in zip(self.topics, episode.stats, strict=True)}
         return {
             KEY_PREFIX + "end_reason": reason,
@@ -440,7 +442,7 @@ class EpisodeRecorder:
             KEY_PREFIX + "end_time": datetime.now().astimezone().isoformat(timespec="seconds"),
         }
 
-    def _handle(self, current: Episode | None, item: tuple) -> Episode | None:
+    def _handle(self, current: RecordingEpisode | None, item: tuple) -> RecordingEpisode | None:
         op, payload, done, result = item
         try:
             if op == "open":
@@ -492,7 +494,7 @@ class EpisodeRecorder:
         finally:
             done.set()
 
-    def _summary(self, episode: Episode, close_s: float) -> str:
+    def _summary(self, episode: RecordingEpisode, close_s: float) -> str:
         written = sum(s.written for s in episode.stats)
         per_topic = ", ".join(f"{spec.topic} {st.written}" for spec, st in zip(self.topics, episode.stats, strict=True))
         dropped = sum(s.dropped for s in episode.stats)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import StringIO
@@ -342,3 +343,16 @@ def _rewrite_mcap(target: _Target, data: bytes, dst: Path) -> dict[str, int]:
         if not any(writer.counts.values()):
             raise BagError(target.file, "no complete message with its schema: nothing to recover")
     return dict(writer.counts)
+
+
+def recover_bags(paths: Sequence[str | Path], into: str | Path | None = None) -> int:
+    """:func:`recover` each bag, printing what was done (each error, naming its bag, on stderr); 0 when all were
+    recovered, 1 otherwise."""
+    code = 0
+    for path in paths:
+        try:
+            print(recover(path, into=into))
+        except BagError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            code = 1
+    return code

@@ -1,4 +1,4 @@
-"""``lnn-control import-tub``: a Donkeycar tub (v2) -> a rosbag2 bag the rest of lnn_control reads.
+"""A Donkeycar tub (v2) -> a rosbag2 bag the rest of lnn_control reads (``lnn-control import-tub``).
 
 A tub v2 is a folder (or a ``.tar.gz`` of one) holding ``manifest.json`` (JSON lines: inputs, types, metadata,
 manifest metadata, then ``{"paths": [catalogs], "deleted_indexes": [...]}``), catalog files of JSON lines (one
@@ -27,10 +27,8 @@ missing and unparseable catalog lines are also counted and left out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -311,28 +309,8 @@ def _close_writers(writers: list[BagWriter], image_topic: str, cuts: list[int], 
         report.bags.append(str(writer.path))
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control import-tub``."""
-    parser.add_argument("path", type=Path, help="tub folder (with manifest.json) or a .tar.gz of one")
-    parser.add_argument("--out", type=Path, default=None, help="bag folder to create (default: ./<tub name>_bag)")
-    parser.add_argument("--hz", type=float, default=20.0, help="frame rate for synthesised stamps (default 20)")
-    parser.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC, help="CompressedImage topic to write")
-    parser.add_argument("--command-topic", default=DEFAULT_COMMAND_TOPIC, help="TwistStamped topic to write")
-    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (mcap)")
-    parser.add_argument(
-        "--trust-timestamps", action="store_true", help="use the tub's _timestamp_ms instead of synthesised stamps"
-    )
-    parser.add_argument(
-        "--split-at",
-        type=int,
-        nargs="+",
-        default=(),
-        metavar="N",
-        help="cut into several bags (episodes) after N frames, e.g. --split-at 800 -> OUT_0 (800), OUT_1 (rest)",
-    )
-
-
-def _default_out(path: Path) -> Path:
+def default_out(path: Path) -> Path:
+    """Where a tub's bag goes by default: ``./<tub name>_bag``."""
     name = path.name
     for suffix in (".tar.gz", ".tgz", ".tar"):
         if name.endswith(suffix):
@@ -340,35 +318,17 @@ def _default_out(path: Path) -> Path:
     return Path.cwd() / f"{name}_bag"
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the import; prints a summary and one JSON line. Exit status 1 on a bad tub."""
-    out = args.out or _default_out(args.path)
-    try:
-        report = import_tub(
-            args.path,
-            out,
-            hz=args.hz,
-            image_topic=args.image_topic,
-            command_topic=args.command_topic,
-            storage=args.storage,
-            trust_timestamps=args.trust_timestamps,
-            split_at=args.split_at,
-        )
-    except (TubError, OSError) as exc:
-        print(f"import-tub: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"imported {report.frames_written} frames and {report.commands_written} commands from {report.source} "
-        f"into {', '.join(report.bags)} ({args.storage})"
-    )
+def describe(report: TubImportReport, storage: str) -> str:
+    """What an import did, for a person: frames and commands written, the skips, the first problems."""
     skipped = {
         "not user-driven": report.skipped_not_user,
         "deleted": report.skipped_deleted,
         "missing image": report.skipped_missing_image,
         "unreadable line": report.skipped_bad_line,
     }
-    print("skipped: " + (", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "none"))
-    for problem in report.problems[:5]:
-        print(f"  {problem}")
-    print(json.dumps(report.to_dict()))
-    return 0
+    lines = [
+        f"imported {report.frames_written} frames and {report.commands_written} commands from {report.source} "
+        f"into {', '.join(report.bags)} ({storage})",
+        "skipped: " + (", ".join(f"{n} {k}" for k, n in skipped.items() if n) or "none"),
+    ]
+    return "\n".join(lines + [f"  {problem}" for problem in report.problems[:5]])

@@ -128,3 +128,27 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Policy:
             )
     policy.load_state_dict(tensors)
     return policy.to(device).eval()
+
+
+def describe(path: str | Path) -> str:
+    """What a checkpoint is (loaded, so validated): core, wiring, sizes net of masks, preprocessing, metadata."""
+    policy = load(path)
+    document = read_config(path)
+    counts = policy.parameter_counts()
+    config = policy.config
+    weights, _ = paths(path)
+    pre = config.preprocess
+    mode = f" ({config.cfc_mode})" if config.core == "cfc" else ""
+    lines = [f"model        {weights}", f"core         {config.core}{mode}"]
+    if "neurons" in counts:
+        lines.append(f"wiring       {config.wiring}: {counts['neurons']} neurons, {counts['synapses']} synapses")
+    lines += [
+        f"parameters   recurrent {counts['recurrent']:,} (net of masks), conv head {counts['encoder']:,}, "
+        f"total {counts['total']:,}",
+        f"input        {pre.height}x{pre.width} RGB after crop t{pre.crop_top} b{pre.crop_bottom} "
+        f"l{pre.crop_left} r{pre.crop_right}; dt unit {config.dt_unit_s} s",
+        f"outputs      {', '.join(config.outputs)} (mean {list(config.target_mean)}, std {list(config.target_std)})",
+    ]
+    for key, value in document.get("metadata", {}).items():
+        lines.append(f"{key:<12} {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
+    return "\n".join(lines)

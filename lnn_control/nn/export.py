@@ -2,12 +2,11 @@
 
 The exported function is :meth:`Policy.act`: ``(frame uint8 (1, H, W, 3), state (1, S), dt seconds (1, 1)) ->
 (outputs (1, O), new state (1, S))``. The caller carries the state between frames, exactly as the nodes do.
-``lnn-control export --model M --format onnx|torchscript [--out PATH]``.
+``lnn-control export --model M --format onnx|torchscript [--out PATH]`` runs :func:`export`.
 """
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
 
@@ -61,21 +60,17 @@ def to_onnx(policy: Policy, path: str | Path, opset: int = 17) -> Path:
     return path
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control export``."""
-    parser.add_argument("--model", required=True, help="checkpoint (stem, .safetensors or .json)")
-    parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    parser.add_argument("--out", help="output file (default: beside the model, .onnx or .pt)")
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
-def run(args: argparse.Namespace) -> int:
-    """Export and print where the file went."""
-    from lnn_control.nn.checkpoint import load, paths
+def export(model: str | Path | None, format: str = "onnx", out: str | Path | None = None) -> Path:
+    """Export the checkpoint ``model`` names (:func:`lnn_control.paths.resolve_model`) as ``format`` (onnx or
+    torchscript) to ``out`` (default: beside the model, ``.onnx`` or ``.pt``); the file written."""
+    from lnn_control.nn.checkpoint import load
+    from lnn_control.paths import resolve_model
 
-    policy = load(args.model)
-    weights, _ = paths(args.model)
-    suffix = ".onnx" if args.format == "onnx" else ".pt"
-    out = Path(args.out) if args.out else weights.with_suffix(suffix)
-    (to_onnx if args.format == "onnx" else to_torchscript)(policy, out)
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), single step: frame, state, dt -> output, next_state")
-    return 0
+    if format not in FORMATS:
+        raise ValueError(f"format {format!r}: choose from {', '.join(FORMATS)}")
+    stem = resolve_model(model)
+    target = Path(out) if out else stem.with_name(stem.name + FORMATS[format])
+    return (to_onnx if format == "onnx" else to_torchscript)(load(stem), target)

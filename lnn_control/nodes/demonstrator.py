@@ -61,7 +61,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from lnn_control.command import Command
-from lnn_control.nodes.sim import EPISODE_QOS, EPISODE_TOPIC, POSE_TOPIC, VELOCITY_TOPIC
+from lnn_control.nodes.simulator import EPISODE_QOS, EPISODE_TOPIC, POSE_TOPIC, VELOCITY_TOPIC
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
 from lnn_control.ros.qos import COMMAND

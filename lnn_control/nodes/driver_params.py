@@ -25,7 +25,6 @@ import dataclasses
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ from rclpy.node import Node
 from lnn_control.driver import CropOverrides, Driver, DriverConfig, LimitsConfig, TimingOverrides
 from lnn_control.nn.checkpoint import load
 from lnn_control.nn.policy import CORES, Policy, PolicyConfig
-from lnn_control.paths import model_file
+from lnn_control.paths import ModelNotFoundError, resolve_model
 from lnn_control.ros.node_util import check_value, declare_config, describe, param
 from lnn_control.vision import DEFAULT_MAX_PIXELS
 
@@ -112,24 +111,6 @@ def problem_key(message: str) -> str:
 # -- what the parameters build ----------------------------------------------------------------------------------------
 
 
-def shipped_model() -> Path:
-    """The checkpoint shipped in ``models/`` (exactly one, or one named ``default``)."""
-    folder = model_file("")
-    found = sorted(p.with_suffix("") for p in folder.glob("*.json")) if folder.is_dir() else []
-    chosen = [p for p in found if p.name == "default"] or found
-    if len(chosen) == 1:
-        return chosen[0]
-    how = (
-        "pass one with the parameter 'model' (ros2 run lnn_control drive_node --ros-args -p model:=/path/to/stem, "
-        "or lnn-control up drive --set drive_node.model=/path/to/stem), or 'random:ltc:0' for an untrained demo"
-    )
-    if not chosen:
-        raise ParameterError(f"no model is shipped in {folder}: {how}")
-    raise ParameterError(
-        f"several models in {folder} ({', '.join(p.name for p in chosen)}) and none is 'default': {how}"
-    )
-
-
 def load_policy(spec: str) -> Policy:
     """The policy named by the ``model`` parameter (see the module docstring)."""
     if spec.startswith(RANDOM_PREFIX):
@@ -139,18 +120,10 @@ def load_policy(spec: str) -> Policy:
                 f"parameter 'model' is {spec!r}: expected 'random:<core>:<seed>' with core one of {', '.join(CORES)}"
             )
         return Policy(PolicyConfig(core=parts[0], seed=int(parts[1]))).eval()
-    path = Path(spec).expanduser() if spec else shipped_model()
-    if spec and not _exists(path) and _exists(model_file(spec)):
-        path = model_file(spec)
     try:
-        return load(path)
-    except ValueError as exc:  # CheckpointError names the file and the problem
-        raise ParameterError(f"parameter 'model' ({spec or path}): {exc}") from exc
-
-
-def _exists(path: Path) -> bool:
-    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
-    return stem.with_name(stem.name + ".json").is_file()
+        return load(resolve_model(spec))
+    except (ModelNotFoundError, ValueError) as exc:  # both name the file and the problem
+        raise ParameterError(f"parameter 'model' ({spec or 'empty: the shipped model'}): {exc}") from exc
 
 
 def build_driver(node: Node, model: ModelParams, camera: CameraParams | None = None) -> Driver:

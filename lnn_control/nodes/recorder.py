@@ -470,7 +470,7 @@ class RecorderNode(Node):
 def recover_main(paths: list[str]) -> int:
     """``recorder_node --recover BAG [BAG ...]``: an alias of ``lnn-control recover BAG [BAG ...]`` (repairs bags
     whose writer was killed, in place)."""
-    from lnn_control.commands.recover import recover_bags
+    from lnn_control.data.recovery import recover_bags
 
     if not paths:
         print("usage: recorder_node --recover BAG [BAG ...] (an alias of 'lnn-control recover')", file=sys.stderr)

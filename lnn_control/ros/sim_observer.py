@@ -1,6 +1,6 @@
 """An rclpy participant that watches a running simulator set and rebuilds its episodes from what went over ROS.
 
-:class:`SimObserver` subscribes what ``sim_node`` publishes and what it receives (:mod:`lnn_control.nodes.sim`):
+:class:`SimObserver` subscribes what ``sim_node`` publishes and what it receives (:mod:`lnn_control.nodes.simulator`):
 
 - ``camera/image_raw`` (sensor-data QoS): the frames the controller saw, kept for the episodes in ``keep_frames``;
 - ``cmd_vel`` (Twist or TwistStamped): the commands the simulator receives, after the command mux;
@@ -41,7 +41,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from lnn_control.nodes.sim import CAMERA_TOPIC, CMD_TOPIC, EPISODE_QOS, EPISODE_TOPIC, TRUTH_TOPIC, truth_values
+from lnn_control.nodes.simulator import CAMERA_TOPIC, CMD_TOPIC, EPISODE_QOS, EPISODE_TOPIC, TRUTH_TOPIC, truth_values
 from lnn_control.ros.msgs import image_array, twist_to_command, twist_type
 from lnn_control.ros.qos import COMMAND, SENSOR
 from lnn_control.ros.stamps import stamp_to_ns

@@ -1,4 +1,4 @@
-"""Closed-loop evaluation in the simulator, in-process (no DDS), and the ``lnn-control sim-eval`` verb.
+"""Closed-loop evaluation in the simulator, in-process (no DDS): what ``lnn-control sim-eval`` runs.
 
 A *controller* is anything with ``reset()`` and ``observe(frame, stamp_ns) -> Command`` (the learned policy's
 ``Driver`` has exactly that; the demonstrator has :class:`~lnn_control.sim.expert.ExpertController`). A controller may
@@ -10,13 +10,12 @@ One episode (:func:`run_episode`)::
     repeat: unless the frame is dropped, command = controller.observe(perturbed frame, obs.stamp_ns)
             obs = sim.step(perturber.delay(command))          # a dropped frame holds the previous command
 
-``sim-eval`` runs :func:`run_episodes` over ``--episodes`` seeds from ``--seed`` and writes a report folder
+:func:`sim_eval` (``lnn-control sim-eval``) runs :func:`run_episodes` over seeds and writes a report folder
 (:mod:`lnn_control.report.episodes`).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
@@ -33,8 +32,10 @@ from lnn_control.paths import config_file
 from lnn_control.sim.base import SAFE_COMMAND, Simulator
 from lnn_control.sim.perturb import PerturbConfig, Perturber
 
-if TYPE_CHECKING:  # the Driver pulls in torch; sim-eval --baseline expert does without it
+if TYPE_CHECKING:  # the Driver pulls in torch; sim-eval --baseline expert does without it; CarRacing: gymnasium
     from lnn_control.driver import Driver, DriverConfig
+    from lnn_control.sim.carracing import CarRacingConfig
+    from lnn_control.sim.expert import ExpertConfig
 
 LOG = logging.getLogger(__name__)
 
@@ -258,41 +259,7 @@ def run_episodes(
     return results
 
 
-# -- CLI: lnn-control sim-eval ---------------------------------------------------------------------------------------
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control sim-eval``."""
-    who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", type=Path, help="checkpoint of a learned policy to drive")
-    who.add_argument(
-        "--baseline",
-        choices=("expert", "constant"),
-        help="drive with the demonstrator (privileged track geometry) or a constant command",
-    )
-    parser.add_argument("--episodes", type=int, default=5, help="number of episodes (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed; episodes use seed, seed+1, ... (default 0)")
-    parser.add_argument(
-        "--perturb",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="perturbation, repeatable and combinable: noise=V, winter, brightness=F, drop=P, latency=K "
-        "(e.g. --perturb noise=0.1 --perturb drop=0.3,latency=2)",
-    )
-    parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/sim-eval/<run>)")
-    parser.add_argument("--max-steps", type=int, default=1000, help="steps per episode (default 1000 = 20 s)")
-    parser.add_argument("--frame-size", default="96x96", help="camera frame HEIGHTxWIDTH (default 96x96)")
-    parser.add_argument("--gif-seconds", type=float, default=10.0, help="length of the GIF, s (0: no GIF)")
-    parser.add_argument("--expert-noise", type=float, default=0.0, help="expert's steering noise std (default 0)")
-    parser.add_argument("--expert-drift-rate", type=float, default=0.0, help="expert's drift episodes per second")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _frame_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise SystemExit(f"sim-eval: --frame-size {text!r}: expected HEIGHTxWIDTH, e.g. 96x96") from exc
-    return h, w
+# -- controllers and the evaluation sim-eval runs -------------------------------------------------------------------
 
 
 class DriverController:
@@ -322,16 +289,15 @@ def sim_driver_config() -> DriverConfig:
     return load_driver_config(*(config_file(name) for name in NODE_SETS[SIM_NODE_SET].configs))
 
 
-def model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
-    """A factory of Drivers around the checkpoint, with the drive_node's settings of ``up sim-drive``
-    (:func:`sim_driver_config`); a value that differs from the model's is printed as a warning."""
+def model_controller_factory(path: str | Path) -> Callable[[Simulator], Controller]:
+    """A factory of Drivers around the checkpoint ``path`` names (:func:`lnn_control.paths.resolve_model`), with the
+    drive_node's settings of ``up sim-drive`` (:func:`sim_driver_config`); a value that differs from the model's is
+    printed as a warning. ModelNotFoundError or CheckpointError name a missing or bad checkpoint."""
     from lnn_control.driver import Driver, warn_once
-    from lnn_control.nn.checkpoint import CheckpointError, load
+    from lnn_control.nn.checkpoint import load
+    from lnn_control.paths import resolve_model
 
-    try:
-        policy = load(path)
-    except CheckpointError as exc:
-        raise SystemExit(f"sim-eval: {exc}") from exc
+    policy = load(resolve_model(path))
     driver_config = sim_driver_config()
     warn = warn_once(lambda message: print(f"sim-eval: warning: {message}", file=sys.stderr))
 
@@ -341,69 +307,44 @@ def model_controller_factory(path: Path) -> Callable[[Simulator], Controller]:
     return make
 
 
-def run(args: argparse.Namespace) -> int:
-    """``lnn-control sim-eval``: evaluate, print a summary, write the report folder."""
+def expert_controller_factory(config: ExpertConfig, seed: int = 0) -> Callable[[Simulator], Controller]:
+    """A factory of demonstrators (privileged track geometry) on the simulator they are given."""
+    from lnn_control.sim.expert import ExpertController
+
+    def make(sim: Simulator) -> Controller:
+        return ExpertController(sim, config, seed=seed)  # type: ignore[arg-type]
+
+    return make
+
+
+def sim_eval(
+    controller_factory: Callable[[Simulator], Controller],
+    seeds: Sequence[int],
+    out: Path,
+    *,
+    perturb: PerturbConfig | None = None,
+    sim_config: CarRacingConfig | None = None,
+    max_steps: int = 1000,
+    gif_seconds: float = 10.0,
+    progress: bool = True,
+    meta: dict[str, Any] | None = None,
+) -> tuple[list[EpisodeResult], dict[str, Path]]:
+    """Drive CarRacing episodes on ``seeds`` (:func:`run_episodes`) and write the report folder ``out``
+    (:mod:`lnn_control.report.episodes`; ``meta`` is added to its summary); the results and the report's paths."""
     from lnn_control.report.episodes import write_report
-    from lnn_control.report.tables import episode_table
     from lnn_control.sim.carracing import CarRacingConfig, CarRacingSim
-    from lnn_control.sim.expert import ExpertConfig, ExpertController
 
-    if args.episodes < 1:
-        raise SystemExit("sim-eval: --episodes must be at least 1")
-    try:
-        perturb = PerturbConfig.parse(args.perturb)
-    except ValueError as exc:
-        raise SystemExit(f"sim-eval: --perturb: {exc}") from exc
-    sim_config = CarRacingConfig(frame_size=_frame_size(args.frame_size))
-
-    if args.model is not None:
-        import torch
-
-        torch.set_num_threads(1)  # batch 1: more threads only wait on each other (the nodes do the same)
-        controller_factory = model_controller_factory(args.model)
-        name = args.model.stem
-    elif args.baseline == "expert":
-        expert_config = ExpertConfig(
-            steer_max_rad=sim_config.steer_max_rad,
-            steering_noise=args.expert_noise,
-            drift_rate_hz=args.expert_drift_rate,
-        )
-
-        def controller_factory(sim: Simulator) -> Controller:
-            return ExpertController(sim, expert_config, seed=args.seed)  # type: ignore[arg-type]
-
-        name = "expert"
-    else:
-
-        def controller_factory(sim: Simulator) -> Controller:
-            return ConstantController(0.0, 10.0)
-
-        name = "constant"
-
-    seeds = list(range(args.seed, args.seed + args.episodes))
-    run_name = f"{name}-{perturb.describe().replace(',', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = args.out or Path("reports") / "sim-eval" / run_name
+    perturb = perturb or PerturbConfig()
+    sim_config = sim_config or CarRacingConfig()
     results = run_episodes(
-        lambda: CarRacingSim(sim_config),
-        controller_factory,
-        seeds,
-        perturb,
-        max_steps=args.max_steps,
-        progress=not args.quiet,
+        lambda: CarRacingSim(sim_config), controller_factory, seeds, perturb, max_steps=max_steps, progress=progress
     )
     meta = {
-        "controller": name,
-        "model": str(args.model) if args.model else None,
+        **(meta or {}),
         "simulator": CarRacingSim.name,
         "frame_size": list(sim_config.frame_size),
         "perturb": perturb.describe(),
-        "seeds": seeds,
-        "max_steps": args.max_steps,
+        "seeds": list(seeds),
+        "max_steps": max_steps,
     }
-    if args.baseline == "expert":
-        meta["expert"] = {"steering_noise": args.expert_noise, "drift_rate_hz": args.expert_drift_rate}
-    paths = write_report(out, results, meta, gif_seconds=args.gif_seconds)
-    rewards = np.array([r.reward for r in results])
-    print(episode_table(results))
-    print(f"reward {rewards.mean():.1f} +- {rewards.std():.1f} over {len(results)} episodes; report: {paths['dir']}")
-    return 0
+    return results, write_report(out, results, meta, gif_seconds=gif_seconds)

@@ -3,7 +3,7 @@
 :class:`LockstepRules` is fed plain values: the frames the node publishes (their sim-time stamps), the commands it
 receives, and its periodic checks with the wall (monotonic) time and whether ``cmd_vel`` has a publisher; every
 time is an integer of nanoseconds (wall: ``time.monotonic_ns()``). It answers with a :class:`Decision`; the node
-(:mod:`lnn_control.nodes.sim`) steps the backend, publishes and logs as the decision says. Tests drive it in
+(:mod:`lnn_control.nodes.simulator`) steps the backend, publishes and logs as the decision says. Tests drive it in
 simulated time.
 
 The rules (see ``sim_node``'s docstring for why):
@@ -40,7 +40,7 @@ STARTUP_REPUBLISH_S = 0.25
 
 @dataclass(frozen=True)
 class LockstepConfig:
-    """The parameters of sim_node the rules need (same names as :class:`~lnn_control.nodes.sim.SimNodeConfig`)."""
+    """The parameters of sim_node the rules need (same names as :class:`~lnn_control.nodes.simulator.SimNodeConfig`)."""
 
     lockstep: bool = True
     lockstep_timeout: float = 0.5

@@ -1,4 +1,4 @@
-"""``lnn-control play BAG [--rate R] [--clock [HZ]] [--loop] [--topics T ...] [--local]``: a bag into the live graph.
+"""A bag into the live graph (``lnn-control play BAG [--rate R] [--clock [HZ]] [--loop] [--topics T ...] [--local]``).
 
 What ``ros2 bag play`` does, for installs without rosbag2 (the pip path): every message of a rosbag2 bag (MCAP or
 sqlite3) is published on its topic at its original log time relative to the first message, scaled by ``--rate``.
@@ -20,7 +20,6 @@ subscribers such as the camera subscriptions of the nodes).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lnn_control.data.bags import Bag, BagError, normalize_msgtype
+from lnn_control.data.bags import Bag, normalize_msgtype
 
 CLOCK_TOPIC = "/clock"
 
@@ -49,6 +48,15 @@ class PlayStats:
     seconds: float = 0.0
     per_topic: dict[str, int] = field(default_factory=dict)
     skipped_topics: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: messages per topic, seconds, /clock messages, loops."""
+        topics = ", ".join(f"{t} {n}" for t, n in sorted(self.per_topic.items()))
+        return (
+            f"{self.messages} messages ({topics}) in {self.seconds:.2f} s"
+            + (f", {self.clock_ticks} /clock messages" if self.clock_ticks else "")
+            + (f", {self.loops} loops" if self.loops > 1 else "")
+        )
 
 
 #: Seconds the player keeps its publishers after the last message, for best-effort readers still taking it.
@@ -440,25 +448,10 @@ def _spin(executor: Any, spinning: threading.Event) -> None:
         executor.spin_once(timeout_sec=0.05)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control play``."""
-    parser.add_argument("bag", type=Path, help="rosbag2 folder, .mcap or .db3")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (1.0)")
-    parser.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
-                        help="publish /clock with the bag's time (40 Hz, or HZ)")
-    parser.add_argument("--loop", action="store_true", help="start over at the end until interrupted")
-    parser.add_argument("--topics", nargs="+", default=(), metavar="TOPIC", help="only these topics")
-    parser.add_argument("--local", action="store_true", help="keep DDS traffic on this machine")
-    parser.add_argument("--qos-depth", type=int, default=100, help="publisher keep-last depth (100)")
-    parser.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
-                        help="before playing, wait until every topic has N subscribers")
-    parser.add_argument("--wait-timeout", type=float, default=10.0, help="seconds to wait for subscribers (10)")
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing (0)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Play; 0 when done (or interrupted), 1 when the bag cannot be played."""
-    if args.local:
+def play_bag(bag_path: str | Path, *, local: bool = False, **options: Any) -> PlayStats:
+    """:func:`play` in an rclpy context of its own, until done or SIGINT, SIGTERM or SIGHUP (``local``: DDS traffic
+    stays on this machine, the domain from ``ROS_DOMAIN_ID`` or 0); ``options`` are :func:`play`'s."""
+    if local:
         from lnn_control.ros.env import apply, local_env
 
         apply(local_env(domain_id=int(os.environ.get("ROS_DOMAIN_ID") or 0)))
@@ -467,23 +460,9 @@ def run(args: argparse.Namespace) -> int:
 
     from lnn_control.ros.spin import StopRequest
 
-    with StopRequest() as stop:  # SIGINT, SIGTERM, SIGHUP end the playback; the context stays valid until the end
+    with StopRequest() as stop:  # the signals end the playback; the context stays valid until the end
         rclpy.init(args=None, signal_handler_options=SignalHandlerOptions.NO)
         try:
-            stats = play(
-                args.bag, rate=args.rate, clock_hz=args.clock, loop=args.loop, topics=args.topics,
-                qos_depth=args.qos_depth, wait_for_subscribers=args.wait_for_subscribers,
-                wait_timeout_s=args.wait_timeout, delay_s=args.delay, stop=stop.event,
-            )
-        except (BagError, PlayError) as exc:
-            print(f"play: {exc}", file=sys.stderr)
-            return 1
+            return play(bag_path, stop=stop.event, **options)
         finally:
             rclpy.try_shutdown()
-    topics = ", ".join(f"{t} {n}" for t, n in sorted(stats.per_topic.items()))
-    print(
-        f"play: {stats.messages} messages ({topics}) in {stats.seconds:.2f} s"
-        + (f", {stats.clock_ticks} /clock messages" if stats.clock_ticks else "")
-        + (f", {stats.loops} loops" if stats.loops > 1 else "")
-    )
-    return 0

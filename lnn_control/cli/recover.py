@@ -8,8 +8,6 @@ what is repaired and how; each bag's outcome is printed, each error names its ba
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -25,21 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def recover_bags(paths: Sequence[str | Path], into: str | Path | None = None) -> int:
-    """Recover each bag, printing what was done; 0 when all were recovered, 1 otherwise."""
-    from lnn_control.data.bags import BagError
-    from lnn_control.data.recovery import recover
-
-    code = 0
-    for path in paths:
-        try:
-            print(recover(path, into=into))
-        except BagError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            code = 1
-    return code
-
-
 def run(args: argparse.Namespace) -> int:
     """Recover the bags named on the command line."""
+    from lnn_control.data.recovery import recover_bags
+
     return recover_bags(args.bags, args.into)

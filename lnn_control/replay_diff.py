@@ -1,4 +1,4 @@
-"""``lnn-control replay-diff --model A --model B --bags ... [--tol 1e-4]``: do two models drive a bag alike?
+"""Do two models drive a bag alike? (``lnn-control replay-diff --model A --model B --bags ... [--tol 1e-4]``)
 
 Both models replay every frame of each bag through their own :class:`lnn_control.driver.Driver` (the node's path,
 the bag's stamps; see :mod:`lnn_control.replay`), and their outputs are compared frame by frame with
@@ -6,26 +6,20 @@ the bag's stamps; see :mod:`lnn_control.replay`), and their outputs are compared
 ``velocity``: the limited commands; ``raw.<output>``: the policy's outputs before limits; ``dt``: the dt the drivers
 used) the frames compared, the frames whose absolute difference exceeds ``--tol``, the first such frame (index and
 stamp) and the largest and mean absolute difference.
-Exit status 0 when nothing differs beyond the tolerance, 1 when something does, 2 when the replay itself failed.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from lnn_control.compare import compare_streams
 from lnn_control.data.bags import Bag, BagError, discover_bags
-from lnn_control.driver import DriverConfig, load_driver_config, warn_once
-from lnn_control.evaluate import Model, add_replay_arguments, load_models, make_drivers
-from lnn_control.nn.checkpoint import CheckpointError
+from lnn_control.driver import DriverConfig, warn_once
+from lnn_control.evaluate import Model, make_drivers
 from lnn_control.replay import Output, Replay, ReplayError, bag_frames, image_topic_of
 from lnn_control.report.tables import text_table
 
@@ -122,44 +116,13 @@ def replay_diff(
     return diffs, skipped
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control replay-diff``."""
-    add_replay_arguments(parser)
-    parser.add_argument("--tol", type=float, default=1e-4, help="largest absolute difference allowed (1e-4)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Compare; 0 when equal within --tol, 1 when they differ, 2 when nothing could be compared."""
-    if len(args.models) != 2:
-        print(f"replay-diff: give exactly two --model, got {len(args.models)}", file=sys.stderr)
-        return 2
-    torch.set_num_threads(max(1, args.threads))
-    try:
-        a, b = load_models(args.models, ["A", "B"])
-        diffs, skipped = replay_diff(
-            a, b, args.bags, tol=args.tol, image_topic=args.image_topic, stamp_source=args.stamps or "header",
-            driver_config=load_driver_config(*(args.driver_config or ())), strict=args.strict,
-        )
-    except (BagError, CheckpointError, ValueError, OSError) as exc:
-        print(f"replay-diff: {exc}", file=sys.stderr)
-        return 2
-    if not diffs:
-        print("replay-diff: no bag could be replayed", file=sys.stderr)
-        return 2
-    differ = any(d.differing for d in diffs)
-    if args.json:
-        print(json.dumps({"A": args.models[0], "B": args.models[1], "tol": args.tol, "differ": differ,
-                          "fields": [asdict(d) for d in diffs], "skipped": skipped}))
-    else:
-        rows = [
-            [Path(d.bag).name, d.field, d.frames, d.differing,
-             "-" if d.first_index is None else str(d.first_index),
-             "-" if d.first_stamp_ns is None else f"{d.first_stamp_ns / 1e9:.3f}", d.max_abs, d.mean_abs]
-            for d in diffs
-        ]
-        print(f"A = {args.models[0]}\nB = {args.models[1]}\ntolerance {args.tol:g}\n")
-        print(text_table(["bag", "field", "frames", "differ", "first frame", "first stamp s", "max |A-B|",
-                          "mean |A-B|"], rows, digits=6))
-        print("\n" + ("DIFFERENT: outputs differ beyond the tolerance" if differ else "same within the tolerance"))
-    return 1 if differ else 0
+def diff_table(diffs: Sequence[FieldDiff]) -> str:
+    """The diffs as a text table: one row per bag and field."""
+    rows = [
+        [Path(d.bag).name, d.field, d.frames, d.differing,
+         "-" if d.first_index is None else str(d.first_index),
+         "-" if d.first_stamp_ns is None else f"{d.first_stamp_ns / 1e9:.3f}", d.max_abs, d.mean_abs]
+        for d in diffs
+    ]
+    return text_table(["bag", "field", "frames", "differ", "first frame", "first stamp s", "max |A-B|", "mean |A-B|"],
+                      rows, digits=6)

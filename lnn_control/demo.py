@@ -18,7 +18,6 @@ demonstrator), train a small LTC-NCP for ``--minutes``, replay the held-out fram
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import signal
@@ -27,41 +26,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lnn_control import processes
-from lnn_control.paths import SOURCE_ROOT, config_file, model_file
+from lnn_control.paths import SOURCE_ROOT, ModelNotFoundError, config_file, resolve_model
 
 DEFAULT_MODEL = "ltc_ncp_carracing"
 #: The shipped model trained on seeds 100-103 and was validated on 200: the demo drives from here on.
 FIRST_UNSEEN_SEED = 1000
 SET = "sim-drive"
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``lnn-control demo``."""
-    parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="report folder (default reports/demo)")
-    parser.add_argument("--model", help=f"checkpoint stem (default: the shipped models/{DEFAULT_MODEL})")
-    parser.add_argument("--episodes", type=int, default=3, help="episodes to drive (default 3)")
-    parser.add_argument("--seed", type=int, default=FIRST_UNSEEN_SEED,
-                        help=f"seed of the first episode; episode k uses seed + k (default {FIRST_UNSEEN_SEED})")
-    parser.add_argument("--max-steps", type=int, default=1000, help="frames per episode (default 1000 = 20 s)")
-    parser.add_argument("--processes", action="store_true", help="run each node in its own process (up --processes)")
-    parser.add_argument("--set", dest="set_params", action="append", default=[], metavar="NODE.PARAM=VALUE",
-                        help="more parameters for lnn-control up sim-drive (repeatable)")
-    parser.add_argument("--gif-seconds", type=float, default=20.0, help="length of the GIF, s of sim time (0: none)")
-    parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for up and the observer (default: random)")
-    parser.add_argument("--startup-timeout", type=float, default=120.0, help="s to wait for the first frame")
-    parser.add_argument("--stall-timeout", type=float, default=30.0, help="s without a new sim step before giving up")
-    offline = parser.add_argument_group("the offline pipeline (--offline)")
-    offline.add_argument("--offline", action="store_true", help="import a tub, train, replay (no simulator drive)")
-    offline.add_argument("--tub", type=Path, default=TUB, help="Donkeycar tub (folder or .tar.gz)")
-    offline.add_argument("--minutes", type=float, default=2.0, help="training time (whole epochs)")
-    offline.add_argument("--core", default="ltc", choices=("ltc", "cfc", "lstm", "cnn"))
-    offline.add_argument("--threads", type=int, default=2)
 
 
 def say(text: str) -> None:
@@ -73,13 +50,14 @@ class DemoError(RuntimeError):
     """What stopped the demo; the message names the part that failed."""
 
 
-def run(args: argparse.Namespace) -> int:
-    """``lnn-control demo``."""
-    if args.offline:
-        return run_offline(args)
+def run_demo(options: DemoOptions) -> int:
+    """The demo (the drive, or the offline pipeline with ``offline``); the exit status (1: DemoError, printed;
+    130: interrupted). SIGTERM stops it as Ctrl-C does."""
+    if options.offline:
+        return run_offline(options)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return run_drive(args)
+        return run_drive(options)
     except DemoError as exc:
         print(f"[demo] error: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -97,56 +75,57 @@ def _interrupt(*_: Any) -> None:
 # -- the drive through ROS ------------------------------------------------------------------------------------------
 
 
-def resolve_model(name: str | None) -> Path:
-    """The checkpoint stem (``.json`` + ``.safetensors`` beside each other); DemoError naming what is missing."""
-    stem = model_file(DEFAULT_MODEL) if not name else Path(name).expanduser()
-    stem = stem.with_suffix("") if stem.suffix in (".json", ".safetensors") else stem
-    if name and not stem.with_suffix(".json").is_file() and model_file(name).with_suffix(".json").is_file():
-        stem = model_file(name)
-    missing = [str(stem.with_suffix(s)) for s in (".json", ".safetensors") if not stem.with_suffix(s).is_file()]
-    if missing:
-        raise DemoError(f"model {name or DEFAULT_MODEL}: missing {' and '.join(missing)}")
-    return stem.resolve()
+def model_stem(name: str | None) -> Path:
+    """The absolute checkpoint stem of ``name`` (default: the shipped :data:`DEFAULT_MODEL`), as
+    :func:`lnn_control.paths.resolve_model` reads it; DemoError naming what is missing."""
+    try:
+        return resolve_model(name or DEFAULT_MODEL).resolve()
+    except ModelNotFoundError as exc:
+        raise DemoError(str(exc)) from exc
 
 
-def up_arguments(args: argparse.Namespace, model: Path) -> list[str]:
-    """The ``lnn-control up`` command line the demo runs: a warm-up episode on seed ``--seed - 1`` (cut short once
-    the observer is connected, see :mod:`lnn_control.ros.sim_observer`), then ``--episodes`` from ``--seed``, each
-    started by the demo through ``sim_node/reset`` (``auto_reset`` off)."""
-    argv = [SET, "--local", "--set", f"drive_node.model={model}", "--set", f"sim_node.seed={args.seed - 1}",
-            "--set", f"sim_node.episodes={args.episodes + 1}", "--set", f"sim_node.max_steps={args.max_steps}",
-            "--set", "sim_node.auto_reset=false"]
-    for item in args.set_params:
+def up_settings(options: DemoOptions, model: Path) -> list[str]:
+    """The ``NODE.PARAM=VALUE`` settings of ``lnn-control up sim-drive`` the demo runs: a warm-up episode on seed
+    ``seed - 1`` (cut short once the observer is connected, see :mod:`lnn_control.ros.sim_observer`), then
+    ``episodes`` from ``seed``, each started by the demo through ``sim_node/reset`` (``auto_reset`` off); then
+    ``set_params``."""
+    return [f"drive_node.model={model}", f"sim_node.seed={options.seed - 1}",
+            f"sim_node.episodes={options.episodes + 1}", f"sim_node.max_steps={options.max_steps}",
+            "sim_node.auto_reset=false", *options.set_params]
+
+
+def up_arguments(options: DemoOptions, model: Path) -> list[str]:
+    """The ``lnn-control up`` command line of :func:`up_settings`."""
+    argv = [SET, "--local"]
+    for item in up_settings(options, model):
         argv += ["--set", item]
-    return argv + (["--processes"] if args.processes else [])
+    return argv + (["--processes"] if options.processes else [])
 
 
-def run_drive(args: argparse.Namespace) -> int:
+def run_drive(options: DemoOptions) -> int:
     """Drive, watch, report; ``up`` is stopped on every way out."""
     from lnn_control import bringup
     from lnn_control.ros import env as ros_env
 
-    if args.episodes < 1 or args.max_steps < 1 or args.seed < 1:
+    if options.episodes < 1 or options.max_steps < 1 or options.seed < 1:
         raise DemoError("--episodes, --max-steps and --seed must be at least 1 (seed - 1 drives the warm-up)")
     started = time.monotonic()
-    model = resolve_model(args.model)
-    env = ros_env.local_env(args.domain_id)
+    model = model_stem(options.model)
+    env = ros_env.local_env(options.domain_id)
     env["PYTHONUNBUFFERED"] = "1"
-    argv = up_arguments(args, model)
-    parser = argparse.ArgumentParser(prog="lnn-control up")
-    bringup.configure(parser)
+    argv = up_arguments(options, model)
     try:
-        plan = bringup.make_plan(parser.parse_args(argv), base_env=env)
+        plan = bringup.make_plan(SET, local=True, set_items=up_settings(options, model), base_env=env)
     except bringup.BringupError as exc:
         raise DemoError(f"lnn-control up {SET}: {exc}") from exc
     stamped = bool(bringup.node_params(plan.params, "sim_node").get("stamped", False))
-    out: Path = args.out
+    out: Path = options.out
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "up.log"
-    say(f"model {model} on seeds {args.seed}..{args.seed + args.episodes - 1} (new to it), {args.episodes} "
-        f"episode(s) of at most {args.max_steps} frames")
+    say(f"model {model} on seeds {options.seed}..{options.seed + options.episodes - 1} (new to it), {options.episodes} "
+        f"episode(s) of at most {options.max_steps} frames")
     say(f"starting lnn-control up {' '.join(argv[:2])} ({', '.join(plan.nodes)}"
-        f"{', one process each' if args.processes else ', one process'}) on ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, "
+        f"{', one process each' if options.processes else ', one process'}) on ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, "
         f"log in {log_path}")
 
     proc = None
@@ -155,7 +134,7 @@ def run_drive(args: argparse.Namespace) -> int:
             with open(log_path, "w", encoding="utf-8") as log:
                 proc = processes.start([sys.executable, "-m", "lnn_control.cli", "up", *argv], env=env, stdout=log,
                                        stderr=subprocess.STDOUT)
-                watch(observer, proc, args, log_path, started)
+                watch(observer, proc, options, log_path, started)
         finally:
             if proc is not None:
                 processes.stop(proc)  # up stops its nodes; they die with it whatever happens
@@ -174,9 +153,9 @@ def run_drive(args: argparse.Namespace) -> int:
         "controller": model.name,
         "model": str(model),
         "how": f"lnn-control {' '.join(['up', *argv])}",
-        "layout": "one process per node" if args.processes else "one process",
+        "layout": "one process per node" if options.processes else "one process",
         "seeds": [r.seed for r in results],
-        "max_steps": args.max_steps,
+        "max_steps": options.max_steps,
         "ros_domain_id": int(env["ROS_DOMAIN_ID"]),
         "seen_over_ros": counts,
         "not_seen_over_ros": {  # per seed; frames only for the episodes whose frames were kept
@@ -185,7 +164,7 @@ def run_drive(args: argparse.Namespace) -> int:
         },
         "drive_wall_s": round(drive_s, 1),
     }
-    paths = _write_report(out, results, meta, args.gif_seconds)
+    paths = _write_report(out, results, meta, options.gif_seconds)
     print_table(results)
     say(f"report: {paths['dir']} ({', '.join(sorted(p.name for k, p in paths.items() if k != 'dir'))}); "
         f"took {time.monotonic() - started:.0f} s")
@@ -226,7 +205,7 @@ def observing(env: dict[str, str], stamped: bool) -> Iterator[Any]:
         spinner.join(timeout=5)
 
 
-def watch(observer: Any, proc: subprocess.Popen, args: argparse.Namespace, log_path: Path, started: float) -> None:
+def watch(observer: Any, proc: subprocess.Popen, options: DemoOptions, log_path: Path, started: float) -> None:
     """Wait for the episodes, printing progress; DemoError if ``up`` exits, no frame comes, or the sim stalls."""
     reported, last_key, last_change, last_line = 0, None, time.monotonic(), 0.0
     started_count, reset = 0, None  # reported episodes started through sim_node/reset; the reset in flight
@@ -235,43 +214,43 @@ def watch(observer: Any, proc: subprocess.Popen, args: argparse.Namespace, log_p
         # sim_node idles after each episode (auto_reset off): every reported episode starts when the observer is
         # connected and the one before is done, so none is seen in part, however short the warm-up
         connected = observer.ready() or observer.warm_up_ended()
-        if reset is None and started_count < args.episodes and len(finished) == started_count and connected:
+        if reset is None and started_count < options.episodes and len(finished) == started_count and connected:
             reset = observer.request_reset()  # None until the service is discovered: try again
         elif reset is not None and reset.done():
             response = reset.result()
             if response is None or not response.success:
                 raise DemoError(f"sim_node/reset failed: {getattr(response, 'message', 'no response')}")
             if started_count == 0:
-                say(f"observer connected during a warm-up on seed {args.seed - 1}: {response.message}")
+                say(f"observer connected during a warm-up on seed {options.seed - 1}: {response.message}")
             started_count, reset = started_count + 1, None
         for event in finished[reported:]:
-            say(f"episode {event['episode']}/{args.episodes}, seed {event['seed']}: reward {event['score']:.1f}, "
+            say(f"episode {event['episode']}/{options.episodes}, seed {event['seed']}: reward {event['score']:.1f}, "
                 f"{event['laps']} lap(s), {event['tiles_visited']}/{event['tiles_total']} tiles, {event['steps']} "
                 f"steps ({event['reason']}), at {time.monotonic() - started:.0f} s")
         reported = len(finished)
-        if reported >= args.episodes:
+        if reported >= options.episodes:
             last = finished[-1]  # the end event may overtake the episode's last truth message (another topic)
-            if not observer.wait_for_truth(int(last["episode"]), int(last["steps"]), args.stall_timeout):
+            if not observer.wait_for_truth(int(last["episode"]), int(last["steps"]), options.stall_timeout):
                 say(f"the last truth message of episode {last['episode']} did not come within "
-                    f"{args.stall_timeout:g} s; reporting without it")
+                    f"{options.stall_timeout:g} s; reporting without it")
             return
         status = proc.poll()
         if status is not None:
-            raise DemoError(f"lnn-control up {SET} exited with status {status} before the {args.episodes} episode(s) "
-                            f"were done; the end of {log_path}:\n{_tail(log_path)}")
+            raise DemoError(f"lnn-control up {SET} exited with status {status} before the {options.episodes} "
+                            f"episode(s) were done; the end of {log_path}:\n{_tail(log_path)}")
         now = time.monotonic()
         latest = observer.latest()
-        if observer.first_frame_wall is None and now - started > args.startup_timeout:
-            raise DemoError(f"no frame on camera/image_raw within {args.startup_timeout:g} s of starting up "
+        if observer.first_frame_wall is None and now - started > options.startup_timeout:
+            raise DemoError(f"no frame on camera/image_raw within {options.startup_timeout:g} s of starting up "
                             f"(sim_node or DDS); the end of {log_path}:\n{_tail(log_path)}")
         key = None if latest is None else (latest["episode"], latest["step"])
         if key != last_key:
             last_key, last_change = key, now
-        elif key is not None and now - last_change > args.stall_timeout:
-            raise DemoError(f"the simulator made no step for {args.stall_timeout:g} s (episode {key[0]:.0f}, "
+        elif key is not None and now - last_change > options.stall_timeout:
+            raise DemoError(f"the simulator made no step for {options.stall_timeout:g} s (episode {key[0]:.0f}, "
                             f"step {key[1]:.0f}); the end of {log_path}:\n{_tail(log_path)}")
         if latest is not None and latest["episode"] >= 1 and now - last_line >= 10.0:
-            say(f"episode {latest['episode']:.0f}/{args.episodes}: step {latest['step']:.0f}, reward "
+            say(f"episode {latest['episode']:.0f}/{options.episodes}: step {latest['step']:.0f}, reward "
                 f"{latest['total_reward']:.1f}, {latest['speed']:.0f} m/s")
             last_line = now
         time.sleep(0.2)
@@ -349,6 +328,29 @@ TUB_OVERRIDES = [
 ]
 
 
+@dataclass
+class DemoOptions:
+    """What ``lnn-control demo`` is asked for (its options, by the same names)."""
+
+    out: Path = Path("reports/demo")
+    model: str | None = None
+    """Checkpoint (stem, .json, .safetensors or a name in models/); None: :data:`DEFAULT_MODEL`."""
+    episodes: int = 3
+    seed: int = FIRST_UNSEEN_SEED
+    max_steps: int = 1000
+    processes: bool = False
+    set_params: list[str] = field(default_factory=list)
+    gif_seconds: float = 20.0
+    domain_id: int | None = None
+    startup_timeout: float = 120.0
+    stall_timeout: float = 30.0
+    offline: bool = False
+    tub: Path = TUB
+    minutes: float = 2.0
+    core: str = "ltc"
+    threads: int = 2
+
+
 def tub_bags(tub: Path, out: Path) -> tuple[list[Path], list[Path], list[Path], list[str]]:
     """Import the tub as three episodes: train (640 frames), validate (160), held out (200)."""
     from lnn_control.data.tub import import_tub
@@ -375,40 +377,40 @@ def sim_bags(out: Path) -> tuple[list[Path], list[Path], list[Path], list[str]]:
     return bags[0], bags[1], bags[2], [f"@{config_file('train_carracing.yaml')}"]
 
 
-def run_offline(args: argparse.Namespace) -> int:
+def run_offline(options: DemoOptions) -> int:
     """Import (or record), train, replay the held-out part; print where everything went."""
     import torch
 
     from lnn_control.evaluate import evaluate_bags, load_models
     from lnn_control.train import load_config, train
 
-    torch.set_num_threads(args.threads)
-    out: Path = args.out
+    torch.set_num_threads(options.threads)
+    out: Path = options.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if args.tub.exists():
-        train_bags, val_bags, test_bags, overrides = tub_bags(args.tub, out)
+    if options.tub.exists():
+        train_bags, val_bags, test_bags, overrides = tub_bags(options.tub, out)
     else:
-        say(f"{args.tub} is not here (a fresh clone has no ../shared/data): using the simulator instead")
+        say(f"{options.tub} is not here (a fresh clone has no ../shared/data): using the simulator instead")
         train_bags, val_bags, test_bags, overrides = sim_bags(out)
     config_path = None
     if overrides and overrides[0].startswith("@"):
         config_path, overrides = overrides[0][1:], overrides[1:]
     config = load_config(config_path, overrides + [
-        f"model.core={args.core}", f"training.threads={args.threads}",
-        f"training.time_limit_s={args.minutes * 60:g}", f"training.cache_dir={out / 'cache'}",
+        f"model.core={options.core}", f"training.threads={options.threads}",
+        f"training.time_limit_s={options.minutes * 60:g}", f"training.cache_dir={out / 'cache'}",
     ])
-    say(f"training an {args.core.upper()} policy for about {args.minutes:g} min (lnn-control train)")
+    say(f"training an {options.core.upper()} policy for about {options.minutes:g} min (lnn-control train)")
     run_ = train(config, train_bags, out / "model", val_bags=val_bags)
     say(f"trained {run_.epochs_run} epochs (best {run_.best_epoch}); model in {out / 'model' / 'best.safetensors'}")
     say("replaying the held-out frames through Driver.observe, the drive node's path (lnn-control eval)")
-    models = load_models([out / "model" / "best"], [args.core])
+    models = load_models([out / "model" / "best"], [options.core])
     result = evaluate_bags(models, test_bags, out / "eval", saliency_frames=100)
     rows = {(r["model"], r["output"]): r for r in result.rows if r["bag"] == "all"}
     base = next(m for m, _ in rows if m.startswith("baseline"))
     summary = {}
     for output in ("steering", "velocity"):
-        ours, const = rows[(args.core, output)], rows[(base, output)]
+        ours, const = rows[(options.core, output)], rows[(base, output)]
         summary[output] = {"mae": ours["mae"], "baseline_mae": const["mae"], "corr": ours["corr"]}
         say(f"held-out {output}: MAE {ours['mae']:.4f} (corr {ours['corr']:.3f}) vs constant-mean baseline "
             f"{const['mae']:.4f}")
@@ -417,5 +419,6 @@ def run_offline(args: argparse.Namespace) -> int:
         f"masks, {counts['total']:,} in all")
     say(f"report: {out / 'eval'} (metrics, plots, saliency GIF, neuron activity); took "
         f"{time.perf_counter() - started:.0f} s")
-    (out / "summary.json").write_text(json.dumps({"core": args.core, "results": summary, "parameters": counts}) + "\n")
+    document = {"core": options.core, "results": summary, "parameters": counts}
+    (out / "summary.json").write_text(json.dumps(document) + "\n")
     return 0

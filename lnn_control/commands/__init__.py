@@ -1,1 +1,0 @@
-"""Small CLI verbs that are not a module of their own."""
