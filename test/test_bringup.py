@@ -177,7 +177,8 @@ def test_processes_layout_stops_everything_when_a_node_fails(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "perception_node exited with status 2: stopped the others" in out, out
-    assert f"{tmp_path / 'no_such_model'}" in out and "checkpoint config not found" in out, out
+    assert f"missing {tmp_path / 'no_such_model'}.json and {tmp_path / 'no_such_model'}.safetensors" in out, out
+    assert "invalid crop" not in out, out
     assert "Traceback" not in out, out
 
 

@@ -131,8 +131,9 @@ def build_driver(node: Node, model: ModelParams, camera: CameraParams | None = N
     timing are set by :func:`command_params`); settings that differ from the model's are logged as a warning."""
     torch.set_num_threads(model.threads)
     config = DriverConfig().with_params(camera) if camera is not None else DriverConfig()
+    policy = load_policy(model.model)  # ParameterError naming the model
     try:
-        driver = Driver(load_policy(model.model), config, warn=node.get_logger().warning)
+        driver = Driver(policy, config, warn=node.get_logger().warning)
     except ValueError as exc:
         raise ParameterError(f"invalid crop: {exc}") from exc
     pre, config, timing = driver.preprocess, driver.policy.config, driver.policy.config.timing
