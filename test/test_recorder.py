@@ -474,3 +474,11 @@ def test_record_only_when_human_and_recovery_on_start(ros, tmp_path):
         with contextlib.suppress(Exception):
             ros.executor.remove_node(node)
         node.destroy_node()
+
+
+def test_a_bad_topic_entry_is_named_at_start(tmp_path):
+    proc = recorder(tmp_path, "rec_bad_entry", topics=["camera/image_raw sensor_msgs/msg/Image", "teleop/cmd_vel"])
+    with proc:
+        assert proc.wait(60) == 2, proc.tail()
+    assert "parameter 'topics' entry 2 ('teleop/cmd_vel'): no message type" in proc.output(), proc.tail()
+    assert "Traceback" not in proc.output(), proc.tail()

@@ -464,7 +464,8 @@ def test_sim_yaml_names_only_declared_parameters():
         "joy_teleop_node": describe(JoyTeleopConfig),
         **{node: [s for group in groups for s in describe(group)] for node, groups in NODE_PARAMETERS.items()},
     }
-    from lnn_control.nodes.recorder import RecorderConfig, parse_topics
+    from lnn_control.data.episode_bag import parse_topics
+    from lnn_control.nodes.recorder import RecorderConfig
 
     declared["recorder_node"] = describe(RecorderConfig)
     for node in ("sim_node", "demonstrator_node"):

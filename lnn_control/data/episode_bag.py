@@ -4,6 +4,7 @@ with a sidecar file that lets :func:`lnn_control.data.recovery.recover` finish t
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -15,8 +16,8 @@ from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
 from lnn_control.data.bag_writer import DEFAULT_CHUNK_SIZE, BagWriter
-from lnn_control.data.bags import BagError
-from lnn_control.data.message_types import ensure_type
+from lnn_control.data.bags import IMAGE_TYPES, BagError
+from lnn_control.data.message_types import ensure_type, normalize_type_name
 
 SIDECAR = "lnn_episode.json"
 """Written into every bag folder at episode start (topics, types, hashes, metadata), so a bag whose writer was
@@ -33,6 +34,107 @@ class TopicSpec:
     msgtype: str
     qos: str = "reliable"
     expected_rate: float = 0.0
+
+
+#: Subscription QoS kinds of a recorded topic.
+QOS_CHOICES = ("sensor", "reliable", "latched")
+
+
+def _default_qos(msgtype: str) -> str:
+    return "sensor" if msgtype in IMAGE_TYPES else "reliable"
+
+
+def _rate(text: str) -> float | None:
+    """A RATE field as Hz, or None when ``text`` is not a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def parse_topic_entry(index: int, entry: str) -> TopicSpec:
+    """``"TOPIC TYPE [QOS] [RATE]"`` -> TopicSpec; ``ValueError`` names the entry (1-based) and the field."""
+    where = f"parameter 'topics' entry {index + 1} ({entry!r})"
+    fields = entry.split()
+    if not fields:
+        raise ValueError(f"{where}: empty; write 'TOPIC TYPE [QOS] [RATE]'")
+    if len(fields) == 1:
+        raise ValueError(f"{where}: no message type; write '{fields[0]} pkg/msg/Type [QOS] [RATE]'")
+    if len(fields) > 4:
+        raise ValueError(f"{where}: {len(fields)} fields; expected 'TOPIC TYPE [QOS] [RATE]'")
+    topic, type_name, *rest = fields
+    try:
+        msgtype = normalize_type_name(type_name)
+    except ValueError:
+        raise ValueError(f"{where}: TYPE {type_name!r} is not a message type like sensor_msgs/msg/Image") from None
+    qos: str | None = None
+    rate: float | None = None
+    for text in rest:  # QOS and RATE are told apart by their form, so either may be left out
+        if text in QOS_CHOICES:
+            if qos is not None:
+                raise ValueError(f"{where}: QOS given twice ({qos!r}, {text!r})")
+            qos = text
+            continue
+        value = _rate(text)
+        if value is None:
+            raise ValueError(
+                f"{where}: {text!r} is neither a QOS ({', '.join(QOS_CHOICES)}) nor a RATE (Hz, a number >= 0)"
+            )
+        if rate is not None:
+            raise ValueError(f"{where}: RATE given twice ({rate:g}, {text!r})")
+        rate = value
+    return TopicSpec(topic, msgtype, qos or _default_qos(msgtype), rate or 0.0)
+
+
+def parse_topics(
+    topics: Sequence[str], types: Sequence[str] = (), qos: Sequence[str] = (), rates: Sequence[float] = ()
+) -> tuple[list[TopicSpec], bool]:
+    """The ``topics`` parameter -> (entries, whether the deprecated parallel lists were used).
+
+    ``types``, ``qos`` and ``expected_rates`` (deprecated) go with bare topic names, one value per topic (``qos`` and
+    ``expected_rates`` may be empty). ``ValueError`` names the parameter, the entry and the field.
+    """
+    if not topics:
+        raise ValueError("parameter 'topics' is empty: nothing to record")
+    if not (types or qos or rates):
+        entries = [parse_topic_entry(i, entry) for i, entry in enumerate(topics)]
+    else:
+        entries = _parse_parallel(topics, types, qos, rates)
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        if entry.topic in seen:
+            raise ValueError(f"parameter 'topics' entries {seen[entry.topic] + 1} and {index + 1}: {entry.topic} twice")
+        seen[entry.topic] = index
+    return entries, bool(types or qos or rates)
+
+
+def _parse_parallel(
+    topics: Sequence[str], types: Sequence[str], qos: Sequence[str], rates: Sequence[float]
+) -> list[TopicSpec]:
+    """The deprecated form: bare names in ``topics``, the rest in parallel lists."""
+    n = len(topics)
+    for index, entry in enumerate(topics):
+        if len(entry.split()) != 1:
+            raise ValueError(
+                f"parameter 'topics' entry {index + 1} ({entry!r}): 'types', 'qos' or 'expected_rates' (deprecated) "
+                "are given too; use one form: 'TOPIC TYPE [QOS] [RATE]' entries and none of those lists"
+            )
+    for name, values in (("types", types), ("qos", qos), ("expected_rates", rates)):
+        if len(values) != n and not (name != "types" and not values):
+            raise ValueError(
+                f"parameter {name!r} (deprecated) has {len(values)} entries but 'topics' has {n}; give one per topic"
+                + ("" if name == "types" else " or none")
+            )
+    msgtypes = []
+    for index, type_name in enumerate(types):
+        try:
+            msgtypes.append(normalize_type_name(type_name))
+        except ValueError:
+            raise ValueError(f"parameter 'types' entry {index + 1} ({type_name!r}): not a message type") from None
+    kinds = list(qos) or [_default_qos(t) for t in msgtypes]
+    expected = [float(r) for r in rates] or [0.0] * n
+    return [TopicSpec(t.strip(), m, k, r) for t, m, k, r in zip(topics, msgtypes, kinds, expected, strict=True)]
 
 
 def is_unfinished(path: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,17 @@ def register_definition(store: Typestore, name: str, encoding: str, text: str) -
     sep = "=" * 80 + "\n"
     for part in text.split(sep)[1:] if text.startswith(sep) else [text]:
         store.register(get_types_from_idl(part.split("\n", 1)[1] if part.startswith("IDL:") else part))
+
+
+_TYPE_RE = re.compile(
+    r"^(?P<pkg>[A-Za-z][A-Za-z0-9_]*)[/.](?:(?P<kind>msg|srv|action)[/.])?(?P<name>[A-Z][A-Za-z0-9_]*)$"
+)
+
+
+def normalize_type_name(type_name: str) -> str:
+    """``sensor_msgs/Image``, ``sensor_msgs/msg/Image`` or ``sensor_msgs.msg.Image`` -> ``sensor_msgs/msg/Image``;
+    ``ValueError`` for anything else."""
+    match = _TYPE_RE.match(type_name.strip())
+    if not match:
+        raise ValueError(f"{type_name!r} is not a message type name like 'sensor_msgs/msg/Image'")
+    return f"{match['pkg']}/{match['kind'] or 'msg'}/{match['name']}"

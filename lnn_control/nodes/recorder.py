@@ -51,16 +51,16 @@ every ``status_period`` seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -69,15 +69,13 @@ from std_srvs.srv import Trigger
 
 import lnn_control
 from lnn_control.data.bags import BagError
-from lnn_control.data.episode_bag import KEY_PREFIX, TopicSpec, is_unfinished
+from lnn_control.data.episode_bag import KEY_PREFIX, QOS_CHOICES, is_unfinished, parse_topics
 from lnn_control.data.recording import EpisodeRecorder, RecorderError
 from lnn_control.data.recovery import recover
-from lnn_control.ros.msgs import message_class, normalize_type_name
+from lnn_control.ros.msgs import message_class
 from lnn_control.ros.node_util import Throttle, declare_config, param, read_param, run_node
 from lnn_control.ros.qos import LATCHED
 
-QOS_CHOICES = ("sensor", "reliable", "latched")
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 TELEOP = "teleop"
 #: At most this many messages are taken from a reader in one callback.
 BURST = 64
@@ -125,112 +123,6 @@ class RecorderConfig:
     stop_timeout: float = param(60.0, "seconds ~/stop waits for the writer before answering failure", min=1.0)
 
 
-class TopicEntry(NamedTuple):
-    """One recorded topic: name, message type (``pkg/msg/Type``), QoS kind and expected rate (Hz, 0: no check)."""
-
-    topic: str
-    msgtype: str
-    qos: str
-    expected_rate: float
-
-
-def _default_qos(msgtype: str) -> str:
-    return "sensor" if msgtype in IMAGE_TYPES else "reliable"
-
-
-def _rate(text: str) -> float | None:
-    """A RATE field as Hz, or None when ``text`` is not a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None
-
-
-def parse_topic_entry(index: int, entry: str) -> TopicEntry:
-    """``"TOPIC TYPE [QOS] [RATE]"`` -> TopicEntry; ``ValueError`` names the entry (1-based) and the field."""
-    where = f"parameter 'topics' entry {index + 1} ({entry!r})"
-    fields = entry.split()
-    if not fields:
-        raise ValueError(f"{where}: empty; write 'TOPIC TYPE [QOS] [RATE]'")
-    if len(fields) == 1:
-        raise ValueError(f"{where}: no message type; write '{fields[0]} pkg/msg/Type [QOS] [RATE]'")
-    if len(fields) > 4:
-        raise ValueError(f"{where}: {len(fields)} fields; expected 'TOPIC TYPE [QOS] [RATE]'")
-    topic, type_name, *rest = fields
-    try:
-        msgtype = normalize_type_name(type_name)
-    except ValueError:
-        raise ValueError(f"{where}: TYPE {type_name!r} is not a message type like sensor_msgs/msg/Image") from None
-    qos: str | None = None
-    rate: float | None = None
-    for text in rest:  # QOS and RATE are told apart by their form, so either may be left out
-        if text in QOS_CHOICES:
-            if qos is not None:
-                raise ValueError(f"{where}: QOS given twice ({qos!r}, {text!r})")
-            qos = text
-            continue
-        value = _rate(text)
-        if value is None:
-            raise ValueError(
-                f"{where}: {text!r} is neither a QOS ({', '.join(QOS_CHOICES)}) nor a RATE (Hz, a number >= 0)"
-            )
-        if rate is not None:
-            raise ValueError(f"{where}: RATE given twice ({rate:g}, {text!r})")
-        rate = value
-    return TopicEntry(topic, msgtype, qos or _default_qos(msgtype), rate or 0.0)
-
-
-def parse_topics(
-    topics: Sequence[str], types: Sequence[str] = (), qos: Sequence[str] = (), rates: Sequence[float] = ()
-) -> tuple[list[TopicEntry], bool]:
-    """The ``topics`` parameter -> (entries, whether the deprecated parallel lists were used).
-
-    ``types``, ``qos`` and ``expected_rates`` (deprecated) go with bare topic names, one value per topic (``qos`` and
-    ``expected_rates`` may be empty). ``ValueError`` names the parameter, the entry and the field.
-    """
-    if not topics:
-        raise ValueError("parameter 'topics' is empty: nothing to record")
-    if not (types or qos or rates):
-        entries = [parse_topic_entry(i, entry) for i, entry in enumerate(topics)]
-    else:
-        entries = _parse_parallel(topics, types, qos, rates)
-    seen: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        if entry.topic in seen:
-            raise ValueError(f"parameter 'topics' entries {seen[entry.topic] + 1} and {index + 1}: {entry.topic} twice")
-        seen[entry.topic] = index
-    return entries, bool(types or qos or rates)
-
-
-def _parse_parallel(
-    topics: Sequence[str], types: Sequence[str], qos: Sequence[str], rates: Sequence[float]
-) -> list[TopicEntry]:
-    """The deprecated form: bare names in ``topics``, the rest in parallel lists."""
-    n = len(topics)
-    for index, entry in enumerate(topics):
-        if len(entry.split()) != 1:
-            raise ValueError(
-                f"parameter 'topics' entry {index + 1} ({entry!r}): 'types', 'qos' or 'expected_rates' (deprecated) "
-                "are given too; use one form: 'TOPIC TYPE [QOS] [RATE]' entries and none of those lists"
-            )
-    for name, values in (("types", types), ("qos", qos), ("expected_rates", rates)):
-        if len(values) != n and not (name != "types" and not values):
-            raise ValueError(
-                f"parameter {name!r} (deprecated) has {len(values)} entries but 'topics' has {n}; give one per topic"
-                + ("" if name == "types" else " or none")
-            )
-    msgtypes = []
-    for index, type_name in enumerate(types):
-        try:
-            msgtypes.append(normalize_type_name(type_name))
-        except ValueError:
-            raise ValueError(f"parameter 'types' entry {index + 1} ({type_name!r}): not a message type") from None
-    kinds = list(qos) or [_default_qos(t) for t in msgtypes]
-    expected = [float(r) for r in rates] or [0.0] * n
-    return [TopicEntry(t.strip(), m, k, r) for t, m, k, r in zip(topics, msgtypes, kinds, expected, strict=True)]
-
-
 def _qos(kind: str, depth: int) -> QoSProfile:
     if kind == "sensor":
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -259,15 +151,15 @@ class RecorderNode(Node):
         self.active_source = ""
         specs = []
         self._readers: list[tuple[Any, Callable[[bytes, dict], None]]] = []  # (subscription, offer one message)
-        for index, (topic, msgtype, kind, rate) in enumerate(entries):
+        for index, entry in enumerate(entries):
             try:
-                cls = message_class(msgtype)
+                cls = message_class(entry.msgtype)
             except ValueError as exc:  # the type is not installed
-                raise ValueError(f"parameter 'topics' entry {index + 1} ({topic}): {exc}") from exc
-            offer = self._offer(index)
-            sub = self.create_subscription(cls, topic, self._callback(index), _qos(kind, cfg.qos_depth), raw=True)
-            self._readers.append((sub, offer))
-            specs.append(TopicSpec(sub.topic_name, msgtype, kind, rate))
+                raise ValueError(f"parameter 'topics' entry {index + 1} ({entry.topic}): {exc}") from exc
+            qos = _qos(entry.qos, cfg.qos_depth)
+            sub = self.create_subscription(cls, entry.topic, self._callback(index), qos, raw=True)
+            self._readers.append((sub, self._offer(index)))
+            specs.append(dataclasses.replace(entry, topic=sub.topic_name))  # stored under its resolved name
         self.specs = specs
         self._arrivals = [0] * n
         self._window_start = (time.monotonic(), [0] * n)

@@ -13,13 +13,13 @@ makes rclpy convert element by element (125 ms for a 640x480 rgb8 frame here, ag
 from __future__ import annotations
 
 import importlib
-import re
 
 import numpy as np
 from geometry_msgs.msg import Twist, TwistStamped
 from sensor_msgs.msg import CompressedImage, Image
 
 from lnn_control.command import Command
+from lnn_control.data.message_types import normalize_type_name
 from lnn_control.ros.stamps import ns_to_stamp, stamp_to_ns
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -197,19 +197,6 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 # ---------------------------------------------------------------------------------------------------------------------
 # Message types by name
 # ---------------------------------------------------------------------------------------------------------------------
-
-_TYPE_RE = re.compile(
-    r"^(?P<pkg>[A-Za-z][A-Za-z0-9_]*)[/.](?:(?P<kind>msg|srv|action)[/.])?(?P<name>[A-Z][A-Za-z0-9_]*)$"
-)
-
-
-def normalize_type_name(type_name: str) -> str:
-    """``sensor_msgs/Image``, ``sensor_msgs/msg/Image`` or ``sensor_msgs.msg.Image`` -> ``sensor_msgs/msg/Image``."""
-    match = _TYPE_RE.match(type_name.strip())
-    if not match:
-        raise ValueError(f"{type_name!r} is not a message type name like 'sensor_msgs/msg/Image'")
-    return f"{match['pkg']}/{match['kind'] or 'msg'}/{match['name']}"
-
 
 def message_class(type_name: str) -> type:
     """The rclpy message class for a type name (any form :func:`normalize_type_name` accepts).
