@@ -18,6 +18,7 @@ NODES = {
     "recorder_node": "recorder",
     "sim_node": "simulator",
     "demonstrator_node": "demonstrator",
+    "drone_adapter_node": "drone_adapter",
 }
 
 ROS_WHEELS = [
@@ -26,6 +27,7 @@ ROS_WHEELS = [
     "ros-jazzy-geometry-msgs",
     "ros-jazzy-std-msgs",
     "ros-jazzy-std-srvs",
+    "ros-jazzy-nav-msgs",
     "ros-jazzy-rmw-fastrtps-cpp",
 ]
 
@@ -60,6 +62,7 @@ setup(
     extras_require={
         "ros": ROS_WHEELS,
         "sim": ["gymnasium[box2d]>=1.0"],
+        "drone": ["mujoco>=3.1"],
         "export": ["onnx>=1.15", "onnxruntime>=1.17"],
         "train": ["tensorboard>=2.14"],
         "dev": [
@@ -71,6 +74,7 @@ setup(
             "onnxruntime>=1.17",
             "tensorboard>=2.14",
             "gymnasium[box2d]>=1.0",
+            "mujoco>=3.1",
         ],
     },
     zip_safe=True,

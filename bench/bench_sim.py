@@ -129,7 +129,7 @@ def main() -> None:
     plain_env = bare_env(fast_road_renderer=False)
     controllers = {
         "expert": ExpertController(sim),
-        "constant": ConstantController(0.0, 10.0),
+        "constant": ConstantController(),
     }
     actions, lengths = {}, {}
     for name, ctl in controllers.items():  # untimed recording run (also the warm-up)

@@ -59,6 +59,7 @@ NODE_MODULES: dict[str, str] = {
     "recorder_node": "recorder",
     "sim_node": "simulator",
     "demonstrator_node": "demonstrator",
+    "drone_adapter_node": "drone_adapter",
 }
 
 MUX = "command_mux_node"
@@ -197,14 +198,14 @@ def node_params(params: Params, node: str) -> dict[str, Any]:
 
 def parse_sets(items: Iterable[str], nodes: Iterable[str], typed: Params) -> Params:
     """``NODE.PARAM=VALUE`` strings -> Params. Values are YAML scalars; an integer given for a parameter the config
-    files hold as a float becomes a float (``max_speed=1`` means 1.0). ``*.PARAM`` sets it for every node."""
+    files hold as a float becomes a float (``limits.velocity.max=1`` means 1.0). ``*.PARAM`` sets it for every node."""
     nodes = set(nodes)
     params: Params = {}
     for item in items:
         target, sep, text = item.partition("=")
         node, dot, name = target.partition(".")
         if not sep or not dot or not node or not name:
-            raise BringupError(f"--set {item!r}: expected NODE.PARAM=VALUE, e.g. drive_node.max_speed=0.5")
+            raise BringupError(f"--set {item!r}: expected NODE.PARAM=VALUE, e.g. drive_node.limits.velocity.max=0.5")
         if node != WILDCARD and node not in nodes:
             raise BringupError(f"--set {item!r}: node {node!r} is not in this set ({', '.join(sorted(nodes))})")
         try:

@@ -1,11 +1,11 @@
 """The one comparison of two command streams: field by field, keyed by stamp, with a tolerance.
 
 A stream maps a key (a camera stamp, or a frame's position where stamps may repeat) to the values of one record by
-field name (``steering``, ``velocity``, ``raw.steering``, ``dt``, ...). :func:`compare_streams` pairs the records by
-key and reports, per field, the records compared, those that differ by more than the tolerance (NaN on one side
-counts as differing), the first such key and the largest and mean absolute difference; and the keys only one side
-has. ``replay-diff`` (two models on one bag), ``eval --live`` (a live drive node against the offline replay) and the
-``demo`` (the replay against the commands the simulator received) use it.
+field name (the action's fields such as ``steering``, ``raw.steering``, ``dt``, ...). :func:`compare_streams`
+pairs the records by key and reports, per field, the records compared, those that differ by more than the tolerance
+(NaN on one side counts as differing), the first such key and the largest and mean absolute difference; and the
+keys only one side has. ``replay-diff`` (two models on one bag), ``eval --live`` (a live drive node against the
+offline replay) and the ``demo`` (the replay against the commands the simulator received) use it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, ActionSchema, Command
 
 Stream = Mapping[int, Mapping[str, float]]
 
@@ -85,10 +85,12 @@ def compare_streams(a: Stream, b: Stream, *, tol: float = 0.0, fields: Sequence[
     return StreamDiff(tol, out, len(common), sorted(set(a) - set(b)), sorted(set(b) - set(a)))
 
 
-def command_stream(commands: Iterable[tuple[int, Command | tuple[float, float]]]) -> dict[int, dict[str, float]]:
-    """``(key, command)`` pairs (a Command or ``(steering, velocity)``) as a stream of steering and velocity."""
+def command_stream(
+    commands: Iterable[tuple[int, Command | Sequence[float]]], schema: ActionSchema = CAR
+) -> dict[int, dict[str, float]]:
+    """``(key, command)`` pairs (a Command, or its values in ``schema``'s field order) as a stream by field name."""
     out = {}
     for key, command in commands:
-        steering, velocity = (command.steering, command.velocity) if isinstance(command, Command) else command
-        out[int(key)] = {"steering": float(steering), "velocity": float(velocity)}
+        named = command.as_dict() if isinstance(command, Command) else dict(zip(schema.names, command, strict=True))
+        out[int(key)] = {name: float(value) for name, value in named.items()}
     return out

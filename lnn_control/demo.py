@@ -409,7 +409,7 @@ def run_offline(options: DemoOptions) -> int:
     rows = {(r["model"], r["output"]): r for r in result.rows if r["bag"] == "all"}
     base = next(m for m, _ in rows if m.startswith("baseline"))
     summary = {}
-    for output in ("steering", "velocity"):
+    for output in models[0].schema.names:
         ours, const = rows[(options.core, output)], rows[(base, output)]
         summary[output] = {"mae": ours["mae"], "baseline_mae": const["mae"], "corr": ours["corr"]}
         say(f"held-out {output}: MAE {ours['mae']:.4f} (corr {ours['corr']:.3f}) vs constant-mean baseline "

@@ -1,7 +1,8 @@
 """The one path from a decoded camera frame to a command, shared by the nodes, the replay and the simulator.
 
 ``Driver.observe(rgb, stamp_ns) -> Command`` preprocesses (crop, resize), encodes, steps the recurrent core with
-the real time since the previous frame and applies the limits. The perception and policy nodes split it at the
+the real time since the previous frame and applies the limits of each field of the model's action schema. The
+perception and policy nodes split it at the
 features (:meth:`Driver.features` and :meth:`Driver.command_from_features`), the drive node, the offline replay and
 the simulator evaluation call :meth:`Driver.observe`. If replay and robot ever disagree, the bug is in decoding or
 timing, never in a second copy of the model code.
@@ -10,8 +11,9 @@ Timing follows :mod:`lnn_control.timing`, with the :class:`~lnn_control.timing.T
 with (``PolicyConfig.timing``), so the Driver runs what training assumed. A non-finite output resets the state and
 yields a stop command.
 
-:class:`DriverConfig` is what a node sets on its Driver, field for field the node parameters (``max_speed``,
-``nominal_dt``, ``crop_top``, ...; :mod:`lnn_control.nodes.driver_params` declares them from these dataclasses).
+:class:`DriverConfig` is what a node sets on its Driver, field for field the node parameters (``nominal_dt``,
+``crop_top``, ..., and ``limits.<field>.min|max|max_rate`` for each field of the action, such as
+``limits.velocity.max``; :mod:`lnn_control.nodes.driver_params` declares them).
 The timing and crop fields default to "the model's own" (0 and -1); a value that differs from the model's is
 used, and the Driver warns naming each such value. :func:`load_driver_config` reads the nodes' parameter files
 (``config/drive.yaml``), so the replay and the simulator evaluation run with a robot's settings.
@@ -22,15 +24,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lnn_control.command import Command
+from lnn_control.command import ActionSchema, Command
 from lnn_control.nn.policy import Policy, PolicyConfig
 from lnn_control.ros.node_util import check_value, describe, param
 from lnn_control.timing import TimingConfig, frame_dt
@@ -45,29 +47,90 @@ TIMING_FIELDS = tuple(f.name for f in fields(TimingConfig))
 CROP_FIELDS = ("crop_top", "crop_bottom", "crop_left", "crop_right")
 
 
+#: The limits each action field takes; node parameter ``limits.<field>.<kind>`` (``limits.velocity.max``).
+LIMIT_KINDS = ("min", "max", "max_rate")
+LIMITS_PREFIX = "limits."
+#: Parameters of the car's that became action limits (named in the error when a file still sets one).
+RENAMED_LIMITS = {
+    "max_speed": "limits.velocity.max",
+    "min_speed": "limits.velocity.min",
+    "max_steering": "limits.steering.max (and limits.steering.min)",
+    "max_steering_rate": "limits.steering.max_rate",
+}
+
+
 @dataclass(frozen=True)
-class LimitsConfig:
-    """Output limits; velocity in m/s, steering normalised (+1 full left), rate in steering units per second."""
+class FieldLimits:
+    """What the Driver holds one action field to: ``[min, max]`` and a rate limit (units/s; 0: none)."""
 
-    max_speed: float = param(2.0, "largest velocity, m/s", min=0.0, max=100.0, dynamic=True)
-    min_speed: float = param(
-        0.0, "smallest velocity, m/s (negative allows reversing)", min=-100.0, max=100.0, dynamic=True
-    )
-    max_steering: float = param(1.0, "largest |steering|, normalised (+1 = full left)", min=0.0, max=1.0, dynamic=True)
-    max_steering_rate: float = param(
-        0.0,
-        "largest steering change per second of camera time, normalised units/s; 0 disables",
-        min=0.0,
-        max=1000.0,
-        dynamic=True,
-    )
+    min: float
+    max: float
+    max_rate: float = 0.0
 
-    def check_limits(self) -> None:
-        """``ValueError`` when the limits do not fit together."""
-        if self.min_speed > self.max_speed:
-            raise ValueError(f"min_speed {self.min_speed:g} must not exceed max_speed {self.max_speed:g}")
-        if self.max_steering < 0 or self.max_steering_rate < 0:
-            raise ValueError("max_steering and max_steering_rate must be >= 0")
+
+def limit_param(field_name: str, kind: str) -> str:
+    """The node parameter of one limit: ``limits.<field>.<kind>``."""
+    return f"{LIMITS_PREFIX}{field_name}.{kind}"
+
+
+def limit_specs(schema: ActionSchema) -> list[dict[str, Any]]:
+    """A parameter spec (as :func:`~lnn_control.ros.node_util.describe` makes them) per limit of each field of
+    ``schema``: ``limits.<field>.min|max|max_rate``, defaults the schema's own, ranges its bounds."""
+    specs = []
+    for spec in schema.fields:
+        lo, hi = (max(b, -1e9) if i == 0 else min(b, 1e9) for i, b in enumerate(spec.bounds))
+        what = f"{spec.name} ({spec.doc or spec.unit})" if spec.doc else spec.name
+        unit = "normalised" if spec.unit == "1" else spec.unit
+        for kind, default, low, high, text in (
+            ("min", spec.low, lo, hi, f"smallest {what}, {unit}"),
+            ("max", spec.high, lo, hi, f"largest {what}, {unit}"),
+            ("max_rate", spec.max_rate, 0.0, 1e6, f"largest change of {spec.name} per second of camera time, "
+                                                  f"{unit}/s; 0 disables"),
+        ):
+            specs.append({"name": limit_param(spec.name, kind), "kind": "float", "default": float(default),
+                          "description": text, "min": low, "max": high, "choices": (), "dynamic": True})
+    return specs
+
+
+def check_limit_overrides(limits: Mapping[str, float]) -> dict[str, float]:
+    """``{"<field>.<kind>": value}`` checked for form (kind one of LIMIT_KINDS, finite numbers, rates >= 0)."""
+    out: dict[str, float] = {}
+    for key, value in limits.items():
+        name, _, kind = key.rpartition(".")
+        if not name or kind not in LIMIT_KINDS:
+            raise ValueError(f"limit {key!r}: expected '<field>.<kind>' with kind one of {', '.join(LIMIT_KINDS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"limit {LIMITS_PREFIX}{key} must be a finite number, got {value!r}")
+        if kind == "max_rate" and value < 0:
+            raise ValueError(f"limit {LIMITS_PREFIX}{key} must be >= 0, got {value:g}")
+        out[key] = float(value)
+    return out
+
+
+def resolve_limits(schema: ActionSchema, limits: Mapping[str, float]) -> tuple[tuple[FieldLimits, ...], list[str]]:
+    """The schema's own limits with ``limits`` in their place, and the keys that name no field of ``schema``.
+
+    ``ValueError`` when a value lies outside its field's bounds or a field's min exceeds its max.
+    """
+    resolved = []
+    for spec in schema.fields:
+        own = {"min": spec.low, "max": spec.high, "max_rate": spec.max_rate}
+        values = {kind: limits.get(f"{spec.name}.{kind}", own[kind]) for kind in LIMIT_KINDS}
+        lo, hi = spec.bounds
+        for kind in ("min", "max"):
+            if not lo <= values[kind] <= hi:
+                raise ValueError(
+                    f"{limit_param(spec.name, kind)} {values[kind]:g} is outside the {schema.name}'s bounds of "
+                    f"{spec.name}, [{lo:g}, {hi:g}] {spec.unit}"
+                )
+        if values["min"] > values["max"]:
+            raise ValueError(
+                f"{limit_param(spec.name, 'min')} {values['min']:g} must not exceed "
+                f"{limit_param(spec.name, 'max')} {values['max']:g}"
+            )
+        resolved.append(FieldLimits(**values))
+    unknown = sorted({key.rpartition(".")[0] for key in limits} - set(schema.names))
+    return tuple(resolved), unknown
 
 
 _MODEL_TIMING = " (s); 0: the model's own (the timing it was trained with)"
@@ -115,14 +178,18 @@ class CropOverrides:
 
 
 @dataclass(frozen=True)
-class DriverConfig(CropOverrides, TimingOverrides, LimitsConfig):
-    """Everything a node sets on its :class:`Driver`, named as the node parameters: limits, timing, crops."""
+class DriverConfig(CropOverrides, TimingOverrides):
+    """Everything a node sets on its :class:`Driver`, named as the node parameters: timing, crops and the limits of
+    the model's action fields (``limits`` maps ``"<field>.<kind>"``, parameter ``limits.<field>.<kind>``, to a
+    value; a field not named keeps the limits its schema declares)."""
+
+    limits: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for spec in describe(DriverConfig):
             value = check_value(spec["name"], spec["kind"], getattr(self, spec["name"]), spec)
             object.__setattr__(self, spec["name"], value)
-        self.check_limits()
+        object.__setattr__(self, "limits", check_limit_overrides(self.limits))
 
     def with_params(self, *groups: Any) -> DriverConfig:
         """This config with the fields each of ``groups`` has (a node's parameter dataclasses) put in their place."""
@@ -131,6 +198,10 @@ class DriverConfig(CropOverrides, TimingOverrides, LimitsConfig):
         for group in groups:
             values.update({f.name: getattr(group, f.name) for f in fields(group) if f.name in names})
         return dataclasses.replace(self, **values)
+
+    def with_limits(self, limits: Mapping[str, float]) -> DriverConfig:
+        """This config with ``limits`` (``{"velocity.max": 100.0}``) over its own."""
+        return dataclasses.replace(self, limits={**self.limits, **limits})
 
     def differences(self, model: PolicyConfig) -> dict[str, tuple[Any, Any]]:
         """Each timing and crop value set here that differs from the model's: name -> (the model's, this one)."""
@@ -167,8 +238,8 @@ def warn_once(sink: Callable[[str], None] | None = None) -> Callable[[str], None
     return warn
 
 
-#: Kept for older imports: the DriverConfig fields the command nodes declare (each name is the parameter's own).
-NODE_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(LimitsConfig)) + TIMING_FIELDS
+#: The DriverConfig fields the command nodes declare as such (the limits are declared per field of the action).
+NODE_PARAMS: tuple[str, ...] = TIMING_FIELDS
 
 
 def load_driver_config(*paths: str | Path | None, node: str = DRIVE_NODE) -> DriverConfig:
@@ -192,17 +263,25 @@ def load_driver_config(*paths: str | Path | None, node: str = DRIVE_NODE) -> Dri
     values: dict[str, Any] = {}
     for section in [WILDCARD, *sections]:
         values.update(params.get(section, {}))
-    names = {f.name for f in fields(DriverConfig)}
+    names = {f.name for f in fields(DriverConfig)} - {"limits"}
     where = ", ".join(str(p) for p in paths if p is not None) or "defaults"
+    renamed = sorted(set(values) & set(RENAMED_LIMITS))
+    if renamed:
+        raise ValueError(f"{where}: {', '.join(f'{k} is now {RENAMED_LIMITS[k]}' for k in renamed)} (the limits "
+                         "belong to the fields of the model's action)")
+    limits = {k[len(LIMITS_PREFIX):]: v for k, v in values.items() if k.startswith(LIMITS_PREFIX)}
     try:
-        return DriverConfig(**{k: v for k, v in values.items() if k in names})
+        return DriverConfig(**{k: v for k, v in values.items() if k in names}, limits=limits)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from exc
 
 
 def driver_params(config: DriverConfig) -> dict[str, Any]:
-    """``config`` as node parameters (``name: value``), e.g. for the ``drive_node`` of ``eval --live``."""
-    return dataclasses.asdict(config)
+    """``config`` as node parameters (``name: value``, ``limits.<field>.<kind>: value``), e.g. for the
+    ``drive_node`` of ``eval --live``."""
+    params = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "limits"}
+    params.update({LIMITS_PREFIX + key: value for key, value in config.limits.items()})
+    return params
 
 
 @dataclass
@@ -243,11 +322,21 @@ class Driver:
     def config(self, config: DriverConfig) -> None:
         model = self.policy.config
         timing, pre = config.timing(model.timing), config.preprocess(model.preprocess)
-        self._config, self.timing, self.preprocess = config, timing, pre
+        limits, unknown = resolve_limits(model.action, config.limits)
+        self._config, self.timing, self.preprocess, self.limits = config, timing, pre, limits
         message = override_warning(config, model)
+        if unknown:
+            ignored = (f"limits for {', '.join(unknown)} ignored: the model's action ({model.action.name}) has "
+                       f"{', '.join(model.action.names)}")
+            message = ignored if message is None else f"{message}; {ignored}"
         if message is not None and message != self._warned:
             self.warn(message)
         self._warned = message
+
+    @property
+    def schema(self) -> ActionSchema:
+        """The model's action schema: the fields of every command this Driver returns."""
+        return self.policy.config.action
 
     def reset(self) -> None:
         """Forget the recurrent state and the last stamp (the next frame starts afresh)."""
@@ -275,10 +364,10 @@ class Driver:
         if not all(math.isfinite(v) for v in raw):
             self.reset()
             self.last = StepInfo(raw, dt_s, "non-finite policy output: state reset, stopping", fault=True)
-            return Command(0.0, 0.0, stamp_ns)
+            return self.schema.stop(stamp_ns)
         self.state = state
         self.last_stamp_ns = stamp_ns
-        command = self._limit(raw[0], raw[1] if len(raw) > 1 else 0.0, dt_s, stamp_ns)
+        command = self._limit(raw, dt_s, stamp_ns)
         self.last_command = command
         self.last = StepInfo(raw, dt_s, event)
         return command
@@ -300,15 +389,16 @@ class Driver:
             self.reset()
         return dt_s, event
 
-    def _limit(self, steering: float, velocity: float, dt_s: float, stamp_ns: int) -> Command:
-        limits = self.config
-        steering = max(-limits.max_steering, min(limits.max_steering, steering))
-        if limits.max_steering_rate > 0 and self.last_command is not None:
-            step = limits.max_steering_rate * dt_s
-            previous = self.last_command.steering
-            steering = max(previous - step, min(previous + step, steering))
-        velocity = max(limits.min_speed, min(limits.max_speed, velocity))
-        return Command(steering, velocity, stamp_ns)
+    def _limit(self, raw: tuple[float, ...], dt_s: float, stamp_ns: int) -> Command:
+        previous = self.last_command.values if self.last_command is not None else None
+        values = []
+        for i, (limits, value) in enumerate(zip(self.limits, raw, strict=True)):
+            value = max(limits.min, min(limits.max, value))
+            if limits.max_rate > 0 and previous is not None:
+                step = limits.max_rate * dt_s
+                value = max(previous[i] - step, min(previous[i] + step, value))
+            values.append(value)
+        return self.schema.command(values, stamp_ns)
 
 
 class Watchdog:

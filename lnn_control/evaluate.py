@@ -14,12 +14,13 @@ The report folder::
     metrics.json, metrics.csv   MAE, RMSE, Pearson correlation per model, bag (and "all") and output
     summary.md                  the side-by-side tables (also printed)
     predictions/<bag>.csv       per frame: stamp, human command, each model's command and dt
-    plots/<bag>_outputs.png     predicted vs human steering and velocity over time
+    plots/<bag>_outputs.png     predicted vs human commands over time, a panel per action field
     plots/<bag>_<model>_activity.png   the recurrent state (neuron activity) over time, grouped by layer
     saliency/<bag>_<model>.gif (.mp4)  input frames beside their VisualBackProp saliency (see lnn_control.report.media),
                                        for the first --saliency-bags bags
 
-A constant-mean baseline (each model's training-set mean, ``PolicyConfig.target_mean``) is scored beside the models,
+The fields scored are the models' action schema's (the models compared must share one). A constant-mean baseline
+(each model's training-set mean, ``PolicyConfig.target_mean``) is scored beside the models,
 so a reader sees whether a model beats it. One bad bag among several is reported and skipped unless ``--strict``.
 
 ``--live`` (needs rclpy) then plays each bag with :mod:`lnn_control.ros.player` into a real ``drive_node``
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -44,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lnn_control.command import CAR, SCHEMAS, ActionSchema, Command
 from lnn_control.compare import command_stream, compare_streams
 from lnn_control.data.bags import Bag, BagError, discover_bags
 from lnn_control.data.pairing import PairingConfig, pair_frames
@@ -54,8 +57,6 @@ from lnn_control.paths import resolve_model
 from lnn_control.replay import Frame, Output, Record, Replay, ReplayError, bag_frames
 from lnn_control.vision import ImageDecodeError, preprocess
 
-OUTPUTS = ("steering", "velocity")
-"""The command fields a replay scores (:class:`lnn_control.command.Command`)."""
 SALIENCY_METHOD = "VisualBackProp (Bojarski et al. 2017) over the conv head's feature maps"
 
 
@@ -74,21 +75,28 @@ class Model:
     metadata: dict[str, Any]
 
     @property
-    def outputs(self) -> list[str]:
-        """The command fields this model produces (of steering, velocity)."""
-        return [o for o in OUTPUTS if o in self.policy.config.outputs]
+    def schema(self) -> ActionSchema:
+        """The action the model outputs."""
+        return self.policy.config.action
 
     @property
-    def mean(self) -> tuple[float, float]:
-        """The training-set mean of steering and velocity (the constant baseline); 0 for an output it lacks."""
-        cfg = self.policy.config
-        values = dict(zip(cfg.outputs, cfg.target_mean, strict=True))
-        return float(values.get("steering", 0.0)), float(values.get("velocity", 0.0))
+    def mean(self) -> tuple[float, ...]:
+        """The training-set mean of each action field (the constant baseline)."""
+        return tuple(float(v) for v in self.policy.config.target_mean)
 
     def pairing(self) -> PairingConfig | None:
         """The pairing config the model was trained with (from the checkpoint's metadata), if recorded."""
         data = (self.metadata.get("dataset") or {}).get("pairing")
         return PairingConfig.from_dict(data) if isinstance(data, Mapping) else None
+
+
+def shared_schema(models: Sequence[Model]) -> ActionSchema:
+    """The action every model outputs; ``ValueError`` naming them when they differ (they cannot be compared)."""
+    schemas = {m.schema for m in models}
+    if len(schemas) > 1:
+        kinds = ", ".join(f"{m.name}: {m.schema.name} ({', '.join(m.schema.names)})" for m in models)
+        raise ValueError(f"the models output different actions ({kinds}); compare models of one action")
+    return next(iter(schemas)) if schemas else CAR
 
 
 def model_names(paths: Sequence[str | Path]) -> list[str]:
@@ -139,10 +147,12 @@ class BagReplay:
     """(N,) int64 ns of every decoded frame fed to the drivers."""
     index: np.ndarray
     """(N,) position of each frame among the image topic's messages."""
+    schema: ActionSchema
+    """The action the models output and the human commands are read as."""
     human: np.ndarray
-    """(N, 2) steering, velocity of the command in force; NaN where pairing found none."""
+    """(N, F) the action's fields of the command in force; NaN where pairing found none."""
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
-    """model -> (N, 2) the Driver's command (steering, velocity), limits applied."""
+    """model -> (N, F) the Driver's command, limits applied."""
     raw: dict[str, np.ndarray] = field(default_factory=dict)
     """model -> (N, O) the policy's outputs before limits."""
     dt: dict[str, np.ndarray] = field(default_factory=dict)
@@ -188,7 +198,8 @@ def replay_bag(
     ``saliency_frames`` > 0 also renders about that many evenly spaced saliency panels per model.
     Raises BagError for a bag that cannot be replayed or has no human command to score against.
     """
-    pairing = pairing or PairingConfig()
+    schema = shared_schema(models)
+    pairing = with_schema(pairing or PairingConfig(), schema)
     replay = Replay({m.name: d for m, d in zip(models, make_drivers(models, driver_config, warn), strict=True)},
                     activity=True)
     with Bag(path) as bag:
@@ -215,6 +226,18 @@ def replay_bag(
     return _bag_replay(path, topic, pairer, models, records, len(replay.undecodable), panels)
 
 
+def with_schema(pairing: PairingConfig, schema: ActionSchema) -> PairingConfig:
+    """``pairing`` reading the human commands as ``schema`` (the models' action)."""
+    if pairing.commands.schema == schema:
+        return pairing
+    action = schema.name if SCHEMAS.get(schema.name) == schema else schema.to_dict()
+    return dataclasses.replace(pairing, commands=dataclasses.replace(pairing.commands, action=action))
+
+
+def _short(command: Command) -> str:
+    return " ".join(f"{name} {value:+.2f}" for name, value in command.as_dict().items())
+
+
 def _slim(record: Record) -> Record:
     """The record without its pixels (the replay keeps every record of a bag)."""
     return Record(record.index, record.stamp_ns, np.empty(0, np.uint8), record.human, record.outputs)
@@ -227,14 +250,12 @@ def _add_saliency(
     """A VisualBackProp panel per model of ``record``'s frame, appended to ``panels``."""
     from lnn_control.report.media import saliency_panel, visual_backprop
 
-    cmd = record.human
     t = (record.stamp_ns - first_stamp_ns) / 1e9
-    hs = f"human s {cmd.steering:+.2f} v {cmd.velocity:.2f}" if cmd else "human -"
+    hs = f"human {_short(record.human)}" if record.human else "human -"
     for model in models:
         small = preprocess(record.rgb, drivers[model.name].preprocess)
         mask = visual_backprop(model.policy.encoder, torch.from_numpy(small)[None])[0].numpy()
-        out = record.outputs[model.name].command
-        lines = [f"t {t:6.2f} s  {hs}", f"{model.name}: s {out.steering:+.2f} v {out.velocity:.2f}"]
+        lines = [f"t {t:6.2f} s  {hs}", f"{model.name}: {_short(record.outputs[model.name].command)}"]
         panels[model.name].append(saliency_panel(small, mask, lines, scale=2))
 
 
@@ -269,8 +290,9 @@ def _bag_replay(
         return np.asarray([of(r.outputs[name]) for r in records], dtype=dtype)
 
     names = [m.name for m in models]
-    n_out = {m.name: len(m.policy.config.outputs) for m in models}
-    nan = (math.nan, math.nan)
+    schema = shared_schema(models)
+    width = len(schema)
+    nan = (math.nan,) * width
     return BagReplay(
         bag=str(path),
         name=Path(path).name,
@@ -278,11 +300,10 @@ def _bag_replay(
         command_topic=pairer.command_topic,
         stamps=np.asarray([r.stamp_ns for r in records], dtype=np.int64),
         index=np.asarray([r.index for r in records], dtype=np.int64),
-        human=np.asarray([(r.human.steering, r.human.velocity) if r.human else nan for r in records],
-                         dtype=np.float64).reshape(-1, 2),
-        predictions={n: column(n, lambda o: (o.command.steering, o.command.velocity), np.float64).reshape(-1, 2)
-                     for n in names},
-        raw={n: column(n, lambda o: o.step.raw, np.float64).reshape(-1, n_out[n]) for n in names},
+        schema=schema,
+        human=np.asarray([r.human.values if r.human else nan for r in records], dtype=np.float64).reshape(-1, width),
+        predictions={n: column(n, lambda o: o.command.values, np.float64).reshape(-1, width) for n in names},
+        raw={n: column(n, lambda o: o.step.raw, np.float64).reshape(-1, width) for n in names},
         dt={n: column(n, lambda o: o.step.dt_s, np.float64) for n in names},
         activity={n: np.stack([r.outputs[n].activity for r in records]).astype(np.float32) for n in names},
         events={n: [f"frame {r.index}: {r.outputs[n].step.event}" for r in records if r.outputs[n].step.event]
@@ -316,7 +337,7 @@ def error_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def baselines(models: Sequence[Model]) -> dict[str, tuple[float, float]]:
+def baselines(models: Sequence[Model]) -> dict[str, tuple[float, ...]]:
     """Constant-mean baselines: one ``baseline (training mean)`` when the models share it, else one per model."""
     means = {m.name: m.mean for m in models}
     if len(set(means.values())) == 1:
@@ -327,10 +348,8 @@ def baselines(models: Sequence[Model]) -> dict[str, tuple[float, float]]:
 def score(replays: Sequence[BagReplay], models: Sequence[Model]) -> list[dict[str, Any]]:
     """Metric rows (model, bag, output, frames, mae, rmse, corr) per bag and over all bags ("all")."""
     rows: list[dict[str, Any]] = []
-    outputs = {m.name: m.outputs for m in models}
+    fields = shared_schema(models).names
     bases = baselines(models)
-    for base in bases:
-        outputs[base] = list(OUTPUTS)
 
     def predictions(replay: BagReplay, name: str) -> np.ndarray:
         if name in bases:
@@ -338,9 +357,7 @@ def score(replays: Sequence[BagReplay], models: Sequence[Model]) -> list[dict[st
         return replay.predictions[name]
 
     for name in [m.name for m in models] + list(bases):
-        for o, output in enumerate(OUTPUTS):
-            if output not in outputs[name]:
-                continue
+        for o, output in enumerate(fields):
             pooled_pred, pooled_truth = [], []
             for replay in replays:
                 mask = replay.scored
@@ -356,17 +373,19 @@ def score(replays: Sequence[BagReplay], models: Sequence[Model]) -> list[dict[st
     return rows
 
 
-def side_by_side(rows: Sequence[Mapping[str, Any]], bag: str) -> tuple[list[str], list[list[object]]]:
-    """One table for ``bag`` (or "all"): a row per model, MAE / RMSE / corr per output side by side."""
+def side_by_side(
+    rows: Sequence[Mapping[str, Any]], bag: str, fields: Sequence[str]
+) -> tuple[list[str], list[list[object]]]:
+    """One table for ``bag`` (or "all"): a row per model, MAE / RMSE / corr per output (``fields``) side by side."""
     header = ["model", "frames"]
-    for output in OUTPUTS:
+    for output in fields:
         header += [f"{output} MAE", f"{output} RMSE", f"{output} corr"]
     table: dict[str, list[object]] = {}
     for row in rows:
         if row["bag"] != bag:
             continue
-        line = table.setdefault(row["model"], [row["model"], row["frames"]] + [math.nan] * (3 * len(OUTPUTS)))
-        o = OUTPUTS.index(row["output"])
+        line = table.setdefault(row["model"], [row["model"], row["frames"]] + [math.nan] * (3 * len(fields)))
+        o = list(fields).index(row["output"])
         line[2 + 3 * o : 5 + 3 * o] = [row["mae"], row["rmse"], row["corr"]]
     return header, list(table.values())
 
@@ -409,8 +428,10 @@ def evaluate_bags(
     from lnn_control.report.tables import markdown_table, text_table
 
     out = Path(out)
+    schema = shared_schema(models)
     if pairing is None:
         pairing = next((p for p in (m.pairing() for m in models) if p is not None), PairingConfig())
+    pairing = with_schema(pairing, schema)
     driver_config = driver_config or DriverConfig()
     warn = warn_once(lambda text: print(f"eval: warning: {text}", file=sys.stderr))
     replays: list[BagReplay] = []
@@ -443,7 +464,7 @@ def evaluate_bags(
     parts = []
     scopes = (["all"] if len(replays) > 1 else []) + [r.name for r in replays]
     for scope in scopes:
-        header, table = side_by_side(rows, scope)
+        header, table = side_by_side(rows, scope, schema.names)
         parts.append((scope, header, table))
     text = "\n\n".join(
         (f"all {len(replays)} bags" if scope == "all" else f"bag {scope}") + "\n" + text_table(h, t)
@@ -474,6 +495,7 @@ def evaluate_bags(
             }
             for m in models
         },
+        "action": schema.to_dict(),
         "driver_config": driver_params(driver_config),
         "baselines": {k: list(v) for k, v in bases.items()},
         "pairing": pairing.to_dict(),
@@ -512,9 +534,10 @@ def _finite(value: Any) -> Any:
 
 def _write_predictions(path: Path, replay: BagReplay, models: Sequence[Model]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = ["index", "stamp_ns", "human_steering", "human_velocity"]
+    fields = replay.schema.names
+    header = ["index", "stamp_ns"] + [f"human_{f}" for f in fields]
     for m in models:
-        header += [f"{m.name}_steering", f"{m.name}_velocity", f"{m.name}_dt_s"]
+        header += [f"{m.name}_{f}" for f in fields] + [f"{m.name}_dt_s"]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
@@ -526,13 +549,13 @@ def _write_predictions(path: Path, replay: BagReplay, models: Sequence[Model]) -
             writer.writerow(row)
 
 
-def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[str, tuple[float, float]]) -> None:
+def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[str, tuple[float, ...]]) -> None:
     from lnn_control.report import media, plots
 
     stem = _safe(replay.name)
     times = replay.times_s
     plots.plot_outputs(
-        out / "plots" / f"{stem}_outputs.png", times, replay.human, replay.predictions, bases,
+        out / "plots" / f"{stem}_outputs.png", times, replay.human, replay.predictions, bases, replay.schema,
         title=f"{replay.name}: {replay.image_topic} -> commands vs {replay.command_topic}",
     )
     for m in models:
@@ -557,16 +580,18 @@ def _draw(out: Path, replay: BagReplay, models: Sequence[Model], bases: Mapping[
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def compare_live(replay: BagReplay, model: str, live: Mapping[int, tuple[float, float]]) -> dict[str, Any]:
+def compare_live(replay: BagReplay, model: str, live: Mapping[int, Sequence[float]]) -> dict[str, Any]:
     """A live run's commands against the offline replay of the same model on the same bag, matched by stamp."""
-    offline = command_stream(zip(replay.stamps.tolist(), replay.predictions[model].tolist(), strict=True))
-    diff = compare_streams(offline, command_stream(live.items()), fields=OUTPUTS)
+    fields = replay.schema.names
+    offline = command_stream(zip(replay.stamps.tolist(), replay.predictions[model].tolist(), strict=True),
+                             replay.schema)
+    diff = compare_streams(offline, command_stream(live.items(), replay.schema), fields=fields)
     missing = set(diff.only_a)
     stamps = replay.stamps.tolist()
     frames = [i for i, s in enumerate(stamps) if s in missing]
     row: dict[str, Any] = {"model": model, "bag": replay.name, "frames": len(stamps),
                            "live_commands": len(stamps) - len(frames), "missing": len(frames), "missing_frames": frames}
-    for output in OUTPUTS:
+    for output in fields:
         row[f"max_abs_{output}"] = diff.fields[output].max_abs
         row[f"mean_abs_{output}"] = diff.fields[output].mean_abs
     return row
@@ -584,7 +609,7 @@ def live_evaluation(
     rows = []
     for model in models:
         for replay in replays:
-            run = live_commands(replay.bag, model.path, rate=rate, driver_params=params)
+            run = live_commands(replay.bag, model.path, rate=rate, driver_params=params, schema=model.schema)
             rows.append(compare_live(replay, model.name, run.commands))
             if not run.commands:
                 tail = "\n".join(run.node_log.splitlines()[-15:])
@@ -596,6 +621,7 @@ def live_evaluation(
                       f"{run.frames_played} frames of {replay.name} before the timeout; not answered: {shown}",
                       file=sys.stderr)
     (out / "live.json").write_text(json.dumps(_finite(rows), indent=2) + "\n", encoding="utf-8")
-    header = ["model", "bag", "frames", "live_commands", "missing", "max_abs_steering", "mean_abs_steering",
-              "max_abs_velocity", "mean_abs_velocity"]
+    header = ["model", "bag", "frames", "live_commands", "missing"]
+    for output in shared_schema(models).names:
+        header += [f"max_abs_{output}", f"mean_abs_{output}"]
     return text_table(header, [[r[h] for h in header] for r in rows], digits=6)

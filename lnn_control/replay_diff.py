@@ -2,10 +2,10 @@
 
 Both models replay every frame of each bag through their own :class:`lnn_control.driver.Driver` (the node's path,
 the bag's stamps; see :mod:`lnn_control.replay`), and their outputs are compared frame by frame with
-:func:`lnn_control.compare.compare_streams`, in the manner of openpilot's process replay: per field (``steering``,
-``velocity``: the limited commands; ``raw.<output>``: the policy's outputs before limits; ``dt``: the dt the drivers
-used) the frames compared, the frames whose absolute difference exceeds ``--tol``, the first such frame (index and
-stamp) and the largest and mean absolute difference.
+:func:`lnn_control.compare.compare_streams`, in the manner of openpilot's process replay: per field (the action's
+fields, e.g. ``steering``, ``velocity``: the limited commands; ``raw.<output>``: the policy's outputs before limits;
+``dt``: the dt the drivers used) the frames compared, the frames whose absolute difference exceeds ``--tol``, the
+first such frame (index and stamp) and the largest and mean absolute difference.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from lnn_control.compare import compare_streams
 from lnn_control.data.bags import Bag, BagError, discover_bags
 from lnn_control.driver import DriverConfig, warn_once
-from lnn_control.evaluate import Model, make_drivers
+from lnn_control.evaluate import Model, make_drivers, shared_schema
 from lnn_control.replay import Output, Replay, ReplayError, bag_frames, image_topic_of
 from lnn_control.report.tables import text_table
 
@@ -42,7 +42,7 @@ class FieldDiff:
 def _values(output: Output, outputs: Sequence[str], raw_names: Sequence[str]) -> dict[str, float]:
     """The compared fields of one model's output on one frame."""
     raw = dict(zip(outputs, output.step.raw, strict=False))
-    values = {"steering": output.command.steering, "velocity": output.command.velocity}
+    values = output.command.as_dict()
     values.update({f"raw.{o}": raw.get(o, math.nan) for o in raw_names})
     values["dt"] = output.step.dt_s
     return values
@@ -63,10 +63,11 @@ def diff_bag(
     timing and crop; ``warn`` gets the warning about values that differ from a model's); one :class:`FieldDiff` per
     field. BagError if it cannot be replayed."""
     models = (a, b)
+    schema = shared_schema(models)
     names = (a.name, b.name if b.name != a.name else f"{b.name}#2")
     replay = Replay(dict(zip(names, make_drivers(models, driver_config, warn), strict=True)))
     raw_names = [o for o in a.policy.config.outputs if o in b.policy.config.outputs]
-    fields = ["steering", "velocity"] + [f"raw.{o}" for o in raw_names] + ["dt"]
+    fields = list(schema.names) + [f"raw.{o}" for o in raw_names] + ["dt"]
     streams: tuple[dict[int, dict[str, float]], dict[int, dict[str, float]]] = ({}, {})
     stamps: dict[int, int] = {}  # keyed by frame position: stamps may repeat in a bag
     with Bag(path) as bag:

@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, Command
 from lnn_control.ros.node_util import param
 
 ARROWS = {"\x1b[A": "up", "\x1b[B": "down", "\x1b[C": "right", "\x1b[D": "left"}
@@ -105,7 +105,7 @@ class KeyTeleop:
 
     def command(self, stamp_ns: int = 0) -> Command:
         """The command to publish now."""
-        return Command(self.steering, self.velocity, stamp_ns)
+        return CAR.of(stamp_ns, steering=self.steering, velocity=self.velocity)
 
     def describe(self) -> str:
         """The command, for the terminal's status line."""
@@ -309,7 +309,7 @@ class JoyMapping:
         steering = c.scale_steering * self._axis(axes, c.axis_steering, "axis_steering", c.invert_steering)
         if not c.allow_reverse:
             velocity = max(velocity, 0.0)
-        return Command(steering + 0.0, velocity + 0.0, stamp_ns)  # + 0.0: no negative zero
+        return CAR.of(stamp_ns, steering=steering + 0.0, velocity=velocity + 0.0)  # + 0.0: no negative zero
 
 
 @dataclass(frozen=True)
@@ -367,8 +367,8 @@ class JoyRules:
         if self.command is None:
             return None
         self.command = None
-        return self._sent(Command(0.0, 0.0), now_ns)
+        return self._sent(CAR.stop(), now_ns)
 
     def _sent(self, command: Command, now_ns: int) -> Command:
         self.last_publish_ns = now_ns
-        return Command(command.steering, command.velocity, now_ns)
+        return command.restamped(now_ns)

@@ -46,6 +46,7 @@ import yaml
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from lnn_control.command import CAR, SCHEMAS, ActionSchema, schema_from
 from lnn_control.data.bags import discover_bags
 from lnn_control.data.dataset import (
     BagFailure,
@@ -67,7 +68,7 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 PRECISIONS = ("fp32", "bf16")
 STATE_FORMAT = "lnn_control.train_state"
 STATE_VERSION = 1
-SECTIONS = ("preprocess", "timing", "model", "dataset", "training", "augment")
+SECTIONS = ("action", "preprocess", "timing", "model", "dataset", "training", "augment")
 
 
 class TrainError(RuntimeError):
@@ -142,8 +143,10 @@ class TrainConfig:
     min_delta: float = 0.0
     loss_alpha: float = 0.0
     """NCP-paper weighting exp(alpha * |y|) of the squared error; 0 disables it."""
-    weighted_outputs: tuple[str, ...] = ("steering",)
-    output_weights: tuple[float, ...] = (1.0, 1.0)
+    weighted_outputs: tuple[str, ...] = ()
+    """The outputs the NCP-paper weighting applies to; empty: the action's first field (the car's steering)."""
+    output_weights: tuple[float, ...] = ()
+    """A weight per output (the action's fields, in order); empty: 1 each."""
     val_fraction: float = 0.2
     """Share of bags held out for validation when --val-bags is not given (by bag, never by frame)."""
     seed: int = 0
@@ -187,6 +190,9 @@ class TrainConfig:
 class RunConfig:
     """The whole configuration of a run, as ``config/train.yaml`` lays it out."""
 
+    action: ActionSchema = CAR
+    """The command the model outputs and the labels are read as (``car``, ``drone`` or a schema in full); the
+    model and the dataset share it, as they share ``preprocess`` and ``timing``."""
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
     """The one timing rule (lnn_control.timing): the windows' segments and dts, stored in the model for the Driver."""
@@ -203,18 +209,24 @@ class RunConfig:
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise ValueError(f"unknown config section(s): {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+        action = schema_from(data.get("action") or CAR.name)
         pre = _from_mapping(PreprocessConfig, data.get("preprocess") or {}, "preprocess")
         timing = TimingConfig.from_dict(data.get("timing") or {})
         model = dict(data.get("model") or {})
-        for reserved in ("preprocess", "timing", "target_mean", "target_std"):
+        if "outputs" in model:
+            raise ValueError("model.outputs is gone: the top-level action section names the outputs (action: car)")
+        for reserved in ("action", "preprocess", "timing", "target_mean", "target_std"):
             if reserved in model:
-                raise ValueError(f"model.{reserved} is set by the run (preprocess, timing: the top-level sections)")
+                raise ValueError(f"model.{reserved} is set by the run (action, preprocess, timing: the top-level "
+                                 "sections)")
         dataset_data = dict(data.get("dataset") or {})
         for shared in ("preprocess", "timing"):
             if shared in dataset_data:
                 raise ValueError(f"dataset.{shared}: use the top-level {shared} section (model and dataset share it)")
         dataset = DatasetConfig.from_dict({**dataset_data, "preprocess": dataclasses.asdict(pre), "timing": timing})
+        dataset = _with_action(dataset, action)
         config = cls(
+            action=action,
             preprocess=pre,
             timing=timing,
             model=model,
@@ -226,8 +238,9 @@ class RunConfig:
         unknown_outputs = sorted(set(config.training.weighted_outputs) - set(config.policy_config().outputs))
         if unknown_outputs:
             raise ValueError(f"training.weighted_outputs names unknown output(s): {', '.join(unknown_outputs)}")
-        if len(config.training.output_weights) != len(config.policy_config().outputs):
-            raise ValueError("training.output_weights needs one value per model output")
+        outputs = config.policy_config().outputs
+        if config.training.output_weights and len(config.training.output_weights) != len(outputs):
+            raise ValueError(f"training.output_weights needs one value per model output ({', '.join(outputs)})")
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +250,7 @@ class RunConfig:
         dataset.pop("timing")
         return _plain(
             {
+                "action": self.action.name if SCHEMAS.get(self.action.name) == self.action else self.action.to_dict(),
                 "preprocess": dataclasses.asdict(self.preprocess),
                 "timing": self.timing.to_dict(),
                 "model": self.model,
@@ -248,7 +262,7 @@ class RunConfig:
 
     def policy_config(self, target_mean: Sequence[float] | None = None, target_std: Sequence[float] | None = None):
         """The :class:`PolicyConfig` of this run, with the training set's target statistics when given."""
-        extra: dict[str, Any] = {"preprocess": self.preprocess, "timing": self.timing}
+        extra: dict[str, Any] = {"action": self.action, "preprocess": self.preprocess, "timing": self.timing}
         if target_mean is not None:
             extra["target_mean"] = tuple(float(v) for v in target_mean)
         if target_std is not None:
@@ -257,6 +271,18 @@ class RunConfig:
             return PolicyConfig(**{**self.model, **extra})
         except TypeError as exc:
             raise ValueError(f"model section: {exc}") from exc
+
+
+def _with_action(dataset: DatasetConfig, action: ActionSchema) -> DatasetConfig:
+    """``dataset`` with its labels read as ``action`` (``dataset.pairing.commands.action`` may only repeat it)."""
+    commands = dataset.pairing.commands
+    given = schema_from(commands.action)
+    if given != action and given != CAR:
+        raise ValueError(f"dataset.pairing.commands.action is {given.name!r}, the run's action is {action.name!r}: "
+                         "set the top-level action only")
+    value = action.name if SCHEMAS.get(action.name) == action else action.to_dict()
+    pairing = dataclasses.replace(dataset.pairing, commands=dataclasses.replace(commands, action=value))
+    return dataclasses.replace(dataset, pairing=pairing)
 
 
 def _plain(value: Any) -> Any:
@@ -436,8 +462,10 @@ class LossSpec:
 
     @classmethod
     def build(cls, config: TrainConfig, outputs: Sequence[str], device: torch.device) -> LossSpec:
-        weighted = torch.tensor([1.0 if o in config.weighted_outputs else 0.0 for o in outputs], device=device)
-        return cls(config.loss_alpha, weighted, torch.tensor(config.output_weights, device=device))
+        chosen = config.weighted_outputs or tuple(outputs[:1])
+        weighted = torch.tensor([1.0 if o in chosen else 0.0 for o in outputs], device=device)
+        weights = config.output_weights or (1.0,) * len(outputs)
+        return cls(config.loss_alpha, weighted, torch.tensor(weights, device=device))
 
     def __call__(self, policy: Policy, pred_norm: Tensor, raw_target: Tensor) -> Tensor:
         target = policy.normalise_targets(raw_target)

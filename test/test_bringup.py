@@ -252,7 +252,8 @@ def test_processes_layout_leaves_no_node_behind(tmp_path, sig):
 
 
 def test_print_params_shows_the_resolved_set(capsys):
-    status = up_verb.run(args("sim-drive", "--print-params", "--set", "drive_node.max_speed=3", "--namespace", "/r1"))
+    status = up_verb.run(args("sim-drive", "--print-params", "--set", "drive_node.limits.velocity.max=3",
+                              "--namespace", "/r1"))
     head, params = capsys.readouterr().out.split("---\n")
     head, params = yaml.safe_load(head), yaml.safe_load(params)
     assert status == 0
@@ -260,5 +261,6 @@ def test_print_params_shows_the_resolved_set(capsys):
     assert head["remaps"] == ["drive_node:cmd_vel:=lnn/cmd_vel"]
     assert set(params) == {"/**", "/**/sim_node", "/**/drive_node"}  # only the nodes it starts (the mux: /** only)
     assert params["/**"]["ros__parameters"]["stamped"] is True
-    assert params["/**/drive_node"]["ros__parameters"]["max_speed"] == 3.0  # --set wins, typed as the file's float
+    value = params["/**/drive_node"]["ros__parameters"]["limits.velocity.max"]
+    assert value == 3.0 and isinstance(value, float)  # --set wins, typed as the file's float
     assert params["/**"]["ros__parameters"]["use_sim_time"] is True

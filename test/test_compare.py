@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lnn_control.command import Command
+from lnn_control.command import car
 from lnn_control.compare import command_stream, compare_streams
 
 
@@ -19,8 +19,8 @@ def test_identical_streams_agree_and_report_nothing_missing():
 
 
 def test_missing_keys_on_either_side_the_largest_difference_and_the_first_disagreement():
-    a = command_stream([(10, Command(0.0, 1.0)), (20, Command(0.5, 1.0)), (30, Command(0.1, 2.0)),
-                        (40, Command(0.0, 0.0))])
+    a = command_stream([(10, car(0.0, 1.0)), (20, car(0.5, 1.0)), (30, car(0.1, 2.0)),
+                        (40, car(0.0, 0.0))])
     b = command_stream([(20, (0.5, 1.3)), (30, (0.4, 2.0)), (40, (0.0, 0.0)), (50, (0.0, 0.0))])
     diff = compare_streams(a, b, tol=0.01)
     assert diff.only_a == [10] and diff.only_b == [50] and diff.compared == 3

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from lnn_control.command import DRONE
 from lnn_control.driver import Driver, DriverConfig, TimingConfig, Watchdog, override_warning
 from lnn_control.nn.policy import Policy, PolicyConfig
 from lnn_control.vision import PreprocessConfig, preprocess
@@ -25,7 +26,7 @@ def frames(n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def test_observe_equals_policy_act_with_real_dt(policy: Policy) -> None:
-    driver = Driver(policy, DriverConfig(max_speed=100, min_speed=-100, max_steering=1.0))
+    driver = Driver(policy, DriverConfig(limits={"velocity.max": 100, "velocity.min": -100, "steering.max": 1.0}))
     stamps = [0, 40 * MS, 95 * MS, 150 * MS, 330 * MS]
     h = policy.initial_state(1)
     for i, (frame, stamp) in enumerate(zip(frames(5), stamps)):
@@ -82,7 +83,8 @@ def test_time_backwards_and_gaps_reset_and_dt_is_clamped(policy: Policy, source:
 def test_limits_and_steering_rate(policy: Policy) -> None:
     with torch.no_grad():
         policy.target_mean.copy_(torch.tensor([5.0, 9.0]))
-    driver = Driver(policy, DriverConfig(max_speed=1.5, max_steering=0.6, max_steering_rate=2.0))
+    limits = {"velocity.max": 1.5, "steering.max": 0.6, "steering.min": -0.6, "steering.max_rate": 2.0}
+    driver = Driver(policy, DriverConfig(limits=limits))
     first = driver.observe(frames(1)[0], 0)
     assert first.velocity == 1.5 and first.steering == 0.6
     with torch.no_grad():
@@ -130,14 +132,14 @@ def test_the_driver_runs_the_timing_and_crop_of_the_model(policy: Policy) -> Non
 
 def test_an_override_warns_and_names_each_value_that_differs(policy: Policy) -> None:
     warnings: list[str] = []
-    config = DriverConfig(nominal_dt=0.02, reset_gap=1.0, crop_bottom=12, max_speed=1.0)
+    config = DriverConfig(nominal_dt=0.02, reset_gap=1.0, crop_bottom=12, limits={"velocity.max": 1.0})
     driver = Driver(policy, config, warn=warnings.append)
     (message,) = warnings
     assert "nominal_dt 0.02 (the model's 0.05)" in message and "crop_bottom 12 (the model's 0)" in message
-    assert "reset_gap" not in message and "max_speed" not in message  # equal to the model's; not the model's at all
+    assert "reset_gap" not in message and "velocity" not in message  # equal to the model's; a limit is no override
     assert driver.timing == TimingConfig(nominal_dt=0.02) and driver.preprocess.crop_bottom == 12
     assert override_warning(config, policy.config) == message
-    driver.config = DriverConfig(nominal_dt=0.02, reset_gap=1.0, crop_bottom=12, max_speed=2.0)
+    driver.config = DriverConfig(nominal_dt=0.02, reset_gap=1.0, crop_bottom=12, limits={"velocity.max": 2.0})
     assert len(warnings) == 1  # the same differences: not repeated
     driver.config = DriverConfig(min_dt=0.002)
     assert len(warnings) == 2 and "min_dt 0.002 (the model's 0.001)" in warnings[-1]
@@ -145,11 +147,38 @@ def test_an_override_warns_and_names_each_value_that_differs(policy: Policy) -> 
 
 
 def test_settings_that_do_not_fit_the_models_timing_are_refused_unchanged(policy: Policy) -> None:
-    driver = Driver(policy, DriverConfig(max_speed=1.0))
+    driver = Driver(policy, DriverConfig(limits={"velocity.max": 1.0}))
     with pytest.raises(ValueError, match=r"min_dt <= nominal_dt <= max_dt.*min_dt 0\.9"):
         driver.config = DriverConfig(min_dt=0.9)  # above the model's max_dt 0.5
-    assert driver.config == DriverConfig(max_speed=1.0) and driver.timing == TimingConfig()
-    with pytest.raises(ValueError, match="min_speed"):
-        DriverConfig(min_speed=1.0, max_speed=0.5)
-    with pytest.raises(ValueError, match="max_steering' = 2.0 is above its maximum"):
-        DriverConfig(max_steering=2.0)  # the node's own range
+    assert driver.config == DriverConfig(limits={"velocity.max": 1.0}) and driver.timing == TimingConfig()
+    with pytest.raises(ValueError, match="limits.velocity.min 1 must not exceed limits.velocity.max 0.5"):
+        driver.config = DriverConfig(limits={"velocity.min": 1.0, "velocity.max": 0.5})
+    with pytest.raises(ValueError, match=r"limits.steering.max 2 is outside the car's bounds of steering, \[-1, 1\]"):
+        driver.config = DriverConfig(limits={"steering.max": 2.0})  # the schema's bounds
+    assert driver.limits[1].max == 1.0, "a refused config changes nothing"
+    with pytest.raises(ValueError, match="limit 'steering.top'"):
+        DriverConfig(limits={"steering.top": 1.0})
+    with pytest.raises(ValueError, match="limits.steering.max_rate must be >= 0"):
+        DriverConfig(limits={"steering.max_rate": -1.0})
+
+
+def test_the_limits_follow_the_models_action_schema() -> None:
+    drone = Policy(PolicyConfig(action="drone", seed=3)).eval()
+    warnings: list[str] = []
+    config = DriverConfig(limits={"vx.max": 0.5, "vx.max_rate": 1.0, "yaw_rate.min": -0.2, "yaw_rate.max": 0.2,
+                                  "velocity.max": 100.0})
+    driver = Driver(drone, config, warn=warnings.append)
+    assert driver.schema is DRONE and [lim.max for lim in driver.limits] == [0.5, 1.0, 1.0, 0.2]
+    assert warnings == ["limits for velocity ignored: the model's action (drone) has vx, vy, vz, yaw_rate"]
+    with torch.no_grad():
+        drone.target_mean.copy_(torch.tensor([5.0, -5.0, 5.0, -5.0]))
+    first = driver.observe(frames(1)[0], 0)
+    assert first.schema is DRONE and first.values == (0.5, -1.0, 1.0, -0.2)  # the drone's own default limits
+    with torch.no_grad():
+        drone.target_mean.copy_(torch.tensor([-5.0, 5.0, -5.0, 5.0]))
+    second = driver.observe(frames(1)[0], 100 * MS)
+    assert second.vx == pytest.approx(0.5 - 1.0 * 0.1), "vx moves at most max_rate x dt"
+    assert (second.vy, second.vz, second.yaw_rate) == (1.0, -1.0, 0.2), "no rate limit on the others"
+    with torch.no_grad():
+        drone.core.output_b.fill_(float("nan"))
+    assert driver.observe(frames(1)[0], 200 * MS) == DRONE.stop(200 * MS), "a non-finite output hovers"

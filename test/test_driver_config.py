@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("rclpy")
 
 from lnn_control import evaluate as E  # noqa: E402
-from lnn_control.driver import DriverConfig, load_driver_config  # noqa: E402
+from lnn_control.command import CAR, DRONE  # noqa: E402
+from lnn_control.driver import Driver, DriverConfig, FieldLimits, limit_specs, load_driver_config  # noqa: E402
 from lnn_control.nn import checkpoint  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
 from lnn_control.nodes.driver_params import (  # noqa: E402
@@ -28,8 +29,9 @@ from lnn_control.vision import PreprocessConfig  # noqa: E402
 ROBOT_YAML = """\
 /**/drive_node:
   ros__parameters:
-    max_speed: 0.8
-    max_steering_rate: 3.0
+    limits:
+      velocity: {max: 0.8}
+      steering: {max_rate: 3.0}
     crop_top: 6
     crop_bottom: 2
     nominal_dt: 0.04
@@ -48,7 +50,7 @@ def model(tmp_path_factory):
 
 
 def test_the_driver_config_fields_are_the_node_parameters():
-    names = {f.name for f in dataclasses.fields(DriverConfig)}
+    names = {f.name for f in dataclasses.fields(DriverConfig)} - {"limits"}  # limits.*: per field of the action
     declared = {f.name for group in NODE_PARAMETERS["drive_node"] for f in dataclasses.fields(group)}
     assert names <= declared  # drive_node declares every field, by the same name: no table between them
     split = {f.name for node in ("perception_node", "policy_node") for g in NODE_PARAMETERS[node]
@@ -57,6 +59,9 @@ def test_the_driver_config_fields_are_the_node_parameters():
     assert {f.name for f in dataclasses.fields(CameraParams)} & names == {"crop_top", "crop_bottom", "crop_left",
                                                                           "crop_right"}
     assert CommandParams().driver_config() == DriverConfig()  # the defaults: the model's own timing and crop
+    names = [spec["name"] for spec in limit_specs(CAR)]
+    assert names == [f"limits.{f}.{k}" for f in ("steering", "velocity") for k in ("min", "max", "max_rate")]
+    assert [spec["name"] for spec in limit_specs(DRONE)][-1] == "limits.yaw_rate.max_rate"
 
 
 def test_the_same_yaml_gives_the_node_and_the_replay_the_same_driver(rclpy_context, model, tmp_path):
@@ -76,7 +81,8 @@ def test_the_same_yaml_gives_the_node_and_the_replay_the_same_driver(rclpy_conte
     assert driver.config == replay.config == load_driver_config(path)
     assert driver.preprocess == replay.preprocess == PreprocessConfig(56, 56, crop_top=6, crop_bottom=2)
     assert driver.timing == replay.timing == TimingConfig(nominal_dt=0.04, reset_gap=0.7)
-    assert replay.config.max_speed == 0.8 and replay.config.max_steering_rate == 3.0
+    assert replay.config.limits == {"velocity.max": 0.8, "steering.max_rate": 3.0}
+    assert driver.limits == replay.limits == (FieldLimits(-1.0, 1.0, 3.0), FieldLimits(0.0, 0.8, 0.0))
     (message,) = warnings
     for item in ("crop_top 6 (the model's 1)", "crop_bottom 2 (the model's 0)", "nominal_dt 0.04 (the model's 0.05)",
                  "reset_gap 0.7 (the model's 1)"):
@@ -87,7 +93,8 @@ def test_the_package_drive_yaml_leaves_timing_and_crop_to_the_model(model):
     from lnn_control.paths import config_file
 
     config = load_driver_config(config_file("drive.yaml"))
-    assert config == DriverConfig()
+    assert dataclasses.replace(config, limits={}) == DriverConfig()
     replay = E.make_drivers(E.load_models([model]), config)[0]
     policy = checkpoint.load(model)
     assert replay.timing == policy.config.timing and replay.preprocess == policy.config.preprocess
+    assert replay.limits == Driver(policy).limits, "drive.yaml's limits are the car schema's own"

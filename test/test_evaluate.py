@@ -139,14 +139,15 @@ def test_a_crop_that_does_not_fit_the_bag_names_the_bag_and_model(trained, tmp_p
 
 def test_driver_settings_come_from_the_nodes_parameter_file(tmp_path):
     path = tmp_path / "drive.yaml"
-    path.write_text("/**/drive_node:\n  ros__parameters:\n    max_speed: 0.7\n    reset_gap: 2.5\n    crop_top: 3\n"
-                    "    model: x\n")
+    path.write_text("/**/drive_node:\n  ros__parameters:\n    limits:\n      velocity: {max: 0.7}\n    reset_gap: 2.5\n"
+                    "    crop_top: 3\n    model: x\n")
     config = load_driver_config(path)
-    assert config == DriverConfig(max_speed=0.7, reset_gap=2.5, crop_top=3)  # node names, no table; model: the node's
+    assert config == DriverConfig(limits={"velocity.max": 0.7}, reset_gap=2.5, crop_top=3)  # node names, no table
     over = tmp_path / "over.yaml"  # files layer as `up` layers them, later over earlier
-    over.write_text("drive_node:\n  ros__parameters:\n    max_speed: 1\n/**:\n  ros__parameters:\n"
-                    "    max_steering: 0.5\n")
-    assert load_driver_config(path, over) == DriverConfig(max_speed=1.0, max_steering=0.5, reset_gap=2.5, crop_top=3)
+    over.write_text("drive_node:\n  ros__parameters:\n    limits.velocity.max: 1\n/**:\n  ros__parameters:\n"
+                    "    limits:\n      steering:\n        max: 0.5\n")
+    assert load_driver_config(path, over) == DriverConfig(
+        limits={"velocity.max": 1.0, "steering.max": 0.5}, reset_gap=2.5, crop_top=3)
     split = tmp_path / "split.yaml"  # no drive_node: the split pair's
     split.write_text("perception_node:\n  ros__parameters:\n    crop_left: 2\n"
                      "policy_node:\n  ros__parameters:\n    nominal_dt: 0.02\n")
@@ -155,8 +156,11 @@ def test_driver_settings_come_from_the_nodes_parameter_file(tmp_path):
     path.write_text("limits:\n  max_steering: 0.5\n")  # the old format is refused, pointing at the nodes' file
     with pytest.raises(ValueError, match="'limits' has no 'ros__parameters:'.*config/drive.yaml"):
         load_driver_config(path)
-    path.write_text("drive_node:\n  ros__parameters:\n    max_speed: 500.0\n")  # the node's own range
-    with pytest.raises(ValueError, match="drive.yaml: parameter 'max_speed' = 500.0 is above its maximum"):
+    path.write_text("drive_node:\n  ros__parameters:\n    reset_gap: 5000.0\n")  # the node's own range
+    with pytest.raises(ValueError, match="drive.yaml: parameter 'reset_gap' = 5000.0 is above its maximum"):
+        load_driver_config(path)
+    path.write_text("drive_node:\n  ros__parameters:\n    max_speed: 1.0\n")  # renamed: said so, not ignored
+    with pytest.raises(ValueError, match="max_speed is now limits.velocity.max"):
         load_driver_config(path)
 
 

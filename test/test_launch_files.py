@@ -168,12 +168,11 @@ def test_every_launch_file_is_run_here():
 
 
 def declared(node: str) -> dict:
-    from lnn_control.nodes.driver_params import NODE_PARAMETERS
+    """The parameters ``node`` declares with their defaults; a command node's limits are the car's (the shipped
+    model's action: they are declared per field of the model's action)."""
+    from lnn_control.nodes.driver_params import parameter_specs
 
-    defaults = {}
-    for group in NODE_PARAMETERS[node]:
-        defaults.update({f.name: f.default for f in dataclasses.fields(group)})
-    return defaults
+    return {spec["name"]: spec["default"] for spec in parameter_specs(node)}
 
 
 def declared_elsewhere() -> dict[str, set[str]]:
@@ -241,8 +240,11 @@ def test_config_files_set_only_declared_parameters_of_the_driving_nodes(path):
 
 def test_the_replay_reads_the_same_limit_and_timing_names_the_nodes_declare():
     pytest.importorskip("rclpy")
-    from lnn_control.driver import NODE_PARAMS, load_driver_config
+    from lnn_control.command import CAR
+    from lnn_control.driver import NODE_PARAMS, load_driver_config, resolve_limits
     from lnn_control.nodes.driver_params import CommandParams
 
     assert set(NODE_PARAMS) <= {f.name for f in dataclasses.fields(CommandParams)}
-    assert load_driver_config(CONFIG / "drive.yaml") == CommandParams().driver_config()
+    config = load_driver_config(CONFIG / "drive.yaml")
+    assert dataclasses.replace(config, limits={}) == CommandParams().driver_config()
+    assert resolve_limits(CAR, config.limits) == resolve_limits(CAR, {}), "drive.yaml's limits: the car's own"

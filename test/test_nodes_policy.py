@@ -479,26 +479,30 @@ def test_bad_features_are_dropped_and_a_nan_output_stops_and_resets(graph):
 
 
 def test_limits_change_at_run_time_and_invalid_changes_are_refused(graph):
-    def set_params(**values: float) -> list:
+    def set_params(**values: float) -> list:  # limits.steering.max: limits__steering__max
         request = SetParameters.Request()
         request.parameters = [
-            ParameterMsg(name=k, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=v))
+            ParameterMsg(name=k.replace("__", "."),
+                         value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=v))
             for k, v in values.items()
         ]
         return graph.ros.call("/split/policy_node/set_parameters", SetParameters, request).results
 
     try:
-        assert set_params(max_steering=0.01)[0].successful
+        assert all(r.successful for r in set_params(limits__steering__max=0.01, limits__steering__min=-0.01))
         refused = set_params(min_dt=0.9)[0]  # above max_dt: TimingConfig refuses it
         assert not refused.successful and "min_dt" in refused.reason  # the parameter, named as the node names it
+        refused = set_params(limits__velocity__max=-5.0)[0]  # below the limit's own min 0
+        assert not refused.successful
+        assert "limits.velocity.min 0 must not exceed limits.velocity.max -5" in refused.reason
         graph.reset("split", "policy_node")
         frame_stamps = stamps(7 * 10**15, 6)
         got = graph.send_stamped("split", graph.rgbs[:6], frame_stamps)
-        limited = Driver(load(graph.model), DriverConfig(max_steering=0.01))
+        limited = Driver(load(graph.model), DriverConfig(limits={"steering.max": 0.01, "steering.min": -0.01}))
         assert_commands(got, graph.offline(graph.rgbs[:6], frame_stamps, limited), "limits")
         assert all(abs(steering) <= 0.01 for steering, _ in got.values())
     finally:
-        assert set_params(max_steering=1.0)[0].successful
+        assert all(r.successful for r in set_params(limits__steering__max=1.0, limits__steering__min=-1.0))
 
 
 # -- fused layout (drive_node), JPEG frames, Twist ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lnn_control.command import Command
+from lnn_control.command import car
 from lnn_control.driver import Driver, DriverConfig
 from lnn_control.nn.policy import Policy, PolicyConfig
 from lnn_control.replay import SINGLE, Frame, Replay, ReplayError, replay
@@ -46,9 +46,9 @@ def test_records_equal_driver_observe_by_hand(policy):
 def test_several_drivers_one_pass_human_commands_and_undecodable_frames(policy):
     sequence = [Frame(i, stamp, rgb) for i, (rgb, stamp) in enumerate(frames(6))]
     sequence.insert(3, Frame(99, START + 1, None, "broken"))
-    limited = Driver(policy, DriverConfig(max_steering=0.01))
+    limited = Driver(policy, DriverConfig(limits={"steering.min": -0.01, "steering.max": 0.01}))
     run = Replay({"free": Driver(policy), "limited": limited})
-    human = {2: Command(0.3, 1.0)}
+    human = {2: car(0.3, 1.0)}
     records = list(run.run(sequence, human))
     assert [r.index for r in records] == [0, 1, 2, 3, 4, 5] and [f.index for f in run.undecodable] == [99]
     assert records[2].human is human[2] and records[1].human is None

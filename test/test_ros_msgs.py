@@ -15,7 +15,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, Joy  # noqa: E402
 
-from lnn_control.command import Command  # noqa: E402
+from lnn_control.command import car  # noqa: E402
 from lnn_control.ros.msgs import (  # noqa: E402
     command_to_twist,
     compressed_image_msg,
@@ -37,12 +37,12 @@ def test_twist_round_trip_both_layouts():
     assert twist_type(False) is Twist and twist_type(True) is TwistStamped
     plain = twist_msg(0.25, 1.5, stamped=False)
     assert isinstance(plain, Twist) and plain.linear.x == 1.5 and plain.angular.z == 0.25
-    assert twist_to_command(plain) == Command(0.25, 1.5, 0)
-    stamped = command_to_twist(Command(-0.5, 0.7, 1_234_000_000_123), stamped=True, frame_id="base_link")
+    assert twist_to_command(plain) == car(0.25, 1.5, 0)
+    stamped = command_to_twist(car(-0.5, 0.7, 1_234_000_000_123), stamped=True, frame_id="base_link")
     assert isinstance(stamped, TwistStamped) and stamped.header.frame_id == "base_link"
     assert (stamped.header.stamp.sec, stamped.header.stamp.nanosec) == (1234, 123)
     back = deserialize_message(serialize_message(stamped), TwistStamped)
-    assert twist_to_command(back) == Command(-0.5, 0.7, 1_234_000_000_123)
+    assert twist_to_command(back) == car(-0.5, 0.7, 1_234_000_000_123)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("gymnasium")
 pytest.importorskip("Box2D")
 
-from lnn_control.command import Command  # noqa: E402
+from lnn_control.command import Command, car  # noqa: E402
 from lnn_control.sim.base import Simulator  # noqa: E402
 from lnn_control.sim.carracing import DT_NS, CarRacingConfig, CarRacingSim  # noqa: E402
 from lnn_control.sim.expert import ExpertController  # noqa: E402
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.sim]
 
 
 def _commands(n: int) -> list[Command]:
-    return [Command(0.6 * math.sin(k / 7.0), 12.0 + 8.0 * math.sin(k / 11.0)) for k in range(n)]
+    return [car(0.6 * math.sin(k / 7.0), 12.0 + 8.0 * math.sin(k / 11.0)) for k in range(n)]
 
 
 def _rollout(sim: CarRacingSim, seed: int, commands: list[Command]):
@@ -68,7 +68,7 @@ def test_stamps_frames_and_sizes():
         assert obs.stamp_ns == 0 and obs.frame.shape == (120, 160, 3) and obs.frame.dtype == np.uint8
         assert obs.frame.flags["C_CONTIGUOUS"]
         for k in range(1, 4):
-            obs = sim.step(Command(0.0, 5.0))
+            obs = sim.step(car(0.0, 5.0))
             assert obs.stamp_ns == k * 20_000_000
         obs = sim.reset(2)
         assert obs.stamp_ns == 0
@@ -81,7 +81,7 @@ def _heading_change(sim: CarRacingSim, steering: float, steps: int = 60) -> floa
     obs = sim.reset(3)
     heading = [obs.truth.heading]
     for _ in range(steps):
-        obs = sim.step(Command(steering, 15.0))
+        obs = sim.step(car(steering, 15.0))
         heading.append(obs.truth.heading)
     return float(np.unwrap(heading)[-1] - heading[0])
 
@@ -108,7 +108,7 @@ def test_speed_controller_tracks_a_target_velocity():
         for k in range(300):
             target = [v for start, v in plan if k >= start][-1]
             steering = expert.observe(obs.frame, obs.stamp_ns).steering
-            obs = sim.step(Command(steering, target))
+            obs = sim.step(car(steering, target))
             speeds.append(obs.truth.speed)
             targets.append(target)
     speeds, targets = np.array(speeds), np.array(targets)
@@ -123,19 +123,19 @@ def test_bad_commands_are_clamped_or_refused_with_a_warning(caplog):
     with CarRacingSim() as sim:
         sim.reset(4)
         for _ in range(20):
-            sim.step(Command(0.0, 10.0))
+            sim.step(car(0.0, 10.0))
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="lnn_control.sim.carracing"):
-            obs = sim.step(Command(float("nan"), 10.0))
+            obs = sim.step(car(float("nan"), 10.0))
             assert sim.last_action[0] == 0.0 and sim.speed_controller.last_u < 0  # straight, braking to zero
-            sim.step(Command(0.0, float("inf")))  # within the rate limit: counted, not logged again
+            sim.step(car(0.0, float("inf")))  # within the rate limit: counted, not logged again
             sim.step(None)  # type: ignore[arg-type]
-            sim.step(Command(5.0, 1000.0))
+            sim.step(car(5.0, 1000.0))
             assert sim.last_action[0] == pytest.approx(-0.4)  # clamped to full left
         assert sim.bad_commands == 4
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "non-finite" in warnings[0].getMessage()
         stamp = obs.stamp_ns
         for _ in range(5):
-            obs = sim.step(Command(0.0, 10.0))
+            obs = sim.step(car(0.0, 10.0))
         assert obs.stamp_ns == stamp + 8 * DT_NS and np.isfinite(obs.truth.speed)  # still running

@@ -12,10 +12,10 @@ import torch
 pytest.importorskip("gymnasium")
 pytest.importorskip("Box2D")
 
-from lnn_control.bringup import merge, read_params  # noqa: E402
+from lnn_control.bringup import merge, node_params, read_params  # noqa: E402
 from lnn_control.cli import main  # noqa: E402
-from lnn_control.command import Command  # noqa: E402
-from lnn_control.driver import Driver, DriverConfig, load_driver_config  # noqa: E402
+from lnn_control.command import car  # noqa: E402
+from lnn_control.driver import Driver, DriverConfig, FieldLimits, load_driver_config  # noqa: E402
 from lnn_control.nn import checkpoint  # noqa: E402
 from lnn_control.nn.policy import Policy, PolicyConfig  # noqa: E402
 from lnn_control.paths import config_file, model_file  # noqa: E402
@@ -47,7 +47,7 @@ class Activity(ConstantController):
 
 def test_run_episode_result():
     with CarRacingSim() as sim:
-        ctl = Activity(0.0, 12.0)
+        ctl = Activity(car(0.0, 12.0))
         assert isinstance(ctl, Controller)
         res = run_episode(sim, ctl, 1, max_steps=80, record_frames=True)
     assert res.steps == 80 and res.observed == 80 and not res.terminated
@@ -61,7 +61,7 @@ def test_run_episode_result():
 
 def test_off_track_time_counts():
     with CarRacingSim() as sim:  # full left at speed: off the road within a second or two
-        res = run_episode(sim, ConstantController(1.0, 25.0), 1, max_steps=150)
+        res = run_episode(sim, ConstantController(car(1.0, 25.0)), 1, max_steps=150)
     assert res.off_track_s > 0.5
     assert res.off_track_s == pytest.approx((~res.series["on_track"]).sum() * 0.02)
 
@@ -157,25 +157,28 @@ def test_sim_eval_model_drives_through_the_driver(tmp_path):
     assert np.allclose(result.series["cmd_steering"], [c.steering for c in commands], atol=1e-6)
     assert np.allclose(result.series["cmd_velocity"], [c.velocity for c in commands], atol=1e-5)
     assert result.reward == pytest.approx(obs.truth.total_reward, abs=1e-9)
-    assert driver.config.max_speed == 100.0 and commands[-1].velocity > 5.0
+    assert driver.limits[1].max == 100.0 and commands[-1].velocity > 5.0
 
 
 def test_controller_command_types():
-    assert ConstantController(0.1, 2.0).observe(np.zeros((2, 2, 3), np.uint8), 5) == Command(0.1, 2.0, 5)
+    assert ConstantController(car(0.1, 2.0)).observe(np.zeros((2, 2, 3), np.uint8), 5) == car(0.1, 2.0, 5)
 
 
 def test_sim_eval_drives_as_the_sim_drive_node_and_the_shipped_model_as_before():
     """sim-eval's Driver settings are the drive_node's in `up sim-drive` (drive.yaml, then sim.yaml); for the shipped
     model (no timing in its checkpoint) they resolve to exactly the values sim-eval used before the timing moved
     into the checkpoint, so its rewards stay the same."""
-    params = merge(read_params(config_file("drive.yaml")), read_params(config_file("sim.yaml")))["drive_node"]
+    params = node_params(merge(read_params(config_file("drive.yaml")), read_params(config_file("sim.yaml"))),
+                         "drive_node")
     config = sim_driver_config()
-    assert config == DriverConfig(**{k: v for k, v in params.items() if k in DriverConfig.__dataclass_fields__})
+    fields = DriverConfig.__dataclass_fields__
+    limits = {k.removeprefix("limits."): v for k, v in params.items() if k.startswith("limits.")}
+    assert config == DriverConfig(**{k: v for k, v in params.items() if k in fields}, limits=limits)
     shipped = checkpoint.load(model_file("ltc_ncp_carracing"))
     warnings: list[str] = []
     driver = Driver(shipped, config, warn=warnings.append)
     assert driver.timing == TimingConfig(nominal_dt=0.02, min_dt=0.001, max_dt=0.5, reset_gap=1.0)
-    assert (config.max_speed, config.min_speed, config.max_steering, config.max_steering_rate) == (100.0, 0.0, 1.0, 0.0)
+    assert driver.limits == (FieldLimits(-1.0, 1.0, 0.0), FieldLimits(0.0, 100.0, 0.0))  # as max_speed 100 was
     assert driver.preprocess == shipped.config.preprocess
     assert warnings == ["driver settings differ from what the model was trained with: nominal_dt 0.02 (the model's "
                         "0.05)"]

@@ -10,7 +10,7 @@ import math
 import subprocess
 import sys
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, DRONE, Command, car
 from lnn_control.sim.base import SAFE_COMMAND
 from lnn_control.sim.lockstep import (
     REPUBLISH_S,
@@ -25,7 +25,8 @@ MS = 1_000_000
 S = 1_000_000_000
 DT = 20 * MS
 T0 = 2 * S  # sim time of step 0
-CONFIG = LockstepConfig(lockstep=True, lockstep_timeout=0.5, command_timeout=0.5, max_velocity=30.0)
+CONFIG = LockstepConfig(lockstep=True, lockstep_timeout=0.5, command_timeout=0.5)
+BOUNDS = {"velocity": (0.0, 30.0)}  # what the backend accepts (CarRacing: command_bounds)
 
 
 def frame(k: int) -> int:
@@ -35,7 +36,7 @@ def frame(k: int) -> int:
 
 def rules_with_controller(config: LockstepConfig = CONFIG, wall: int = 0) -> LockstepRules:
     """Frame 0 published at ``wall``, a controller seen at the same moment and its first answer pending."""
-    rules = LockstepRules(config)
+    rules = LockstepRules(config, CAR, BOUNDS)
     rules.on_frame(frame(0), wall)
     assert rules.on_check(wall, True) == Decision(republish=True)
     return rules
@@ -43,7 +44,7 @@ def rules_with_controller(config: LockstepConfig = CONFIG, wall: int = 0) -> Loc
 
 def answered(rules: LockstepRules, k: int, wall: int, command: Command | None = None) -> Decision:
     """Answer frame ``k`` (stamped) and publish frame ``k + 1`` at ``wall``, as the node does after the tick."""
-    decision = rules.on_command(command or Command(0.1, 5.0, frame(k)), stamped=True)
+    decision = rules.on_command(command or car(0.1, 5.0, frame(k)), stamped=True)
     assert decision.tick_with is not None, decision
     rules.on_frame(frame(k + 1), wall)
     return decision
@@ -69,13 +70,13 @@ def test_rules_import_no_ros():
 
 def test_a_stamped_command_answers_the_pending_frame_with_its_stamp_or_later():
     rules = rules_with_controller()
-    command = Command(0.1, 5.0, frame(0))
+    command = car(0.1, 5.0, frame(0))
     assert rules.on_command(command, stamped=True) == Decision(tick_with=command)
     assert rules.pending_ns is None and rules.answered == 1
     # the same command again (a repeat) finds nothing pending: held, no second tick
     assert rules.on_command(command, stamped=True) == Decision()
     rules.on_frame(frame(1), 10 * MS)
-    later = Command(0.2, 6.0, frame(3))  # stamped after the pending frame: answers it too
+    later = car(0.2, 6.0, frame(3))  # stamped after the pending frame: answers it too
     assert rules.on_command(later, stamped=True).tick_with == later
     assert rules.answered == 2 and rules.late_commands == 0
 
@@ -83,11 +84,11 @@ def test_a_stamped_command_answers_the_pending_frame_with_its_stamp_or_later():
 def test_a_command_stamped_before_the_pending_frame_is_late_and_only_held():
     rules = rules_with_controller()
     answered(rules, 0, 10 * MS)
-    old = Command(-0.3, 7.0, frame(0))  # answers frame 0, which is gone: frame 1 is pending
+    old = car(-0.3, 7.0, frame(0))  # answers frame 0, which is gone: frame 1 is pending
     assert rules.on_command(old, stamped=True) == Decision(late=True)
     assert rules.pending_ns == frame(1) and rules.late_commands == 1 and rules.answered == 1
     assert rules.held_command() == Held(old)
-    just_before = Command(0.0, 1.0, frame(1) - 1)
+    just_before = car(0.0, 1.0, frame(1) - 1)
     assert rules.on_command(just_before, stamped=True).late
     assert rules.late_commands == 2
 
@@ -96,34 +97,36 @@ def test_a_zero_stamp_answers_whatever_is_pending():
     rules = rules_with_controller()
     answered(rules, 0, 10 * MS)
     answered(rules, 1, 20 * MS)
-    zero = Command(0.0, 3.0, 0)
+    zero = car(0.0, 3.0, 0)
     assert rules.on_command(zero, stamped=True) == Decision(tick_with=zero)
 
 
 def test_unstamped_commands_answer_whenever_a_frame_is_pending():
     rules = rules_with_controller()
-    command = Command(0.4, 2.0)
+    command = car(0.4, 2.0)
     assert rules.on_command(command, stamped=False).tick_with == command
     assert rules.on_command(command, stamped=False) == Decision(), "nothing pending: held only"
     rules.on_frame(frame(1), 10 * MS)
     # the flag decides, not the stamp: a command without a header never counts as late
-    old = Command(0.4, 2.0, frame(0))
+    old = car(0.4, 2.0, frame(0))
     assert rules.on_command(old, stamped=False).tick_with == old
     assert rules.late_commands == 0 and rules.answered == 2
 
 
 def test_bad_commands_are_sanitized_counted_and_still_answer():
     rules = rules_with_controller()
-    nan = rules.on_command(Command(math.nan, 10.0, frame(0)), stamped=True)
-    assert nan.tick_with == Command(0.0, 0.0, frame(0)) and "non-finite" in nan.problem
+    nan = rules.on_command(car(math.nan, 10.0, frame(0)), stamped=True)
+    assert nan.tick_with == car(0.0, 0.0, frame(0)) and "non-finite" in nan.problem
     rules.on_frame(frame(1), 10 * MS)
-    wild = rules.on_command(Command(7.0, 1e6, frame(1)), stamped=True)
-    assert wild.tick_with == Command(1.0, 30.0, frame(1)) and "clamped" in wild.problem
+    wild = rules.on_command(car(7.0, 1e6, frame(1)), stamped=True)
+    assert wild.tick_with == car(1.0, 30.0, frame(1)) and "clamped" in wild.problem
     assert rules.bad_commands == 2 and rules.answered == 2
-    assert rules.held_command() == Held(Command(1.0, 30.0, frame(1))), "the sanitized command is held"
+    assert rules.held_command() == Held(car(1.0, 30.0, frame(1))), "the sanitized command is held"
+    drone = rules.on_command(DRONE.of(frame(1), vx=1.0), stamped=True)
+    assert "a drone command" in drone.problem and rules.held_command() == Held(car(0.0, 0.0, frame(1))), "stop"
     rules.on_frame(frame(2), 20 * MS)
-    good = rules.on_command(Command(0.1, 5.0, frame(2)), stamped=True)
-    assert good.problem is None and rules.bad_commands == 2
+    good = rules.on_command(car(0.1, 5.0, frame(2)), stamped=True)
+    assert good.problem is None and rules.bad_commands == 3
 
 
 # -- timeout and held command -----------------------------------------------------------------------------------------
@@ -131,7 +134,7 @@ def test_bad_commands_are_sanitized_counted_and_still_answer():
 
 def test_timeout_steps_with_the_held_command_after_lockstep_timeout_of_wall_time():
     rules = rules_with_controller()
-    command = Command(0.25, 8.0, frame(0))
+    command = car(0.25, 8.0, frame(0))
     answered(rules, 0, 1_000 * MS, command)  # frame 1 published at wall 1 s
     for wall in (1_000 * MS, 1_250 * MS, 1_500 * MS - 1):
         assert rules.on_check(wall, True) == Decision(), wall
@@ -151,7 +154,7 @@ def test_timeout_without_any_command_steps_straight_at_zero_speed():
 
 def test_held_command_turns_safe_after_command_timeout_of_sim_time():
     rules = rules_with_controller()
-    command = Command(0.5, 9.0, frame(0))
+    command = car(0.5, 9.0, frame(0))
     answered(rules, 0, 10 * MS, command)  # held at the sim time of frame 0
     late = 25  # ticks of 20 ms: frame 25 is exactly 0.5 s of sim time after frame 0
     rules.on_frame(frame(late), 20 * MS)
@@ -166,14 +169,14 @@ def test_the_hold_counts_from_the_frame_a_command_arrived_at_not_from_its_stamp(
     rules = rules_with_controller()
     answered(rules, 0, 10 * MS)
     rules.on_frame(frame(30), 20 * MS)
-    old = Command(0.3, 4.0, frame(0))  # arrives late (frame 30 pending), stamped 0.6 s of sim time before it
+    old = car(0.3, 4.0, frame(0))  # arrives late (frame 30 pending), stamped 0.6 s of sim time before it
     rules.on_command(old, stamped=True)
     assert rules.held_command() == Held(old)
 
 
 def test_command_timeout_zero_holds_forever():
     rules = rules_with_controller(LockstepConfig(command_timeout=0.0))
-    command = Command(0.1, 3.0, frame(0))
+    command = car(0.1, 3.0, frame(0))
     answered(rules, 0, 10 * MS, command)
     rules.on_frame(frame(100_000), 20 * MS)
     assert rules.held_command() == Held(command)
@@ -181,10 +184,10 @@ def test_command_timeout_zero_holds_forever():
 
 def test_a_new_episode_holds_nothing_from_the_last():
     rules = rules_with_controller()
-    answered(rules, 0, 10 * MS, Command(0.1, 3.0, frame(0)))
+    answered(rules, 0, 10 * MS, car(0.1, 3.0, frame(0)))
     rules.on_episode_end()
     assert rules.pending_ns is None
-    assert rules.on_command(Command(0.2, 4.0, frame(1)), stamped=True) == Decision(), "no episode: nothing answers"
+    assert rules.on_command(car(0.2, 4.0, frame(1)), stamped=True) == Decision(), "no episode: nothing answers"
     assert rules.on_check(5 * S, True) == Decision()
     rules.on_episode_start()
     rules.on_frame(frame(1) + 2 * S, 6 * S)
@@ -251,7 +254,7 @@ def test_free_running_ticks_with_the_held_command_and_nothing_is_pending():
     rules.on_frame(frame(0), 0)
     assert rules.pending_ns is None
     assert rules.on_free_tick() == Decision(tick_with=SAFE_COMMAND), "no command yet: straight at zero speed"
-    command = Command(0.2, 4.0, frame(0))
+    command = car(0.2, 4.0, frame(0))
     assert rules.on_command(command, stamped=True) == Decision(), "a command never steps a free-running sim"
     assert rules.on_check(10 * S, True) == Decision()
     rules.on_frame(frame(25), 10 * MS)

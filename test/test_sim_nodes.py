@@ -161,7 +161,7 @@ class TestLockstep:
                 "threads": 1,
                 "stamped": True,
                 "use_sim_time": True,
-                "max_speed": 100.0,
+                "limits.velocity.max": 100.0,
                 "nominal_dt": 0.02,
             },
         )
@@ -447,7 +447,7 @@ def test_sim_yaml_names_only_declared_parameters():
     """config/sim.yaml: sim_node and demonstrator_node list every parameter; the overrides name real ones."""
     from lnn_control.bringup import WILDCARD, read_params
     from lnn_control.nodes.demonstrator import DemonstratorConfig
-    from lnn_control.nodes.driver_params import NODE_PARAMETERS
+    from lnn_control.nodes.driver_params import NODE_PARAMETERS, parameter_specs
     from lnn_control.nodes.joy_teleop import JoyTeleopConfig
     from lnn_control.nodes.mux import MuxConfig
     from lnn_control.nodes.simulator import SimNodeConfig
@@ -462,7 +462,7 @@ def test_sim_yaml_names_only_declared_parameters():
         "command_mux_node": describe(MuxConfig),
         "teleop_keyboard_node": describe(KeyTeleopConfig),
         "joy_teleop_node": describe(JoyTeleopConfig),
-        **{node: [s for group in groups for s in describe(group)] for node, groups in NODE_PARAMETERS.items()},
+        **{node: parameter_specs(node) for node in NODE_PARAMETERS},
     }
     from lnn_control.data.episode_bag import parse_topics
     from lnn_control.nodes.recorder import RecorderConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lnn_control.command import Command
+from lnn_control.command import car
 from lnn_control.sim.base import SAFE_COMMAND
 from lnn_control.sim.perturb import SNOW, WET_ROAD, PerturbConfig, Perturber, add_pixel_noise, winter
 
@@ -66,7 +66,7 @@ def test_winter_on_a_real_frame():
     with CarRacingSim() as sim:
         sim.reset(3)
         for _ in range(60):  # past the start-up zoom
-            obs = sim.step(Command(0.0, 10.0))
+            obs = sim.step(car(0.0, 10.0))
     frame = obs.frame.astype(int)
     grass = (frame[..., 1] - np.maximum(frame[..., 0], frame[..., 2])) > 90
     road = (np.ptp(frame, axis=-1) < 3) & (np.abs(frame.mean(-1) - 104) < 6)  # plain road, not an edge
@@ -94,7 +94,7 @@ def test_drop_rate_and_seeding():
 
 def test_latency_delays_commands_by_k_steps():
     p = Perturber(PerturbConfig(latency=3))
-    sent = [Command(0.01 * k, float(k)) for k in range(20)]
+    sent = [car(0.01 * k, float(k)) for k in range(20)]
     applied = [p.delay(c) for c in sent]
     assert applied[:3] == [SAFE_COMMAND] * 3 and applied[3:] == sent[:-3]
     assert Perturber().delay(sent[5]) is sent[5]
@@ -115,7 +115,7 @@ class Recorder:
         self.stamps.append(stamp_ns)
         self.frames.append(frame)
         k = stamp_ns // 20_000_000
-        return Command(0.0, 5.0 + 0.01 * k, stamp_ns)
+        return car(0.0, 5.0 + 0.01 * k, stamp_ns)
 
 
 @pytest.mark.sim

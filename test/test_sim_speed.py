@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, DRONE, car
 from lnn_control.sim.base import SAFE_COMMAND, RateLimitedLog, sanitize_command, wrap_angle
 from lnn_control.sim.speed import SpeedController, SpeedControllerConfig
 
@@ -35,14 +35,19 @@ def test_anti_windup():
 
 
 def test_sanitize_command():
-    assert sanitize_command(Command(0.2, 3.0), 10.0) == (Command(0.2, 3.0), None)
-    for bad in (Command(math.nan, 1.0), Command(0.0, math.inf), None, "left"):
-        cmd, why = sanitize_command(bad, 10.0)
-        assert (cmd.steering, cmd.velocity) == (SAFE_COMMAND.steering, SAFE_COMMAND.velocity) and why
-    cmd, why = sanitize_command(Command(-3.0, 50.0, 7), 10.0)
-    assert cmd == Command(-1.0, 10.0, 7) and "steering" in why and "velocity" in why
-    cmd, why = sanitize_command(Command(0.0, -2.0), 10.0)
+    bounds = {"velocity": (0.0, 10.0)}
+    assert sanitize_command(car(0.2, 3.0), CAR, bounds) == (car(0.2, 3.0), None)
+    for bad in (car(math.nan, 1.0), car(0.0, math.inf), None, "left", DRONE.of(vx=1.0)):
+        cmd, why = sanitize_command(bad, CAR, bounds)
+        assert cmd.values == SAFE_COMMAND.values and why
+    cmd, why = sanitize_command(car(-3.0, 50.0, 7), CAR, bounds)
+    assert cmd == car(-1.0, 10.0, 7) and "steering" in why and "velocity" in why
+    cmd, why = sanitize_command(car(0.0, -2.0), CAR, bounds)
     assert cmd.velocity == 0.0 and "velocity" in why and "steering" not in why
+    cmd, why = sanitize_command(DRONE.of(3, vx=50.0, yaw_rate=math.nan), DRONE)
+    assert cmd == DRONE.stop(3) and "non-finite" in why, "a drone backend hovers on a NaN"
+    cmd, why = sanitize_command(DRONE.of(3, vx=50.0), DRONE)
+    assert cmd == DRONE.of(3, vx=10.0) and "vx=50 m/s not in [-10, 10]" in why
 
 
 def test_rate_limited_log(caplog):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from lnn_control.command import Command
+from lnn_control.command import Command, car
 from lnn_control.teleop_rules import (
     BACKWARDS,
     NO_CLOCK,
@@ -163,7 +163,7 @@ def test_nothing_is_published_before_a_key():
     assert rules.on_read("z?\x1b[Z", 5.0, STAMP) == KeyOutput(), "unknown keys change nothing: nothing goes out"
     assert rules.on_tick(5.05, STAMP) == KeyOutput()
     (first,) = run_keyboard(rules, 6000, 6001, keys={6000: "w"})
-    assert first == (6000, Command(0.0, 0.1, STAMP + 6000 * MS)), "the first key publishes at once"
+    assert first == (6000, car(0.0, 0.1, STAMP + 6000 * MS)), "the first key publishes at once"
 
 
 def test_the_command_repeats_every_period_while_the_person_drives():
@@ -193,9 +193,9 @@ def test_every_key_that_changes_the_command_publishes_at_once_even_between_ticks
     rules = KeyboardRules(KeyTeleopConfig(rate=1.0, speed_step=0.25, steering_step=0.5))
     published = run_keyboard(rules, 0, 900, tick_ms=1000, keys={100: "w", 120: "w", 140: "\x1b[D", 160: "x"})
     expected = [(100, 0.0, 0.25), (120, 0.0, 0.5), (140, 0.5, 0.5), (160, 0.0, 0.0)]
-    assert published == [(ms, Command(s, v, STAMP + ms * MS)) for ms, s, v in expected]
+    assert published == [(ms, car(s, v, STAMP + ms * MS)) for ms, s, v in expected]
     out = rules.on_read("ww", 0.2, STAMP)
-    assert len(out.lines) == 2 and out.command == Command(0.0, 0.5, STAMP), "one read, one publication"
+    assert len(out.lines) == 2 and out.command == car(0.0, 0.5, STAMP), "one read, one publication"
 
 
 def test_nothing_is_published_after_release_and_the_next_key_starts_from_zero():
@@ -249,17 +249,17 @@ def test_sim_time_publishes_nothing_until_the_clock_gives_a_time():
     assert out.command is None and out.problem == NO_CLOCK and out.lines == ("velocity +0.10 m/s, steering +0.00",)
     assert rules.on_tick(0.05, 0) == KeyOutput(problem=NO_CLOCK)
     out = rules.on_tick(0.06, 7_500_000_000)
-    assert out.command == Command(0.0, 0.1, 7_500_000_000) and out.problem == "", "the first tick with a time sends"
+    assert out.command == car(0.0, 0.1, 7_500_000_000) and out.problem == "", "the first tick with a time sends"
     assert rules.on_tick(0.07, 7_500_000_000).command is None, "and the repeats count from it"
     wall = KeyboardRules(KeyTeleopConfig(rate=20.0))
-    assert wall.on_read("w", 0.0, 0).command == Command(0.0, 0.1, 0), "on wall time a stamp is a stamp"
+    assert wall.on_read("w", 0.0, 0).command == car(0.0, 0.1, 0), "on wall time a stamp is a stamp"
 
 
 def test_a_stamp_behind_the_last_one_is_published_with_a_warning():
     rules = KeyboardRules(KeyTeleopConfig(rate=20.0), sim_time=True)
     rules.on_read("w", 0.0, 9_000_000_000)
     out = rules.on_tick(0.05, 7_500_000_000)
-    assert out == KeyOutput((), Command(0.0, 0.1, 7_500_000_000), BACKWARDS, 1_500_000_000)
+    assert out == KeyOutput((), car(0.0, 0.1, 7_500_000_000), BACKWARDS, 1_500_000_000)
     assert rules.on_tick(0.10, 7_520_000_000).problem == "", "forward again from the new stamp: no warning"
 
 
@@ -329,9 +329,9 @@ def test_joy_no_command_without_the_deadman():
 def test_joy_each_message_with_the_deadman_publishes_at_once():
     rules = JoyRules(JOY)
     out = rules.on_joy(AXES, HELD, 1000 * MS)
-    assert out == JoyOutput(Command(0.25, 1.0, 1000 * MS)), "stamped with the time it came"
+    assert out == JoyOutput(car(0.25, 1.0, 1000 * MS)), "stamped with the time it came"
     out = rules.on_joy([0.0, 1.0], HELD, 1010 * MS)
-    assert out.command == Command(0.0, 2.0, 1010 * MS), "10 ms later: a new Joy goes out at once, no rate limit"
+    assert out.command == car(0.0, 2.0, 1010 * MS), "10 ms later: a new Joy goes out at once, no rate limit"
 
 
 def test_joy_repeats_at_rate_although_joy_comes_slower():
@@ -350,7 +350,7 @@ def test_joy_a_repeat_waits_for_most_of_a_period():
     rules = JoyRules(JOY)
     rules.on_joy(AXES, HELD, 0)
     assert rules.on_timer(40 * MS) == JoyOutput(), "40 ms after the last: not yet"
-    assert rules.on_timer(48 * MS).command == Command(0.25, 1.0, 48 * MS), "48 of 50 ms: a tick a little early"
+    assert rules.on_timer(48 * MS).command == car(0.25, 1.0, 48 * MS), "48 of 50 ms: a tick a little early"
     assert rules.on_timer(60 * MS) == JoyOutput()
 
 
@@ -358,9 +358,9 @@ def test_joy_deadman_release_publishes_one_zero_then_nothing():
     rules = JoyRules(JOY)
     run_joy(rules, 0, 500, joy_every_ms=100)
     out = rules.on_joy(AXES, RELEASED, 500 * MS)
-    assert out == JoyOutput(Command(0.0, 0.0, 500 * MS)), "one zero, at once"
+    assert out == JoyOutput(car(0.0, 0.0, 500 * MS)), "one zero, at once"
     assert run_joy(rules, 500, 5000, joy_every_ms=100, buttons=RELEASED) == [], "then silence, Joy or not"
-    assert run_joy(rules, 5000, 5100, joy_every_ms=100)[0] == (5000, Command(0.25, 1.0, 5000 * MS)), "held again"
+    assert run_joy(rules, 5000, 5100, joy_every_ms=100)[0] == (5000, car(0.25, 1.0, 5000 * MS)), "held again"
 
 
 def test_joy_timeout_stops_the_repeats_with_one_zero_and_a_warning():
@@ -368,9 +368,9 @@ def test_joy_timeout_stops_the_repeats_with_one_zero_and_a_warning():
     outs = [(ms, rules.on_joy(AXES, HELD, 0) if ms == 0 else rules.on_timer(ms * MS)) for ms in range(0, 3000, 50)]
     sent = [(ms, out) for ms, out in outs if out != JoyOutput()]
     assert [ms for ms, _ in sent] == list(range(0, 551, 50)), "repeats for joy_timeout, the stop at the next tick"
-    assert all(out.command == Command(0.25, 1.0, ms * MS) and not out.timed_out for ms, out in sent[:-1])
-    assert sent[-1] == (550, JoyOutput(Command(0.0, 0.0, 550 * MS), timed_out=True)), "one zero and the warning"
-    assert run_joy(rules, 3000, 3100, joy_every_ms=100)[0][1] == Command(0.25, 1.0, 3000 * MS), "a Joy restarts"
+    assert all(out.command == car(0.25, 1.0, ms * MS) and not out.timed_out for ms, out in sent[:-1])
+    assert sent[-1] == (550, JoyOutput(car(0.0, 0.0, 550 * MS), timed_out=True)), "one zero and the warning"
+    assert run_joy(rules, 3000, 3100, joy_every_ms=100)[0][1] == car(0.25, 1.0, 3000 * MS), "a Joy restarts"
 
 
 def test_joy_a_message_the_mapping_cannot_read_stops_once():
@@ -378,7 +378,7 @@ def test_joy_a_message_the_mapping_cannot_read_stops_once():
     rules.on_joy(AXES, HELD, 0)
     out = rules.on_joy([0.0], HELD, 10 * MS)
     missing = "axis_velocity 1 does not exist: the Joy message has 1 axes"
-    assert out == JoyOutput(Command(0.0, 0.0, 10 * MS), error=missing), "driving: one zero, and the complaint"
+    assert out == JoyOutput(car(0.0, 0.0, 10 * MS), error=missing), "driving: one zero, and the complaint"
     again = rules.on_joy([0.0], HELD, 20 * MS)
     assert again.command is None and again.error, "already stopped: the complaint only"
     assert run_joy(rules, 30, 2000) == []
@@ -389,7 +389,7 @@ def test_joy_e_stop_on_the_press_only_once():
     buttons = [RELEASED, E_STOP, E_STOP, E_STOP, RELEASED, E_STOP, [1, 1], RELEASED]
     presses = [rules.on_joy(AXES, b, ms * MS).e_stop for ms, b in enumerate(buttons)]
     assert presses == [False, True, False, False, False, True, False, False], "the edge, not the level"
-    assert JoyRules(JOY).on_joy(AXES, [1, 1], 0) == JoyOutput(Command(0.25, 1.0, 0), e_stop=True), (
+    assert JoyRules(JOY).on_joy(AXES, [1, 1], 0) == JoyOutput(car(0.25, 1.0, 0), e_stop=True), (
         "with the deadman held: the e-stop and the command, in one Joy"
     )
     none = JoyRules(JoyTeleopConfig(e_stop_button=-1, enable_button=-1))

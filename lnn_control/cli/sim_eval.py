@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         name = "expert"
         meta["expert"] = {"steering_noise": args.expert_noise, "drift_rate_hz": args.expert_drift_rate}
     else:
-        controller_factory, name = (lambda sim: ConstantController(0.0, 10.0)), "constant"
+        controller_factory, name = (lambda sim: ConstantController()), "constant"
     seeds = list(range(args.seed, args.seed + args.episodes))
     run_name = f"{name}-{perturb.describe().replace(',', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     results, paths = sim_eval(

@@ -7,7 +7,7 @@ Each bag is decoded, paired (:mod:`lnn_control.data.pairing`) and preprocessed (
 <cache_dir>/<bag name>-<key>/
     manifest.json   what was built, from what, with which config, and the pairing counts (JSON, no pickle)
     frames.u8       N x H x W x 3 uint8 RGB, raw C order (shape in the manifest)
-    targets.npy     N x 2 float32 [steering, velocity]
+    targets.npy     N x F float32, the action's fields in order (manifest: targets_columns)
     stamps.npy      N int64 ns (the stamps pairing used: header stamps by default)
 ```
 
@@ -267,7 +267,8 @@ def _write_cache(
     out: Path, bag: Path, key: str, pre: PreprocessConfig, pairing: PairingConfig, progress: bool
 ) -> None:
     stamps: list[int] = []
-    targets: list[tuple[float, float]] = []
+    targets: list[tuple[float, ...]] = []
+    names = pairing.commands.schema.names
     with Bag(bag) as opened:
         pairer = pair_frames(opened, pairing, decode=True, progress=progress)
         with (out / "frames.u8").open("wb") as fh:
@@ -279,12 +280,12 @@ def _write_cache(
                     raise BagError(bag, f"preprocessing frame {pair.index}: {exc}", topic=pairer.image_topic) from exc
                 fh.write(small.tobytes())
                 stamps.append(pair.stamp_ns)
-                targets.append((pair.command.steering, pair.command.velocity))
+                targets.append(pair.command.values)
         report = pairer.report
     if not stamps:
         raise BagError(bag, "no frame is paired with a command: " + report.summary(), topic=report.image_topic)
     np.save(out / "stamps.npy", np.asarray(stamps, dtype=np.int64))
-    np.save(out / "targets.npy", np.asarray(targets, dtype=np.float32).reshape(-1, 2))
+    np.save(out / "targets.npy", np.asarray(targets, dtype=np.float32).reshape(-1, len(names)))
     manifest = {
         "format": "lnn_control dataset cache",
         "version": CACHE_VERSION,
@@ -295,7 +296,7 @@ def _write_cache(
         "pairing": pairing.to_dict(),
         "frames_shape": [len(stamps), pre.height, pre.width, 3],
         "frames_dtype": "uint8",
-        "targets_columns": ["steering", "velocity"],
+        "targets_columns": list(names),
         "stamps_unit": "ns",
         "report": report.to_dict(),
         "created_unix": time.time(),
@@ -342,7 +343,7 @@ class WindowDataset(Dataset):
 
     ``ds[i]`` is ``(frames, dt, targets)``: ``frames`` uint8 ``T x H x W x 3`` (RGB, not normalised), ``dt`` float32
     ``T x 1`` seconds (the dt the Driver would compute for each frame: element 0 from the frame before the window,
-    ``timing.nominal_dt`` at a bag's or segment's start), ``targets`` float32 ``T x 2`` ``[steering, velocity]``.
+    ``timing.nominal_dt`` at a bag's or segment's start), ``targets`` float32 ``T x F``, the action's fields.
     Segments (runs of frames without a reset of ``timing``) shorter than ``window`` give no window and are counted in
     :attr:`short_segments`; the last window of a segment is aligned to its end, so no frame is left out of every
     window.

@@ -147,7 +147,12 @@ def describe(path: str | Path) -> str:
         f"total {counts['total']:,}",
         f"input        {pre.height}x{pre.width} RGB after crop t{pre.crop_top} b{pre.crop_bottom} "
         f"l{pre.crop_left} r{pre.crop_right}; dt unit {config.dt_unit_s} s",
-        f"outputs      {', '.join(config.outputs)} (mean {list(config.target_mean)}, std {list(config.target_std)})",
+        f"action       {config.action.name}: "
+        + ", ".join(f"{f.name} [{f.unit}] in [{f.low:g}, {f.high:g}]" for f in config.action.fields)
+        + f" (Twist {', '.join(f.twist for f in config.action.fields)}, frame {config.action.frame})",
+        f"outputs      mean {list(config.target_mean)}, std {list(config.target_std)}",
+        f"timing       nominal_dt {config.timing.nominal_dt:g} s, dt in [{config.timing.min_dt:g}, "
+        f"{config.timing.max_dt:g}] s, reset_gap {config.timing.reset_gap:g} s",
     ]
     for key, value in document.get("metadata", {}).items():
         lines.append(f"{key:<12} {value if not isinstance(value, (dict, list)) else json.dumps(value)}")

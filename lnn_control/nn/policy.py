@@ -6,8 +6,8 @@ The node, the offline replay and the simulator evaluation all drive the same two
 - :meth:`Policy.step`: ``step(x, h, dt) -> (y, h)`` with ``dt`` in seconds (the policy half).
 
 :meth:`Policy.act` is both in one, and :meth:`Policy.forward` runs whole windows for training; a test holds it
-equal to looping :meth:`Policy.act`. Outputs are ``(steering, velocity)`` in the units of
-:mod:`lnn_control.command`.
+equal to looping :meth:`Policy.act`. Outputs are the fields of the model's action schema (``PolicyConfig.action``,
+:mod:`lnn_control.command`), in its units.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from lnn_control.command import CAR, ActionSchema, schema_from
 from lnn_control.nn.baselines import FeedForwardCore, LSTMCore
 from lnn_control.nn.cfc import MODES as CFC_MODES
 from lnn_control.nn.cfc import CfCCell
@@ -42,7 +43,9 @@ class PolicyConfig:
     #: config without this field predates it and loads the defaults, the Driver's rule at the time.
     timing: TimingConfig = field(default_factory=TimingConfig)
     features: int = 32
-    outputs: tuple[str, ...] = ("steering", "velocity")
+    #: The command the policy outputs, one output per field (lnn_control.command). A stored config without this
+    #: field predates it and loads the car's schema (it then has ``outputs: [steering, velocity]``).
+    action: ActionSchema = CAR
     # Wiring of the liquid cores (ltc, cfc): the NCP paper's 12 inter / 6 command layout by default.
     wiring: str = "ncp"
     inter_neurons: int = 12
@@ -65,8 +68,9 @@ class PolicyConfig:
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     image_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     #: Outputs are learned in normalised units: y = core_output * target_std + target_mean.
-    target_mean: tuple[float, ...] = (0.0, 0.0)
-    target_std: tuple[float, ...] = (1.0, 1.0)
+    #: Empty: 0 and 1 for every output.
+    target_mean: tuple[float, ...] = ()
+    target_std: tuple[float, ...] = ()
     dropout: float = 0.0
     seed: int = 0
 
@@ -75,7 +79,8 @@ class PolicyConfig:
             self.preprocess = PreprocessConfig(**self.preprocess)
         if isinstance(self.timing, dict):
             self.timing = TimingConfig.from_dict(self.timing)
-        for name in ("outputs", "image_mean", "image_std", "target_mean", "target_std"):
+        self.action = schema_from(self.action)
+        for name in ("image_mean", "image_std", "target_mean", "target_std"):
             setattr(self, name, tuple(getattr(self, name)))
         if self.core not in CORES:
             raise ValueError(f"core must be one of {CORES}, got {self.core!r}")
@@ -84,6 +89,8 @@ class PolicyConfig:
         if self.cfc_mode not in CFC_MODES:
             raise ValueError(f"cfc_mode must be one of {CFC_MODES}, got {self.cfc_mode!r}")
         n_out = len(self.outputs)
+        self.target_mean = self.target_mean or (0.0,) * n_out
+        self.target_std = self.target_std or (1.0,) * n_out
         if len(self.target_mean) != n_out or len(self.target_std) != n_out:
             raise ValueError(f"target_mean and target_std need {n_out} values (one per output)")
         if any(s <= 0 for s in self.target_std):
@@ -91,9 +98,15 @@ class PolicyConfig:
         if self.dt_unit_s <= 0:
             raise ValueError(f"dt_unit_s must be positive, got {self.dt_unit_s}")
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The output names: the action's field names."""
+        return self.action.names
+
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
         data = dataclasses.asdict(self)
+        data["action"] = self.action.to_dict()
         for key, value in data.items():
             if isinstance(value, tuple):
                 data[key] = list(value)
@@ -104,6 +117,7 @@ class PolicyConfig:
         """Build from JSON data; unknown or mistyped fields raise ``ValueError`` naming the field."""
         if not isinstance(data, dict):
             raise ValueError(f"policy config must be a JSON object, got {type(data).__name__}")
+        data = _legacy_outputs(data)
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -120,6 +134,8 @@ class PolicyConfig:
                 ok = isinstance(value, str)
             elif isinstance(expected, tuple):
                 ok = isinstance(value, (list, tuple))
+            elif isinstance(expected, ActionSchema):
+                ok = isinstance(value, (dict, str))
             else:
                 ok = isinstance(value, dict)
             if not ok:
@@ -143,6 +159,19 @@ class PolicyConfig:
         ).build(self.features)
 
 
+def _legacy_outputs(data: dict) -> dict:
+    """A config stored before ``action`` existed names its outputs instead: they must be the car's."""
+    if "outputs" not in data:
+        return data
+    data = dict(data)
+    outputs = tuple(data.pop("outputs"))
+    schema = schema_from(data.get("action", CAR.name))
+    if outputs != schema.names:
+        raise ValueError(f"policy config outputs {list(outputs)} do not match the action's fields {list(schema.names)}")
+    data.setdefault("action", schema.name)
+    return data
+
+
 def build_core(config: PolicyConfig) -> RecurrentCore:
     """The recurrent core named by ``config.core``."""
     outputs = len(config.outputs)
@@ -156,7 +185,7 @@ def build_core(config: PolicyConfig) -> RecurrentCore:
 
 
 class Policy(nn.Module):
-    """uint8 frames + elapsed seconds -> (steering, velocity), carrying the core's state."""
+    """uint8 frames + elapsed seconds -> the action's fields, carrying the core's state."""
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         super().__init__()
@@ -213,7 +242,7 @@ class Policy(nn.Module):
         return y * self.target_std + self.target_mean, h
 
     def normalise_targets(self, y: Tensor) -> Tensor:
-        """Targets in the units of :mod:`lnn_control.command` -> the space the core learns in."""
+        """Targets in the action's units -> the space the core learns in."""
         return (y - self.target_mean) / self.target_std
 
     def parameter_counts(self) -> dict[str, int]:

@@ -334,7 +334,7 @@ class DemonstratorNode(Node):
 
     def _capped(self, label: Command) -> Command:
         cap = self.config.intervene_speed
-        return label if cap <= 0 or label.velocity <= cap else Command(label.steering, cap, label.stamp_ns)
+        return label if cap <= 0 or label.velocity <= cap else label.replace(velocity=cap)
 
     def _intervenes(self, x: float, y: float, heading: float, stamp_ns: int) -> bool:
         """Intervention mode: whether the demonstrator drives this state (logs each takeover, throttled)."""
@@ -353,7 +353,7 @@ class DemonstratorNode(Node):
         return active
 
     def _send(self, publisher: Any, command: Command, stamp_ns: int) -> None:
-        stamped = Command(command.steering, command.velocity, stamp_ns)
+        stamped = command.restamped(stamp_ns)
         publisher.publish(command_to_twist(stamped, stamped=self.config.stamped, frame_id=self.config.frame_id))
 
     def _warn(self, key: str, message: str) -> None:

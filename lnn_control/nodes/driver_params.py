@@ -2,11 +2,11 @@
 
 The three nodes declare their parameters from the dataclasses below with
 :func:`lnn_control.ros.node_util.declare_config`, so the fused and the split layout take the same names, defaults,
-descriptions and ranges (``config/drive.yaml`` lists them all; a test holds the two together). The limits, timing
-and crop parameters are the fields of :class:`~lnn_control.driver.DriverConfig` itself (its groups
-:class:`~lnn_control.driver.LimitsConfig`, :class:`~lnn_control.driver.TimingOverrides` and
-:class:`~lnn_control.driver.CropOverrides` are bases of the parameter groups here), so a node, ``eval`` /
-``replay-diff --driver-config`` and ``sim-eval`` read the same names from the same YAML, with no table between them.
+descriptions and ranges (``config/drive.yaml`` lists them all; a test holds the two together). The timing, crop and
+limit parameters are the fields of :class:`~lnn_control.driver.DriverConfig` itself (its groups
+:class:`~lnn_control.driver.TimingOverrides` and :class:`~lnn_control.driver.CropOverrides` are bases of the
+parameter groups here; its ``limits`` are the ``limits.*`` parameters), so a node, ``eval`` / ``replay-diff
+--driver-config`` and ``sim-eval`` read the same names from the same YAML, with no table between them.
 Timing 0 and crop -1 mean the model's own (the checkpoint's ``timing`` and ``preprocess``); another value is used
 and logged as a warning naming it.
 
@@ -14,6 +14,10 @@ and logged as a warning naming it.
 in the package's ``models/`` folder). Empty means the model shipped in ``models/``. ``random:<core>:<seed>`` (for
 example ``random:ltc:0``) builds an *untrained* policy of that core, deterministically from the seed: for tests and
 demos of the plumbing only, it does not drive.
+
+The limits are declared once the model is loaded, one set per field of its action (``limits.<field>.min``,
+``.max``, ``.max_rate``; the car: ``limits.steering.*``, ``limits.velocity.*``), with the schema's own limits as
+defaults (``ros2 param describe`` shows their units and bounds).
 
 The limits, timing and watchdog parameters may be changed at run time (``ros2 param set``); a change that makes an
 invalid configuration is refused with the reason. The others are read-only once the node runs.
@@ -31,11 +35,19 @@ import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
-from lnn_control.driver import CropOverrides, Driver, DriverConfig, LimitsConfig, TimingOverrides
+from lnn_control.command import CAR, ActionSchema
+from lnn_control.driver import (
+    LIMITS_PREFIX,
+    CropOverrides,
+    Driver,
+    DriverConfig,
+    TimingOverrides,
+    limit_specs,
+)
 from lnn_control.nn.checkpoint import load
 from lnn_control.nn.policy import CORES, Policy, PolicyConfig
 from lnn_control.paths import ModelNotFoundError, resolve_model
-from lnn_control.ros.node_util import check_value, declare_config, describe, param
+from lnn_control.ros.node_util import check_value, declare_config, declare_spec, describe, param
 from lnn_control.vision import DEFAULT_MAX_PIXELS
 
 RANDOM_PREFIX = "random:"
@@ -75,9 +87,10 @@ class CameraParams(CropOverrides):
 
 
 @dataclass(frozen=True)
-class CommandParams(TimingOverrides, LimitsConfig):
-    """Nodes that publish commands (policy_node, drive_node). Limits, timing and the timeout may change at run time;
-    the limits and timing are :class:`DriverConfig` fields."""
+class CommandParams(TimingOverrides):
+    """Nodes that publish commands (policy_node, drive_node). Timing and the timeout may change at run time; the
+    timing is :class:`DriverConfig`'s. The limits are declared per field of the model's action
+    (:func:`declare_limits`)."""
 
     stamped: bool = param(False, "publish geometry_msgs/TwistStamped (header stamp = the camera stamp), not Twist")
     frame_id: str = param("base_link", "header frame_id of TwistStamped commands")
@@ -90,8 +103,8 @@ class CommandParams(TimingOverrides, LimitsConfig):
     )
 
     def driver_config(self) -> DriverConfig:
-        """The :class:`DriverConfig` of these limits and timing (the crops: the model's own); ``ValueError`` with
-        the reason when they do not fit together."""
+        """The :class:`DriverConfig` of this timing (crops and limits: the model's own); ``ValueError`` with the
+        reason when it does not fit together."""
         return DriverConfig().with_params(self)
 
 
@@ -101,6 +114,14 @@ NODE_PARAMETERS: dict[str, tuple[type, ...]] = {
     "policy_node": (ModelParams, CommandParams),
     "drive_node": (ModelParams, CameraParams, CommandParams),
 }
+
+
+def parameter_specs(node: str, schema: ActionSchema = CAR) -> list[dict[str, Any]]:
+    """Every parameter ``node`` (a key of :data:`NODE_PARAMETERS`) declares when its model's action is ``schema``,
+    as :func:`~lnn_control.ros.node_util.describe` lists them (the limits: :func:`~lnn_control.driver.limit_specs`)."""
+    groups = NODE_PARAMETERS[node]
+    specs = [spec for group in groups for spec in describe(group)]
+    return specs + (limit_specs(schema) if CommandParams in groups else [])
 
 
 def problem_key(message: str) -> str:
@@ -146,27 +167,45 @@ def build_driver(node: Node, model: ModelParams, camera: CameraParams | None = N
     return driver
 
 
+def declare_limits(node: Node, driver: Driver) -> dict[str, float]:
+    """Declare ``limits.<field>.min|max|max_rate`` for each field of the driver's action (defaults: the schema's
+    own) and return those set to another value as :attr:`DriverConfig.limits` keys (``"velocity.max"``)."""
+    limits = {}
+    for spec in limit_specs(driver.schema):
+        value = declare_spec(node, spec["name"], spec)
+        if value != spec["default"]:
+            limits[spec["name"][len(LIMITS_PREFIX):]] = value
+    return limits
+
+
 def command_params(node: Node, driver: Driver, apply: Any) -> CommandParams:
-    """Declare :class:`CommandParams`, set the driver's limits and timing from them, and accept run-time changes of
-    the dynamic ones when the result is valid (then ``apply(params)``); refuse others with the reason."""
+    """Declare :class:`CommandParams` and the action's limits, set the driver's limits and timing from them, and
+    accept run-time changes of the dynamic ones when the result is valid (then ``apply(params)``); refuse others
+    with the reason."""
     params = declare_config(node, CommandParams)
     try:
-        driver.config = driver.config.with_params(params)
+        limits = declare_limits(node, driver)
+        driver.config = driver.config.with_params(params).with_limits(limits)
     except ValueError as exc:
         raise ParameterError(f"invalid timing or limits: {exc}") from exc
-    specs = {spec["name"]: spec for spec in describe(CommandParams)}
+    specs = {spec["name"]: spec for spec in describe(CommandParams) + limit_specs(driver.schema)}
     current = [params]
 
     def callback(changes: list) -> SetParametersResult:
-        updates = {}
+        updates, limit_updates = {}, {}
         try:
             for change in changes:
                 spec = specs.get(change.name)
-                if spec is not None and spec["dynamic"]:
-                    updates[change.name] = check_value(change.name, spec["kind"], change.value, spec)
+                if spec is None or not spec["dynamic"]:
+                    continue
+                value = check_value(change.name, spec["kind"], change.value, spec)
+                if change.name.startswith(LIMITS_PREFIX):
+                    limit_updates[change.name[len(LIMITS_PREFIX):]] = value
+                else:
+                    updates[change.name] = value
             candidate = dataclasses.replace(current[0], **updates)
-            if updates:
-                driver.config = driver.config.with_params(candidate)  # nothing changes when it raises
+            if updates or limit_updates:  # nothing changes when it raises
+                driver.config = driver.config.with_params(candidate).with_limits(limit_updates)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         if updates:

@@ -1,15 +1,17 @@
-"""policy_node: CNN features -> steering and velocity, integrating the liquid network over camera time.
+"""policy_node: CNN features -> the model's command, integrating the liquid network over camera time.
 
 Subscribes ``lnn/features`` (sensor_msgs/Image 32FC1, 1 x N, the camera's header; see
 :mod:`lnn_control.nodes.perception`) and runs :meth:`Driver.command_from_features`, the second half of the one
 frame-to-command path: dt is the time between consecutive **header stamps** (clamped to ``[min_dt, max_dt]``; the
-state resets on a gap above ``reset_gap`` or when time goes backwards, e.g. a bag looping), then the limits
-``max_speed``, ``min_speed``, ``max_steering`` and ``max_steering_rate`` apply.
+state resets on a gap above ``reset_gap`` or when time goes backwards, e.g. a bag looping), then the limits of each
+field of the model's action apply (``limits.<field>.min``, ``.max``, ``.max_rate``; the car: ``limits.velocity.max``,
+``limits.steering.max_rate``, ...).
 
 Publishes on ``cmd_vel`` (remapped to ``lnn/cmd_vel`` when the command mux runs) a geometry_msgs/Twist, or with
-``stamped:=true`` a TwistStamped whose header stamp is the camera stamp: ``linear.x`` = velocity in m/s, ``angular.z``
-= steering, normalised to [-1, 1] with **positive turning left** (REP 103; see :mod:`lnn_control.command`), a steering
-command rather than a yaw rate. Everything else in the Twist is zero.
+``stamped:=true`` a TwistStamped whose header stamp is the camera stamp, each field of the action in the Twist field
+its schema names (:mod:`lnn_control.command`). The car: ``linear.x`` = velocity in m/s, ``angular.z`` = steering,
+normalised to [-1, 1] with **positive turning left** (REP 103), a steering command rather than a yaw rate; the drone:
+``linear`` = body FLU velocity, ``angular.z`` = yaw rate. Everything else in the Twist is zero.
 
 Safety, all on the node clock (so ``use_sim_time`` applies to stamps and timers alike):
 
@@ -33,6 +35,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
 from std_srvs.srv import SetBool, Trigger
 
+from lnn_control.command import Command
 from lnn_control.driver import Driver, Watchdog
 from lnn_control.nodes.driver_params import (
     CommandParams,
@@ -43,7 +46,7 @@ from lnn_control.nodes.driver_params import (
     problem_key,
 )
 from lnn_control.nodes.perception import FEATURES_TOPIC, features_from_msg
-from lnn_control.ros.msgs import twist_msg, twist_type
+from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, run_node
 from lnn_control.ros.qos import COMMAND, SENSOR
 from lnn_control.ros.stamps import stamp_to_ns
@@ -88,18 +91,13 @@ class CommandOutput:
             self._log("error", f"{info.event} (raw output {info.raw}, {self.faults} faults so far)")
         elif info.event:
             self._log("warning", f"{self.input_topic}: {info.event}")
-        if self.enabled:
-            self._publish(command.steering, command.velocity, command.stamp_ns)
-        else:
-            self._publish(0.0, 0.0, command.stamp_ns)
+        self._publish(command if self.enabled else self.driver.schema.stop(command.stamp_ns))
         self._publish_state()
 
     # -- publishing -------------------------------------------------------------------------------------------------
 
-    def _publish(self, steering: float, velocity: float, stamp_ns: int) -> None:
-        self.publisher.publish(
-            twist_msg(steering, velocity, stamped=self.params.stamped, stamp_ns=stamp_ns, frame_id=self.params.frame_id)
-        )
+    def _publish(self, command: Command) -> None:
+        self.publisher.publish(command_to_twist(command, stamped=self.params.stamped, frame_id=self.params.frame_id))
 
     def _publish_state(self) -> None:
         activity = np.ascontiguousarray(self.driver.activity, dtype=np.float32).reshape(-1)
@@ -129,7 +127,7 @@ class CommandOutput:
             self.stopped = True
             since = "yet" if self.watchdog.last_ns is None else f"for {self.watchdog.timeout_ns / 1e9} s"
             self._log("warning", f"{self.input_topic}: no input {since}: publishing zero velocity until it returns")
-        self._publish(0.0, 0.0, now.nanoseconds)
+        self._publish(self.driver.schema.stop(now.nanoseconds))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.driver.reset()

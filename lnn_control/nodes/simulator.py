@@ -9,10 +9,11 @@ factories, so a second backend is one entry there) and is the only source of tim
 - ``camera/image_raw`` (sensor_msgs/Image, ``rgb8``, ``frame_width`` x ``frame_height``, sensor-data QoS): the frame,
   header stamp = the sim time of the state it shows, ``frame_id`` = parameter ``frame_id``.
 - ``/clock`` (rosgraph_msgs/Clock, reliable, keep last 1): sim time, published just before each frame.
-- ``cmd_vel`` (subscribed; geometry_msgs/Twist, or TwistStamped with ``stamped: true``): ``angular.z`` = steering in
-  [-1, 1], +1 full left (REP 103); ``linear.x`` = target forward speed, m/s (see :mod:`lnn_control.command`).
-  A command with a NaN or infinite field is replaced by straight ahead at zero speed, an out-of-range one is clamped
-  (:func:`~lnn_control.sim.base.sanitize_command`, bounds ``[-1, 1]`` and ``[0, max_velocity]``), with a warning
+- ``cmd_vel`` (subscribed; geometry_msgs/Twist, or TwistStamped with ``stamped: true``): the backend's action
+  schema in its Twist fields (:mod:`lnn_control.command`; CarRacing: ``angular.z`` = steering in [-1, 1], +1 full
+  left (REP 103), ``linear.x`` = target forward speed, m/s). A command with a NaN or infinite field is replaced by
+  the stop command (straight ahead at zero speed), an out-of-range one is clamped
+  (:func:`~lnn_control.sim.base.sanitize_command`; CarRacing: ``[-1, 1]`` and ``[0, max_velocity]``), with a warning
   throttled per kind of problem; the simulator keeps stepping.
 - ``sim/truth`` (std_msgs/Float64MultiArray, reliable): ground truth of each published frame, the values in the order
   of :data:`TRUTH_FIELDS` (also written, comma-separated, into ``layout.dim[0].label`` so a bag is self-describing).
@@ -256,8 +257,9 @@ class SimNode(Node):
                 lockstep=c.lockstep,
                 lockstep_timeout=c.lockstep_timeout,
                 command_timeout=c.command_timeout,
-                max_velocity=c.max_velocity,
-            )
+            ),
+            self.sim.schema,
+            getattr(self.sim, "command_bounds", None),
         )
 
         if c.lockstep:
@@ -432,7 +434,7 @@ class SimNode(Node):
             publisher.publish(msg)
 
     def _on_command(self, msg: Any) -> None:
-        self._apply(self.rules.on_command(twist_to_command(msg), stamped=hasattr(msg, "header")))
+        self._apply(self.rules.on_command(twist_to_command(msg, self.sim.schema), stamped=hasattr(msg, "header")))
 
     def _on_check(self) -> None:
         """Lockstep: wait for a controller, re-publish for a new one, step with the held command on a timeout."""
@@ -458,14 +460,14 @@ class SimNode(Node):
                        f"{self.cmd_topic}: {decision.problem} ({rules.bad_commands} bad so far)")
         if decision.stale:
             self._warn("stale", f"{self.cmd_topic}: no command for more than {self.config.command_timeout:g} s of "
-                                "sim time: driving straight at zero speed")
+                                "sim time: applying the stop command")
         command = decision.tick_with
         if decision.timeout and command is not None and decision.unanswered_ns is not None:
             self._warn(
                 "timeout",
                 f"{self.cmd_topic}: no command answered the frame at {decision.unanswered_ns / 1e9:.3f} s within "
-                f"{self.config.lockstep_timeout:g} s: stepping with steering {command.steering:.3f}, velocity "
-                f"{command.velocity:.3f} ({rules.timeouts} timeouts so far)",
+                f"{self.config.lockstep_timeout:g} s: stepping with {command.describe()} ({rules.timeouts} timeouts "
+                "so far)",
             )
         if command is not None:
             self._tick(command)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lnn_control.command import CAR, ActionSchema
+
 if TYPE_CHECKING:
     from lnn_control.nn.policy import Policy
     from lnn_control.sim.closed_loop import EpisodeResult
@@ -43,21 +45,22 @@ def plot_outputs(
     human: np.ndarray,
     predictions: Mapping[str, np.ndarray],
     baselines: Mapping[str, Sequence[float]] | None = None,
-    outputs: Sequence[str] = ("steering", "velocity"),
+    schema: ActionSchema = CAR,
     title: str = "",
 ) -> Path:
-    """Predicted vs human outputs over time, one panel per output; ``human`` is NaN where no command was in force."""
+    """Predicted vs human commands over time, one panel per field of ``schema``; ``human`` is NaN where no command
+    was in force."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(outputs), 1, figsize=(11, 2.6 * len(outputs)), sharex=True, squeeze=False)
-    for i, name in enumerate(outputs):
+    n = len(schema)
+    fig, axes = plt.subplots(n, 1, figsize=(11, 2.6 * n), sharex=True, squeeze=False)
+    for i, spec in enumerate(schema.fields):
         ax = axes[i, 0]
         ax.plot(times_s, human[:, i], color="black", lw=1.6, label="human")
         for model, pred in predictions.items():
             ax.plot(times_s, pred[:, i], lw=1.1, label=model)
         for label, value in (baselines or {}).items():
             ax.axhline(value[i], color="grey", ls="--", lw=1.0, label=label)
-        unit = "m/s" if name == "velocity" else "(+1 left)" if name == "steering" else ""
-        ax.set_ylabel(f"{name} {unit}".strip())
+        ax.set_ylabel(spec.label())
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(loc="upper right", fontsize=8, ncol=min(4, 2 + len(predictions)))

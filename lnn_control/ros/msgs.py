@@ -1,8 +1,10 @@
 """ROS messages <-> lnn_control values: Twist/TwistStamped <-> :class:`Command`, numpy <-> sensor_msgs/Image.
 
 Commands travel as ``geometry_msgs/Twist`` or, when a node's ``stamped`` parameter is true,
-``geometry_msgs/TwistStamped``: ``linear.x`` = velocity (m/s), ``angular.z`` = steering in [-1, 1], positive left
-(see :mod:`lnn_control.command`). One flag picks the type everywhere, so a node never guesses.
+``geometry_msgs/TwistStamped``, each field of the action schema in the Twist field the schema names (the car:
+``linear.x`` = velocity in m/s, ``angular.z`` = steering in [-1, 1], positive left; the drone: ``linear`` = body
+FLU velocity, ``angular.z`` = yaw rate; see :mod:`lnn_control.command`). One flag picks the type everywhere, so a
+node never guesses.
 
 Image helpers are for publishers (tests, benchmarks, the simulator node) and for simple views of raw frames. The
 decoding that every consumer must share (all encodings, compressed frames, checks) lives in
@@ -18,7 +20,7 @@ import numpy as np
 from geometry_msgs.msg import Twist, TwistStamped
 from sensor_msgs.msg import CompressedImage, Image
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, ActionSchema, Command
 from lnn_control.data.message_types import normalize_type_name
 from lnn_control.ros.stamps import ns_to_stamp, stamp_to_ns
 
@@ -40,35 +42,34 @@ def twist_msg(
     stamp_ns: int = 0,
     frame_id: str = "",
 ) -> Twist | TwistStamped:
-    """A command message: ``linear.x = velocity`` (m/s), ``angular.z = steering`` (positive left).
+    """The car's command message (``linear.x = velocity`` m/s, ``angular.z = steering``, positive left)."""
+    return command_to_twist(CAR.of(stamp_ns, steering=steering, velocity=velocity), stamped=stamped, frame_id=frame_id)
 
-    With ``stamped`` the result is a ``TwistStamped`` whose header carries ``stamp_ns`` and ``frame_id``.
-    """
+
+def command_to_twist(command: Command, *, stamped: bool, frame_id: str = "") -> Twist | TwistStamped:
+    """A ``Twist`` with each field of ``command`` in its schema's slot; with ``stamped`` a ``TwistStamped`` whose
+    header carries the command's ``stamp_ns`` and ``frame_id``."""
     twist = Twist()
-    twist.linear.x = float(velocity)
-    twist.angular.z = float(steering)
+    for slot, value in command.schema.twist_values(command).items():
+        group, axis = slot.split(".")
+        setattr(getattr(twist, group), axis, value)
     if not stamped:
         return twist
     msg = TwistStamped()
-    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.stamp = ns_to_stamp(command.stamp_ns)
     msg.header.frame_id = frame_id
     msg.twist = twist
     return msg
 
 
-def command_to_twist(command: Command, *, stamped: bool, frame_id: str = "") -> Twist | TwistStamped:
-    """:func:`twist_msg` from a :class:`Command` (its ``stamp_ns`` goes into the header when stamped)."""
-    return twist_msg(command.steering, command.velocity, stamped=stamped, stamp_ns=command.stamp_ns, frame_id=frame_id)
-
-
-def twist_to_command(msg: Twist | TwistStamped) -> Command:
-    """Read a ``Twist`` or a ``TwistStamped`` (by its fields, so either works) as a :class:`Command`.
+def twist_to_command(msg: Twist | TwistStamped, schema: ActionSchema = CAR) -> Command:
+    """Read a ``Twist`` or a ``TwistStamped`` (by its fields, so either works) as a command of ``schema``.
 
     ``stamp_ns`` is the header stamp for a ``TwistStamped`` and 0 for a ``Twist``.
     """
     if hasattr(msg, "twist"):
-        return Command(float(msg.twist.angular.z), float(msg.twist.linear.x), stamp_to_ns(msg.header.stamp))
-    return Command(float(msg.angular.z), float(msg.linear.x), 0)
+        return schema.from_twist(msg.twist, stamp_to_ns(msg.header.stamp))
+    return schema.from_twist(msg, 0)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

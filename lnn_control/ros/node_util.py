@@ -112,6 +112,13 @@ def declare_config(node: Any, cls: type[T], *, prefix: str = "") -> T:
 
     Raises ``ValueError`` naming the parameter when a value has the wrong type, is out of range or not a choice.
     """
+    values = {spec["name"]: declare_spec(node, prefix + spec["name"], spec) for spec in describe(cls)}
+    return cls(**values)
+
+
+def declare_spec(node: Any, name: str, spec: dict[str, Any]) -> Any:
+    """Declare one parameter from a spec (as :func:`describe` makes them: kind, default, description, min, max,
+    choices, dynamic) and return its checked value; ``ValueError`` naming it when the value does not fit."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.exceptions import ParameterException
     from rclpy.parameter import Parameter
@@ -122,40 +129,37 @@ def declare_config(node: Any, cls: type[T], *, prefix: str = "") -> T:
         "list[int]": Parameter.Type.INTEGER_ARRAY,
         "list[bool]": Parameter.Type.BOOL_ARRAY,
     }
-    values: dict[str, Any] = {}
-    for spec in describe(cls):
-        name, kind, default = prefix + spec["name"], spec["kind"], spec["default"]
-        text = spec["description"]
-        if spec["choices"]:
-            text += f" One of: {', '.join(map(str, spec['choices']))}."
-        descriptor = ParameterDescriptor(name=name, description=text, read_only=not spec["dynamic"])
-        if kind in ("float", "list[float]"):
-            descriptor.dynamic_typing = True  # accept 20 for 20.0; checked below
-        if kind == "float" and spec["min"] is not None and spec["max"] is not None:
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(spec["min"]), to_value=float(spec["max"]), step=0.0)
-            ]
-        if kind == "int" and spec["min"] is not None and spec["max"] is not None:
-            descriptor.integer_range = [IntegerRange(from_value=int(spec["min"]), to_value=int(spec["max"]), step=0)]
-        if spec["choices"]:
-            descriptor.additional_constraints = "one of: " + ", ".join(map(str, spec["choices"]))
-        try:
-            if kind.startswith("list[") and not default:
-                # An empty list has no ROS type: declare the type, fall back to the default when nothing was given.
-                if kind == "list[float]":  # dynamically typed (ints allowed): declared without a value
-                    declared = node.declare_parameter(name, None, descriptor)
-                else:
-                    descriptor.type = array_types[kind].value
-                    declared = node.declare_parameter(name, array_types[kind], descriptor)
+    kind, default = spec["kind"], spec["default"]
+    text = spec["description"]
+    if spec.get("choices"):
+        text += f" One of: {', '.join(map(str, spec['choices']))}."
+    descriptor = ParameterDescriptor(name=name, description=text, read_only=not spec.get("dynamic"))
+    if kind in ("float", "list[float]"):
+        descriptor.dynamic_typing = True  # accept 20 for 20.0; checked below
+    if kind == "float" and spec.get("min") is not None and spec.get("max") is not None:
+        descriptor.floating_point_range = [
+            FloatingPointRange(from_value=float(spec["min"]), to_value=float(spec["max"]), step=0.0)
+        ]
+    if kind == "int" and spec.get("min") is not None and spec.get("max") is not None:
+        descriptor.integer_range = [IntegerRange(from_value=int(spec["min"]), to_value=int(spec["max"]), step=0)]
+    if spec.get("choices"):
+        descriptor.additional_constraints = "one of: " + ", ".join(map(str, spec["choices"]))
+    try:
+        if kind.startswith("list[") and not default:
+            # An empty list has no ROS type: declare the type, fall back to the default when nothing was given.
+            if kind == "list[float]":  # dynamically typed (ints allowed): declared without a value
+                declared = node.declare_parameter(name, None, descriptor)
             else:
-                declared = node.declare_parameter(name, default, descriptor)
-        except ParameterException as exc:  # rclpy's own range or type check on an override
-            raise ValueError(f"parameter {name!r}: {exc}") from exc
-        value = declared.value
-        if value is None:
-            value = default
-        values[spec["name"]] = check_value(name, kind, list(value) if kind.startswith("list[") else value, spec)
-    return cls(**values)
+                descriptor.type = array_types[kind].value
+                declared = node.declare_parameter(name, array_types[kind], descriptor)
+        else:
+            declared = node.declare_parameter(name, default, descriptor)
+    except ParameterException as exc:  # rclpy's own range or type check on an override
+        raise ValueError(f"parameter {name!r}: {exc}") from exc
+    value = declared.value
+    if value is None:
+        value = default
+    return check_value(name, kind, list(value) if kind.startswith("list[") else value, spec)
 
 
 def read_param(node: Any, cls: type, name: str, *, prefix: str = "") -> Any:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lnn_control.command import CAR, ActionSchema
 from lnn_control.data.bags import Bag, normalize_msgtype
 
 CLOCK_TOPIC = "/clock"
@@ -219,7 +220,8 @@ def _publish_clock(pub: Any, ns: int) -> None:
 class LiveRun:
     """Commands a running drive node published while a bag played, keyed by the camera stamp they answer."""
 
-    commands: dict[int, tuple[float, float]]
+    commands: dict[int, tuple[float, ...]]
+    """Stamp -> the command's values, in the action's field order."""
     frames_played: int
     node_log: str
     missing: list[int] = field(default_factory=list)
@@ -263,9 +265,9 @@ def _read_live_bag(bag_path: str | Path) -> _LiveBag:
 class _Answers:
     """The node's stamped commands as they come (executor thread), and waits on them (any thread)."""
 
-    def __init__(self, frame_stamps: set[int], probe_ns: int) -> None:
-        self.frame_stamps, self.probe_ns = frame_stamps, probe_ns
-        self.commands: dict[int, tuple[float, float]] = {}
+    def __init__(self, frame_stamps: set[int], probe_ns: int, schema: ActionSchema) -> None:
+        self.frame_stamps, self.probe_ns, self.schema = frame_stamps, probe_ns, schema
+        self.commands: dict[int, tuple[float, ...]] = {}
         self.probe_answered = False
         self._cond = threading.Condition()
 
@@ -277,7 +279,7 @@ class _Answers:
             if stamp == self.probe_ns:
                 self.probe_answered = True
             elif stamp in self.frame_stamps:
-                self.commands[stamp] = (float(msg.twist.angular.z), float(msg.twist.linear.x))
+                self.commands[stamp] = self.schema.from_twist(msg.twist).values
             self._cond.notify_all()
 
     def wait_probe(self, timeout_s: float) -> bool:
@@ -358,13 +360,15 @@ def live_commands(
     driver_params: dict[str, Any] | None = None,
     startup_timeout_s: float = 60.0,
     answer_timeout_s: float = 10.0,
+    schema: ActionSchema = CAR,
 ) -> LiveRun:
     """Play ``bag_path`` into a real ``drive_node`` process running ``model`` and collect its commands.
 
     Everything runs on a private DDS domain on this machine (:func:`lnn_control.ros.env.local_env`); this process
     must not have initialised rclpy on another domain. The node publishes TwistStamped commands stamped with the
     camera stamp (``stamped: true``), so each command is matched to the frame it answers; watchdog commands (no
-    matching frame stamp) are left out. ``driver_params`` are extra node parameters (``max_speed``, ``reset_gap``...).
+    matching frame stamp) are left out and each command is read as ``schema`` (the model's action). ``driver_params``
+are extra node parameters (``limits.velocity.max``, ``reset_gap``...).
 
     The link is proven before the bag plays: the first frame is published (restamped) until the node answers it,
     then the node's ``~/reset`` clears the state that probe left, then the bag plays on the same publisher. The run
@@ -390,7 +394,8 @@ def live_commands(
             if context_started:
                 rclpy.init(args=None, domain_id=int(env["ROS_DOMAIN_ID"]),
                            signal_handler_options=SignalHandlerOptions.NO)
-            answers, played, missing = _drive_live(bag_path, live, proc, rate, startup_timeout_s, answer_timeout_s)
+            answers, played, missing = _drive_live(bag_path, live, proc, rate, startup_timeout_s, answer_timeout_s,
+                                                   schema)
         finally:
             if context_started:
                 rclpy.try_shutdown()
@@ -400,7 +405,7 @@ def live_commands(
 
 
 def _drive_live(bag_path: str | Path, live: _LiveBag, proc: Any, rate: float, startup_timeout_s: float,
-                answer_timeout_s: float) -> tuple[_Answers, int, list[int]]:
+                answer_timeout_s: float, schema: ActionSchema) -> tuple[_Answers, int, list[int]]:
     """The listening node, the probe, the reset, the playback and the wait for the answers; the answers, the frames
     published and the stamps not answered."""
     import rclpy
@@ -411,7 +416,7 @@ def _drive_live(bag_path: str | Path, live: _LiveBag, proc: Any, rate: float, st
     from lnn_control.nodes.policy import CMD_TOPIC  # the topic the command half publishes on
     from lnn_control.ros.msgs import message_class
 
-    answers = _Answers(live.frame_stamps, max(live.frame_stamps, default=0) + 1_000_000_000)
+    answers = _Answers(live.frame_stamps, max(live.frame_stamps, default=0) + 1_000_000_000, schema)
     node = rclpy.create_node("lnn_control_live_eval")
     executor = SingleThreadedExecutor()
     spinning = threading.Event()

@@ -139,7 +139,7 @@ class SimObserver(Node):
         with self._lock:
             self.counts["commands"] += 1
             if command.stamp_ns:
-                self.commands.setdefault(command.stamp_ns, (command.steering, command.velocity))
+                self.commands.setdefault(command.stamp_ns, command.values)
 
     def _on_truth(self, msg: Float64MultiArray) -> None:
         try:

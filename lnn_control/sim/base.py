@@ -3,10 +3,15 @@
 A backend (CarRacing-v3 today; a MuJoCo or pybullet camera world, a drone later) is anything with this shape:
 
 - ``reset(seed) -> Observation``: a new episode; ``stamp_ns`` restarts at 0.
-- ``step(command) -> Observation``: apply one :class:`~lnn_control.command.Command` for one sim time step.
-  A bad command (NaN, inf, out of range, not a Command) never raises: :func:`sanitize_command` clamps it or
-  replaces it by :data:`SAFE_COMMAND`, and the backend logs a rate-limited warning and keeps running.
-- ``close()``; the read-only properties ``frame_size`` ``(height, width)`` and ``dt_ns`` (sim time per step).
+- ``step(command) -> Observation``: apply one :class:`~lnn_control.command.Command` of the backend's ``schema``
+  (:data:`~lnn_control.command.CAR`, :data:`~lnn_control.command.DRONE`) for one sim time step. A bad command
+  (NaN, inf, out of range, another schema, not a Command) never raises: :func:`sanitize_command` clamps it or
+  replaces it by the schema's stop command, and the backend logs a rate-limited warning and keeps running.
+- ``close()``; the attribute ``schema`` and the read-only properties ``frame_size`` ``(height, width)`` and
+  ``dt_ns`` (sim time per step).
+
+A backend may narrow the schema's bounds with a ``command_bounds`` mapping (field -> (low, high)), as CarRacing does
+for its velocity (no reverse).
 
 Backends that expose privileged state for a demonstrator (a track to follow) also satisfy :class:`PrivilegedSimulator`.
 
@@ -18,18 +23,19 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, ActionSchema, Command
 
 if TYPE_CHECKING:
     from lnn_control.sim.track import Track
 
-#: The command a backend applies instead of a non-finite one: straight ahead, zero target speed (brake to a stop).
-SAFE_COMMAND = Command(0.0, 0.0)
+#: The car's stop command (straight ahead, zero target speed): what a car backend applies instead of a bad one.
+SAFE_COMMAND = CAR.stop()
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class Simulator(Protocol):
     """A simulator backend: camera frames out, :class:`Command` in, one fixed time step per ``step``."""
 
     name: str
+    schema: ActionSchema
+    """The command fields ``step`` takes."""
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -156,35 +164,40 @@ class RateLimitedLog:
         return True
 
 
-def sanitize_command(command: object, max_velocity: float, min_velocity: float = 0.0) -> tuple[Command, str | None]:
+def sanitize_command(
+    command: object, schema: ActionSchema, bounds: Mapping[str, tuple[float, float]] | None = None
+) -> tuple[Command, str | None]:
     """Make ``command`` safe to apply: the command to use and, if it had to change, why.
 
-    - not a :class:`Command`, or a non-finite field: replaced by :data:`SAFE_COMMAND` (straight, zero speed);
-    - ``steering`` outside [-1, 1]: clamped;
-    - ``velocity`` outside ``[min_velocity, max_velocity]`` m/s: clamped.
+    - not a :class:`Command` of ``schema``, or a non-finite value: replaced by ``schema.stop()``;
+    - a value outside its field's bounds (``bounds[name]`` where given, else the schema's): clamped.
     """
+    stamp = getattr(command, "stamp_ns", 0) if isinstance(getattr(command, "stamp_ns", 0), int) else 0
     if not isinstance(command, Command):
-        return SAFE_COMMAND, f"not a Command ({type(command).__name__}); applying straight/zero speed"
-    try:
-        steering, velocity = float(command.steering), float(command.velocity)
-    except (TypeError, ValueError):
-        return Command(0.0, 0.0, command.stamp_ns), "non-numeric command; applying straight/zero speed"
-    if not (math.isfinite(steering) and math.isfinite(velocity)):
-        return (
-            Command(0.0, 0.0, command.stamp_ns),
-            f"non-finite command (steering={steering}, velocity={velocity}); applying straight/zero speed",
+        return schema.stop(), f"not a Command ({type(command).__name__}); applying the {schema.name}'s stop command"
+    if command.schema.names != schema.names:
+        return schema.stop(stamp), (
+            f"a {command.schema.name} command ({', '.join(command.schema.names)}) for a {schema.name} "
+            f"({', '.join(schema.names)}); applying the stop command"
         )
-    clamped_s = min(1.0, max(-1.0, steering))
-    clamped_v = min(max_velocity, max(min_velocity, velocity))
-    if clamped_s != steering or clamped_v != velocity:
-        problems = []
-        if clamped_s != steering:
-            problems.append(f"steering={steering:.4g} not in [-1, 1]")
-        if clamped_v != velocity:
-            problems.append(f"velocity={velocity:.4g} m/s not in [{min_velocity:g}, {max_velocity:g}]")
-        return Command(clamped_s, clamped_v, command.stamp_ns), f"command out of range ({', '.join(problems)}); clamped"
-    if type(command.steering) is not float or type(command.velocity) is not float:
-        return Command(steering, velocity, command.stamp_ns), None
+    try:
+        values = [float(v) for v in command.values]
+    except (TypeError, ValueError):
+        return schema.stop(stamp), "non-numeric command; applying the stop command"
+    if not all(math.isfinite(v) for v in values):
+        return schema.stop(stamp), f"non-finite command ({command.describe()}); applying the stop command"
+    problems, clamped = [], []
+    for spec, value in zip(schema.fields, values, strict=True):
+        lo, hi = (bounds or {}).get(spec.name, spec.bounds)
+        safe = min(hi, max(lo, value))
+        if safe != value:
+            unit = "" if spec.unit == "1" else f" {spec.unit}"
+            problems.append(f"{spec.name}={value:.4g}{unit} not in [{lo:g}, {hi:g}]")
+        clamped.append(safe)
+    if problems:
+        return schema.command(clamped, stamp), f"command out of range ({', '.join(problems)}); clamped"
+    if any(type(v) is not float for v in command.values):
+        return schema.command(values, stamp), None
     return command, None
 
 

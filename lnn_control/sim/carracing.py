@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, Command
 from lnn_control.sim import fast_road
 from lnn_control.sim.base import Observation, RateLimitedLog, Truth, sanitize_command, wrap_angle
 from lnn_control.sim.speed import SpeedController, SpeedControllerConfig
@@ -69,6 +69,7 @@ class CarRacingSim:
     """CarRacing-v3 as a :class:`~lnn_control.sim.base.PrivilegedSimulator`."""
 
     name = "carracing"
+    schema = CAR
 
     def __init__(self, config: CarRacingConfig | None = None):
         try:
@@ -106,6 +107,11 @@ class CarRacingSim:
         """Commands clamped or replaced since construction."""
 
     # -- Simulator properties -------------------------------------------------------------------------------------
+    @property
+    def command_bounds(self) -> dict[str, tuple[float, float]]:
+        """What this car accepts where narrower than the schema's bounds: no reverse, at most ``max_velocity``."""
+        return {"velocity": (0.0, self.config.max_velocity)}
+
     @property
     def frame_size(self) -> tuple[int, int]:
         return self.config.frame_size
@@ -146,7 +152,7 @@ class CarRacingSim:
     def step(self, command: Command) -> Observation:
         if self._track is None:
             raise RuntimeError("call reset() before step()")
-        safe, problem = sanitize_command(command, self.config.max_velocity)
+        safe, problem = sanitize_command(command, CAR, self.command_bounds)
         if problem is not None:
             self.bad_commands += 1
             self._warn.warning("bad_command", f"{self.name}: {problem}")

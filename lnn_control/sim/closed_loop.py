@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, Command
 from lnn_control.paths import config_file
-from lnn_control.sim.base import SAFE_COMMAND, Simulator
+from lnn_control.sim.base import Simulator
 from lnn_control.sim.perturb import PerturbConfig, Perturber
 
 if TYPE_CHECKING:  # the Driver pulls in torch; sim-eval --baseline expert does without it; CarRacing: gymnasium
@@ -59,17 +59,16 @@ class Controller(Protocol):
 
 
 class ConstantController:
-    """Always the same command (a cheap controller for benchmarks and sanity checks)."""
+    """Always the same command (a cheap controller for benchmarks and sanity checks); the car's by default."""
 
-    def __init__(self, steering: float = 0.0, velocity: float = 10.0):
-        self.steering = steering
-        self.velocity = velocity
+    def __init__(self, command: Command | None = None):
+        self.command = command if command is not None else CAR.of(velocity=10.0)
 
     def reset(self) -> None:
         pass
 
     def observe(self, frame: np.ndarray, stamp_ns: int) -> Command:
-        return Command(self.steering, self.velocity, stamp_ns)
+        return self.command.restamped(stamp_ns)
 
 
 @dataclass
@@ -94,8 +93,9 @@ class EpisodeResult:
     wall_s: float
     """Wall-clock time of the episode loop, s."""
     series: dict[str, np.ndarray] = field(default_factory=dict)
-    """Per-step time series: ``t_s``, ``steering``/``velocity`` (applied), ``cmd_steering``/``cmd_velocity``
-    (decided, before latency), ``speed`` (measured), ``on_track``, ``observed``, ``total_reward``, ``offset``."""
+    """Per-step time series: ``t_s``; per field of the simulator's action, ``<field>`` (applied) and ``cmd_<field>``
+    (decided, before latency), e.g. ``steering``, ``cmd_velocity``; ``speed`` (measured), ``on_track``, ``observed``,
+    ``total_reward``, ``offset``."""
     frames: np.ndarray | None = None
     """``(steps, H, W, 3)`` uint8, the controller's view of each step (a dropped step repeats the previous view)."""
     activity: np.ndarray | None = None
@@ -137,14 +137,13 @@ def run_episode(
     perturber = perturb if isinstance(perturb, Perturber) else Perturber(perturb)
     obs = sim.reset(seed)
     controller.reset()
-    perturber.reset(seed + PERTURB_SEED_OFFSET)
+    perturber.reset(seed + PERTURB_SEED_OFFSET, sim.schema.stop())
     dt_s = sim.dt_ns * 1e-9
 
     n = max_steps
-    steering = np.zeros(n, np.float32)
-    velocity = np.zeros(n, np.float32)
-    cmd_steering = np.zeros(n, np.float32)
-    cmd_velocity = np.zeros(n, np.float32)
+    schema = sim.schema
+    applied_values = np.zeros((n, len(schema)), np.float32)
+    decided_values = np.zeros((n, len(schema)), np.float32)
     speed = np.zeros(n, np.float32)
     total_reward = np.zeros(n, np.float32)
     offset = np.zeros(n, np.float32)
@@ -156,7 +155,7 @@ def run_episode(
     last_activity: np.ndarray | None = None
     view: np.ndarray | None = None
 
-    command = SAFE_COMMAND
+    command = schema.stop()
     steps = 0
     t0 = time.perf_counter()
     for k in range(max_steps):
@@ -174,8 +173,7 @@ def run_episode(
         applied = perturber.delay(command)
         obs = sim.step(applied)
         steps = k + 1
-        cmd_steering[k], cmd_velocity[k] = command.steering, command.velocity
-        steering[k], velocity[k] = applied.steering, applied.velocity
+        decided_values[k], applied_values[k] = command.values, applied.values
         truth = obs.truth
         speed[k] = truth.speed
         total_reward[k] = truth.total_reward
@@ -186,12 +184,12 @@ def run_episode(
     wall = time.perf_counter() - t0
 
     s = slice(0, steps)
-    series = {
-        "t_s": stamps[s] * 1e-9,
-        "steering": steering[s],
-        "velocity": velocity[s],
-        "cmd_steering": cmd_steering[s],
-        "cmd_velocity": cmd_velocity[s],
+    series = {"t_s": stamps[s] * 1e-9}
+    for i, name in enumerate(schema.names):
+        series[name] = applied_values[s, i]
+    for i, name in enumerate(schema.names):
+        series[f"cmd_{name}"] = decided_values[s, i]
+    series |= {
         "speed": speed[s],
         "total_reward": total_reward[s],
         "offset": offset[s],

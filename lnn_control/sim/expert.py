@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lnn_control.command import Command
+from lnn_control.command import CAR, Command
 from lnn_control.sim.base import PrivilegedSimulator, Truth
 from lnn_control.sim.track import Track, TrackLocator
 
@@ -183,7 +183,7 @@ class Expert:
         if off_road or abs(alpha) > math.pi / 3:
             velocity = min(velocity, c.v_recover)
 
-        label = Command(steering, velocity, stamp_ns)
+        label = CAR.of(stamp_ns, steering=steering, velocity=velocity)
         executed, drifting = self._imperfect(label, stamp_ns, speed)
         return ExpertAction(executed, label, drifting, off_road)
 
@@ -211,7 +211,7 @@ class Expert:
                 self._drift_left_s -= dt
                 drifting = True
         steer = max(-1.0, min(1.0, steer))
-        return Command(steer, label.velocity, label.stamp_ns), drifting
+        return label.replace(steering=steer), drifting
 
 
 class ExpertController:

@@ -14,7 +14,7 @@ The rules (see ``sim_node``'s docstring for why):
   held command;
 - every command received (sanitized, :func:`~lnn_control.sim.base.sanitize_command`) becomes the *held* command, at
   the sim time of the latest frame. The held command is used for timeouts and free-running ticks; once it is older
-  than ``command_timeout`` of sim time it reads as :data:`~lnn_control.sim.base.SAFE_COMMAND` (0 holds forever);
+  than ``command_timeout`` of sim time it reads as the action's stop command (0 holds forever);
 - while nobody publishes on ``cmd_vel`` the pending tick is shown again every :data:`REPUBLISH_S` and no timeout
   runs; when a publisher appears it is shown again at once, then every :data:`STARTUP_REPUBLISH_S` until the first
   answer;
@@ -25,10 +25,11 @@ The rules (see ``sim_node``'s docstring for why):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lnn_control.command import Command
-from lnn_control.sim.base import SAFE_COMMAND, sanitize_command
+from lnn_control.command import CAR, ActionSchema, Command
+from lnn_control.sim.base import sanitize_command
 
 #: Lockstep: how often the node checks for a timeout and for a controller, s (wall).
 LOCKSTEP_CHECK_S = 0.05
@@ -45,7 +46,6 @@ class LockstepConfig:
     lockstep: bool = True
     lockstep_timeout: float = 0.5
     command_timeout: float = 0.5
-    max_velocity: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Decision:
     """Nobody answered the frame stamped ``unanswered_ns`` within ``lockstep_timeout``: ``tick_with`` is held."""
     unanswered_ns: int | None = None
     stale: bool = False
-    """``tick_with`` is :data:`~lnn_control.sim.base.SAFE_COMMAND` because the held command is too old."""
+    """``tick_with`` is the schema's stop command because the held command is too old."""
     problem: str | None = None
     """Why the received command had to be clamped or replaced."""
 
@@ -84,8 +84,13 @@ def _ns(seconds: float) -> int:
 class LockstepRules:
     """The pending frame, the held command, the timeouts and the counters; see the module docstring."""
 
-    def __init__(self, config: LockstepConfig) -> None:
+    def __init__(
+        self, config: LockstepConfig, schema: ActionSchema = CAR,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.config = config
+        self.schema, self.bounds = schema, dict(bounds or {})
+        self.safe = schema.stop()
         self.lockstep_timeout_ns = _ns(config.lockstep_timeout)
         self.command_timeout_ns = _ns(config.command_timeout)
         self.pending_ns: int | None = None  # stamp of the frame awaiting an answer
@@ -94,7 +99,7 @@ class LockstepRules:
         self.sim_now_ns = 0  # sim time of the latest frame
         self.controller_present = False  # cmd_vel had a publisher at the last check
         self.awaiting_first_answer = True  # no answer since the controller appeared
-        self.held = SAFE_COMMAND
+        self.held = self.safe
         self.held_ns: int | None = None  # sim time at which ``held`` arrived
         self.answered = 0
         self.timeouts = 0
@@ -111,7 +116,7 @@ class LockstepRules:
 
     def on_episode_start(self) -> None:
         """A new episode: nothing is held from the last one (call before its first frame)."""
-        self.held = SAFE_COMMAND
+        self.held = self.safe
         self.held_ns = None
 
     def on_episode_end(self) -> None:
@@ -123,15 +128,15 @@ class LockstepRules:
     def held_command(self) -> Held:
         """The last command received, or the safe one once older than ``command_timeout`` of sim time."""
         if self.held_ns is None:
-            return Held(SAFE_COMMAND)
+            return Held(self.safe)
         timeout_ns = self.command_timeout_ns
         if timeout_ns > 0 and self.sim_now_ns - self.held_ns > timeout_ns:
-            return Held(SAFE_COMMAND, stale=True)
+            return Held(self.safe, stale=True)
         return Held(self.held)
 
     def on_command(self, command: Command, stamped: bool) -> Decision:
         """A command arrived on ``cmd_vel`` (``stamped``: it has a header, so its ``stamp_ns`` counts)."""
-        safe, problem = sanitize_command(command, self.config.max_velocity)
+        safe, problem = sanitize_command(command, self.schema, self.bounds)
         if problem is not None:
             self.bad_commands += 1
         self.held = safe

@@ -11,7 +11,7 @@ Parsed from CLI strings (``--perturb noise=0.1 --perturb winter,drop=0.3``):
 - ``drop=P``: with probability ``P`` per step the controller does not see the frame (it is not called); the previous
   command holds, so the controller's dt (from frame stamps) becomes irregular.
 - ``latency=K``: the command decided on step ``t`` is applied on step ``t + K`` (the first ``K`` steps apply the
-  initial command, straight and zero speed).
+  initial command, the action's stop command).
 
 Each random perturbation draws from its own stream of one seeded generator, so adding ``winter`` does not change
 which frames are dropped.
