@@ -19,6 +19,7 @@ NODES = {
     "sim_node": "simulator",
     "demonstrator_node": "demonstrator",
     "drone_adapter_node": "drone_adapter",
+    "drone_demonstrator_node": "drone_demonstrator",
 }
 
 ROS_WHEELS = [

@@ -60,6 +60,7 @@ NODE_MODULES: dict[str, str] = {
     "sim_node": "simulator",
     "demonstrator_node": "demonstrator",
     "drone_adapter_node": "drone_adapter",
+    "drone_demonstrator_node": "drone_demonstrator",
 }
 
 MUX = "command_mux_node"

@@ -55,6 +55,7 @@ from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy
 from lnn_control.paths import resolve_model
 from lnn_control.replay import Frame, Output, Record, Replay, ReplayError, bag_frames
+from lnn_control.report.tables import strict_json
 from lnn_control.vision import ImageDecodeError, preprocess
 
 SALIENCY_METHOD = "VisualBackProp (Bojarski et al. 2017) over the conv head's feature maps"
@@ -512,24 +513,13 @@ def evaluate_bags(
         "saliency": SALIENCY_METHOD,
         "metrics": rows,
     }
-    (out / "metrics.json").write_text(json.dumps(_finite(document), indent=2) + "\n", encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(strict_json(document), indent=2) + "\n", encoding="utf-8")
     for replay in replays:
         _write_predictions(out / "predictions" / f"{_safe(replay.name)}.csv", replay, models)
     if plots:
         for replay in replays:
             _draw(out, replay, models, bases)
     return EvalResult(out, rows, replays, skipped, text)
-
-
-def _finite(value: Any) -> Any:
-    """NaN / inf -> None, so metrics.json is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _write_predictions(path: Path, replay: BagReplay, models: Sequence[Model]) -> None:
@@ -620,7 +610,7 @@ def live_evaluation(
                 print(f"eval --live: drive_node answered {run.frames_played - len(run.missing)} of "
                       f"{run.frames_played} frames of {replay.name} before the timeout; not answered: {shown}",
                       file=sys.stderr)
-    (out / "live.json").write_text(json.dumps(_finite(rows), indent=2) + "\n", encoding="utf-8")
+    (out / "live.json").write_text(json.dumps(strict_json(rows), indent=2) + "\n", encoding="utf-8")
     header = ["model", "bag", "frames", "live_commands", "missing"]
     for output in shared_schema(models).names:
         header += [f"max_abs_{output}", f"mean_abs_{output}"]

@@ -295,13 +295,17 @@ def _plain(value: Any) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``["training.epochs=3", "model.core=cfc"]`` applied to a config document; values are parsed as YAML."""
+    """``["training.epochs=3", "model.core=cfc", "action=drone"]`` applied to a config document; values are parsed as
+    YAML. A section that is a value of its own (``action``) is set whole."""
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set expects section.key=value, got {item!r}")
         parts = key.strip().split(".")
+        if parts == ["action"]:
+            data["action"] = yaml.safe_load(raw)
+            continue
         if len(parts) < 2 or parts[0] not in SECTIONS:
             raise ValueError(f"--set {item!r}: the key must start with a section ({', '.join(SECTIONS)})")
         node = data

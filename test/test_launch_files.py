@@ -136,6 +136,19 @@ LAUNCH_CASES = [
         {},
     ),
     ("teleop_sim", {"seed": "3"}, ["teleop-sim", "--set", "sim_node.seed=3"], {}),
+    (
+        "drone_sim_drive",
+        {"model": "random:ltc:0:drone", "seed": "7"},
+        ["drone-sim-drive", "--set", "sim_node.seed=7", "--set", "drive_node.model=random:ltc:0:drone"],
+        {},
+    ),
+    ("drone_record_sim", {"seed": "2"}, ["drone-record-sim", "--set", "sim_node.seed=2"], {}),
+    (
+        "drone_teleop_sim",
+        {"joy": "true"},
+        ["drone-teleop-sim", "--with", "joy_teleop_node", "--set", "sim_node.seed=0"],
+        {},
+    ),
 ]
 
 

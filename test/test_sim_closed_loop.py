@@ -92,7 +92,7 @@ def test_report_folder(tmp_path):
     from PIL import Image
 
     gif = Image.open(paths["gif"])
-    assert gif.n_frames == 20 and gif.size == (192, 192 + 34)  # 60 steps / stride 3, 2x upscaled + overlay strip
+    assert gif.n_frames == 20 and gif.size == (192, 192 + 46)  # 60 steps / stride 3, 2x upscaled + overlay strip
 
 
 def test_sim_eval_verb(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Both teleop nodes over real DDS: the keyboard node on a pseudo-terminal, the joystick node fed by a real
-sensor_msgs/Joy publisher.
+sensor_msgs/Joy publisher; each driving a car (the default) and flying a drone (``action: drone``).
 
 These tests check the wiring: keys and Joy messages in, the right commands out, in the right order, and the logs. They
 wait only on what the nodes acknowledge (printed status lines, log lines) and on message contents and order, never
@@ -212,3 +212,89 @@ def test_joy_node_with_a_real_joy_publisher(ros, tmp_path):
         z = got.index(zero)
         assert set(got[:z]) == {driving} and got[z + 1] == driving, f"one zero on release, then nothing: {got}"
         assert proc.stop(signal.SIGINT) == 0, proc.tail()
+
+
+@pytest.mark.ros
+def test_joy_node_flies_a_drone_in_mode_2(ros, tmp_path):
+    """action: drone: the sticks of a joy_node Joy (Xbox-style pad, mode 2) become a TwistStamped with body FLU
+    velocities and the yaw rate in their slots, +vy left, +vz up, +yaw counter-clockwise; the deadman let go, one
+    zero. Own topics: teleop/cmd_vel is Twist in this test process."""
+    params = {"action": "drone", "stamped": True, "frame_id": "drone_base", "enable_button": 5, "scale_vx": 2.0,
+              "scale_vz": 0.5, "scale_yaw_rate": 1.0, "rate": 20.0, "joy_timeout": 5.0}  # fmt: skip
+    remaps = {"joy": "drone/joy", "teleop/cmd_vel": "drone/cmd_vel"}
+    # joy_node's axes: 0/1 left stick x/y, 2 LT, 3/4 right stick x/y, 5 RT (left and up positive); exact in float32
+    axes = [0.5, -0.75, 1.0, 0.25, 0.5, 1.0]  # yaw left, descend, trigger released, left, forward
+    released, held = [0] * 8, [0, 0, 0, 0, 0, 1, 0, 0]
+    flying = {"linear.x": 1.0, "linear.y": 0.25, "linear.z": -0.375, "angular.x": 0.0, "angular.y": 0.0,
+              "angular.z": 0.5}  # fmt: skip
+    zero = dict.fromkeys(flying, 0.0)
+
+    def slots(msg: TwistStamped) -> dict[str, float]:
+        twist = msg.twist
+        return {f"{group}.{axis}": getattr(getattr(twist, group), axis) for group in ("linear", "angular")
+                for axis in "xyz"}  # fmt: skip
+
+    def joy_msg(buttons: list[int]) -> Joy:
+        msg = Joy()
+        msg.header.stamp = ros.node.get_clock().now().to_msg()
+        msg.axes, msg.buttons = list(axes), list(buttons)
+        return msg
+
+    with NodeProcess("lnn_control.nodes.joy_teleop", domain_id=DOMAIN, log_dir=tmp_path, params=params,
+                     remaps=remaps) as proc:  # fmt: skip
+        proc.wait_for_output(r"ready: .*drone: vx axis 4 x 2 m/s, vy axis 3 x 1 m/s, vz axis 1 x 0\.5 m/s, "
+                             r"yaw_rate axis 0 x 1 rad/s")  # fmt: skip
+        joy = ros.publisher("drone/joy", Joy)
+        out = ros.collect("drone/cmd_vel", TwistStamped)
+        ros.wait_for_subscribers(joy)
+        _wait_matched(ros, "drone/cmd_vel")
+        joy.publish(joy_msg(released))
+        first = publish_until(joy, lambda: joy_msg(held), out, lambda m: slots(m) == flying)
+        assert first.header.frame_id == "drone_base" and stamp_to_ns(first.header.stamp) > 0
+        assert all(slots(m) == flying for m in out.messages), "nothing for the Joy without the deadman"
+        mark = len(out)
+        joy.publish(joy_msg(released))
+        out.wait_for(lambda m: slots(m) == zero, start=mark)
+        got = [slots(m) for m in out.messages[mark:]]
+        z = got.index(zero)
+        assert got[:z] == [flying] * z and got[z:] == [zero], f"repeats until the release, then one zero: {got}"
+        assert proc.stop(signal.SIGINT) == 0, proc.tail()
+
+
+@pytest.mark.ros
+def test_keyboard_node_flies_a_drone(ros, tmp_path):
+    """action: drone on a pseudo-terminal: a (left), arrow up (climb) and q (yaw left) reach the Twist's linear.y,
+    linear.z and angular.z with their REP 103 signs; space hovers (zero, still published); Ctrl-C exits 0."""
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    def flu(msg: Twist) -> tuple[float, ...]:
+        return tuple(round(v, 9) for v in (msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.z))
+
+    params = {"action": "drone", "speed_step": 0.25, "climb_step": 0.5, "yaw_step": 0.5, "rate": 20.0}
+    try:
+        with NodeProcess("lnn_control.nodes.teleop_keyboard", domain_id=DOMAIN, log_dir=tmp_path, stdin=slave,
+                         params=params, remaps={"teleop/cmd_vel": "drone/keys"},
+                         preexec_fn=controlling_terminal) as proc:  # fmt: skip
+            out = ros.collect("drone/keys", Twist)
+            proc.wait_for_output("yaw left / right")  # the drone's key table: the terminal is set up
+            _wait_matched(ros, "drone/keys")
+            os.write(master, b"a\x1b[Aq")
+            proc.wait_for_output(r"vx \+0\.00 vy \+0\.25 vz \+0\.50 m/s, yaw \+0\.50 rad/s")
+            out.wait_for(lambda m: flu(m) == (0.0, 0.25, 0.5, 0.5))
+            assert all(m.angular.x == m.angular.y == 0.0 for m in out.messages)
+            mark = len(out)
+            os.write(master, b" ")
+            proc.wait_for_output(r"vx \+0\.00 vy \+0\.00 vz \+0\.00 m/s, yaw \+0\.00 rad/s")
+            out.wait_for(lambda m: flu(m) == (0.0, 0.0, 0.0, 0.0), start=mark)
+            j = out.index(lambda m: flu(m) == (0.0, 0.0, 0.0, 0.0), start=mark)
+            hover = [flu(m) for m in out.wait_for_count(j + 3)[j:]]
+            assert hover == [(0.0, 0.0, 0.0, 0.0)] * len(hover), f"hover is published, repeated: {hover}"
+            os.write(master, b"\x03")
+            assert proc.wait(15) == 0, proc.tail()
+    finally:
+        os.close(master)
+        os.close(slave)

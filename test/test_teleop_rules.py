@@ -2,19 +2,27 @@
 
 The keyboard's times are seconds (computed from integer milliseconds, so no float drift piles up), its stamps and
 all the gamepad's times integer ns. Rate 20 Hz (period 50 ms, a repeat once 47.5 ms passed) unless a test says
-otherwise; the gamepad's joy_timeout is 0.5 s.
+otherwise; the gamepad's joy_timeout is 0.5 s. The car's tests come first, then the drone's (``action: drone``):
+every key and stick with its REP 103 sign (+vy left, +vz up, +yaw_rate counter-clockwise), the limits, the
+deadzone, hover, and the same publishing rules.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
-from lnn_control.command import Command, car
+from lnn_control.command import CAR, DRONE, Command, car, schema_from
+from lnn_control.ros.node_util import check_value, describe
 from lnn_control.teleop_rules import (
     BACKWARDS,
+    JOY_FIELDS,
     NO_CLOCK,
     JoyMapping,
     JoyMappingError,
@@ -27,6 +35,7 @@ from lnn_control.teleop_rules import (
     KeyTeleopConfig,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 MS = 1_000_000
 STAMP = 1_700_000_000 * 1_000_000_000  # a wall-clock stamp, ns
 
@@ -394,3 +403,260 @@ def test_joy_e_stop_on_the_press_only_once():
     )
     none = JoyRules(JoyTeleopConfig(e_stop_button=-1, enable_button=-1))
     assert not any(none.on_joy([0.0, 0.0], [1] * 8, ms * MS).e_stop for ms in range(10)), "no e-stop button: never"
+
+
+# -- the drone: keys --------------------------------------------------------------------------------------------------
+
+DRONE_KEYS = KeyTeleopConfig(action="drone", speed_step=0.25, climb_step=0.1, yaw_step=0.2, max_speed=1.0,
+                             max_climb=0.5, max_yaw_rate=0.6)  # fmt: skip
+
+
+def flu(command: Command) -> dict[str, float]:
+    """Where a command travels in a Twist: ``{"linear.x": ..., "angular.z": ...}``, rounded as the keys round."""
+    return {slot: round(v, 9) for slot, v in command.schema.twist_values(command).items()}
+
+
+def test_the_default_action_is_the_car_and_its_keys_know_no_drone_key():
+    assert KeyTeleopConfig().action == "car" and JoyTeleopConfig().action == "car"
+    keys = KeyTeleop()
+    assert keys.schema is CAR and keys.command().schema is CAR
+    assert keys.feed("tbqe") == [] and not keys.active, "the drone's climb and yaw letters do nothing to a car"
+
+
+@pytest.mark.parametrize(
+    ("key", "slot", "value"),
+    [
+        ("w", "linear.x", 0.25), ("s", "linear.x", -0.25),  # forward / back
+        ("a", "linear.y", 0.25), ("d", "linear.y", -0.25),  # +vy is left (REP 103)
+        ("\x1b[A", "linear.z", 0.1), ("t", "linear.z", 0.1),  # climb: +vz is up
+        ("\x1b[B", "linear.z", -0.1), ("b", "linear.z", -0.1),  # descend
+        ("q", "angular.z", 0.2), ("\x1b[D", "angular.z", 0.2),  # yaw left: counter-clockwise is +
+        ("e", "angular.z", -0.2), ("\x1b[C", "angular.z", -0.2),  # yaw right
+    ],
+)  # fmt: skip
+def test_each_drone_key_moves_one_axis_with_the_rep103_sign(key, slot, value):
+    keys = KeyTeleop(DRONE_KEYS)
+    (line,) = keys.feed(key)
+    command = keys.command(STAMP)
+    assert command.schema is DRONE and command.stamp_ns == STAMP and keys.active
+    expected = {s: 0.0 for s in ("linear.x", "linear.y", "linear.z", "angular.z")} | {slot: value}
+    assert flu(command) == expected, f"{key!r}: {line}"
+
+
+def test_drone_keys_step_on_the_grid_and_the_status_line_names_every_axis():
+    keys = KeyTeleop(KeyTeleopConfig(action="drone", speed_step=0.1, max_speed=5.0, climb_step=0.1, max_climb=5.0))
+    keys.feed("w" * 30 + "d" * 7 + "t" * 13)
+    assert (keys.vx, keys.vy, keys.vz, keys.yaw_rate) == (3.0, -0.7, 1.3, 0.0), "no float drift"
+    assert keys.feed("q") == ["vx +3.00 vy -0.70 vz +1.30 m/s, yaw +0.10 rad/s"]
+    keys.feed("s" * 30 + "a" * 7 + "b" * 13 + "e")
+    assert keys.command() == DRONE.of(0), "back to exactly zero"
+    assert all(str(v)[0] != "-" for v in keys.command().values), "no negative zero"
+
+
+def test_drone_climb_and_yaw_stop_at_their_limits_both_ways():
+    keys = KeyTeleop(DRONE_KEYS)
+    keys.feed("\x1b[A" * 9 + "q" * 9)
+    assert keys.vz == 0.5 and keys.yaw_rate == 0.6, "max_climb, max_yaw_rate"
+    keys.feed("b" * 20 + "\x1b[C" * 20)
+    assert keys.vz == -0.5 and keys.yaw_rate == -0.6, "the same limits down and clockwise"
+    none = KeyTeleop(KeyTeleopConfig(action="drone", max_climb=0.0, max_yaw_rate=0.0, max_speed=0.0))
+    none.feed("wasdtbqe")
+    assert none.command() == DRONE.of(0) and none.active, "zero limits: the keys take control, nothing moves"
+
+
+def test_drone_horizontal_speed_is_a_norm_and_a_key_moves_only_its_own_axis():
+    keys = KeyTeleop(DRONE_KEYS)  # speed_step 0.25, max_speed 1.0
+    keys.feed("w" * 6)
+    assert keys.vx == 1.0
+    keys.feed("a")
+    assert (keys.vx, keys.vy) == (1.0, 0.0), "full speed forward: no room to the side, vx untouched"
+    keys.feed("s")
+    keys.feed("a")
+    assert (keys.vx, keys.vy) == (0.75, 0.25)
+    keys.feed("aaaa")
+    assert keys.vx == 0.75 and keys.vy == pytest.approx(math.sqrt(1 - 0.75**2)), "sideways up to the circle"
+    keys.feed("d" * 9)
+    assert keys.vy == pytest.approx(-math.sqrt(1 - 0.75**2)), "and to the right the same"
+    keys.feed("w")
+    assert keys.vx == 0.75, "forward is full for this vy"
+    keys.feed("x")
+    keys.feed("dddd")
+    assert keys.vy == -1.0, "alone, one axis reaches max_speed"
+
+
+def test_drone_speed_never_leaves_its_limits_whatever_the_keys():
+    rng = random.Random(7)
+    keys = KeyTeleop(DRONE_KEYS)
+    for _ in range(3000):
+        keys.feed(rng.choice(["w", "s", "a", "d", "t", "b", "q", "e", "\x1b[A", "\x1b[B", "c"]))
+        assert math.hypot(keys.vx, keys.vy) <= 1.0 + 1e-9
+        assert abs(keys.vz) <= 0.5 and abs(keys.yaw_rate) <= 0.6
+
+
+def test_drone_hover_c_release_and_quit():
+    keys = KeyTeleop(DRONE_KEYS)
+    keys.feed("wdtq")
+    keys.feed("c")
+    assert keys.yaw_rate == 0.0 and (keys.vx, keys.vy, keys.vz) == (0.25, -0.25, 0.1), "c stops only the yaw"
+    keys.feed("q")
+    assert keys.feed(" ") == ["vx +0.00 vy +0.00 vz +0.00 m/s, yaw +0.00 rad/s"] and keys.active, "hover"
+    assert keys.command() == DRONE.of(0)
+    keys.feed("wa")
+    keys.feed("x")
+    assert keys.command() == DRONE.of(0) and keys.active, "x hovers too"
+    keys.feed("wtq")
+    assert keys.feed("r") == ["released: the policy may drive"]
+    assert not keys.active and keys.command() == DRONE.of(0), "release zeroes every axis for the next take-over"
+    keys.feed("\x04")
+    assert keys.quit
+
+
+def test_drone_yaw_hold_yaws_only_while_the_key_repeats():
+    cfg = KeyTeleopConfig(action="drone", yaw_step=0.25, max_yaw_rate=1.0, steering_hold=True, repeat_delay=0.5,
+                          repeat_gap=0.1)  # fmt: skip
+    keys = KeyTeleop(cfg)
+    keys.feed("w", now=0.0)
+    keys.feed("q", now=1.0)
+    for t in (1.48, 1.51, 1.54):  # auto-repeat
+        keys.feed("q", now=t)
+    assert keys.yaw_rate == 1.0 and keys.expire(1.6) is None
+    assert keys.expire(1.65) == "vx +0.10 vy +0.00 vz +0.00 m/s, yaw +0.00 rad/s", "let go: the yaw stops"
+    keys.feed("\x1b[C", now=2.0)
+    assert keys.yaw_rate == -0.25 and keys.expire(2.51) is not None and keys.yaw_rate == 0.0
+    assert keys.vx == 0.1, "the velocities stay: only the yaw is spring-loaded"
+    stepping = KeyTeleop(KeyTeleopConfig(action="drone", yaw_step=0.25))
+    stepping.feed("qq", now=0.0)
+    assert stepping.expire(100.0) is None and stepping.yaw_rate == 0.5
+
+
+# -- the drone: when the keys' command goes out -----------------------------------------------------------------------
+
+
+def test_drone_keys_publish_by_the_cars_rules():
+    rules = KeyboardRules(KeyTeleopConfig(action="drone", rate=20.0, speed_step=0.5))
+    assert run_keyboard(rules, 0, 1000) == [], "nothing before the first key"
+    published = run_keyboard(rules, 1000, 1500, keys={1000: "a", 1220: " "})
+    assert [ms for ms, _ in published] == [1000, 1050, 1100, 1150, 1200, 1220, 1300, 1350, 1400, 1450]
+    assert all(c.schema is DRONE for _, c in published)
+    assert [c.vy for _, c in published] == [0.5] * 5 + [0.0] * 5, "the key at once, repeats, hover keeps publishing"
+    assert [c.stamp_ns for _, c in published] == [STAMP + ms * MS for ms, _ in published]
+    assert rules.on_read("r", 1.5, STAMP).command is None
+    assert run_keyboard(rules, 1500, 3000) == [], "released: nothing"
+    sim = KeyboardRules(KeyTeleopConfig(action="drone"), sim_time=True)
+    assert sim.on_read("t", 0.0, 0).problem == NO_CLOCK
+    assert sim.on_tick(0.05, 7_500_000_000).command == DRONE.of(7_500_000_000, vz=0.1)
+
+
+# -- the drone: the gamepad -------------------------------------------------------------------------------------------
+
+
+def xpad(*, lx: float = 0.0, ly: float = 0.0, rx: float = 0.0, ry: float = 0.0) -> list[float]:
+    """Joy axes of an Xbox-style pad under joy_node (0/1 left x/y, 2 LT, 3/4 right x/y, 5 RT, 6/7 the d-pad; left and
+    up positive, released triggers at 1)."""
+    return [lx, ly, 1.0, rx, ry, 1.0, 0.0, 0.0]
+
+
+LB = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]  # the default deadman, held
+
+
+@pytest.mark.parametrize(
+    ("axes", "slot", "value"),
+    [
+        (xpad(ly=1.0), "linear.z", 0.5),  # left stick up: climb (scale_vz 0.5)
+        (xpad(ly=-1.0), "linear.z", -0.5),  # down: descend
+        (xpad(lx=1.0), "angular.z", 1.0),  # left stick left: yaw left, counter-clockwise +
+        (xpad(lx=-0.5), "angular.z", -0.5),  # right: clockwise
+        (xpad(ry=0.5), "linear.x", 0.5),  # right stick up: forward
+        (xpad(ry=-1.0), "linear.x", -1.0),  # down: back
+        (xpad(rx=0.25), "linear.y", 0.25),  # right stick left: +vy, left
+        (xpad(rx=-1.0), "linear.y", -1.0),  # right: to the right
+    ],
+)  # fmt: skip
+def test_joy_drone_defaults_are_mode_2_with_rep103_signs(axes, slot, value):
+    command = JoyMapping(JoyTeleopConfig(action="drone")).map(axes, LB, STAMP)
+    assert command.schema is DRONE and command.stamp_ns == STAMP
+    expected = {s: 0.0 for s in ("linear.x", "linear.y", "linear.z", "angular.z")} | {slot: value}
+    assert flu(command) == expected
+
+
+def test_joy_drone_scales_inverts_deadzone_and_full_stick():
+    cfg = JoyTeleopConfig(action="drone", axis_vx=0, axis_vy=1, axis_vz=2, axis_yaw_rate=3, scale_vx=2.0,
+                          scale_vy=1.5, scale_vz=1.0, scale_yaw_rate=0.5, invert_vy=True, invert_yaw_rate=True,
+                          deadzone=0.1, enable_button=-1)  # fmt: skip
+    mapping = JoyMapping(cfg)
+    assert mapping.map([0.5, 0.5, -0.25, 1.0], []).values == (1.0, -0.75, -0.25, -0.5)
+    assert mapping.map([0.09, -0.09, 0.05, -0.0999], []) == DRONE.of(0), "inside the deadzone: zero, no -0.0"
+    assert all(str(v)[0] != "-" for v in mapping.map([0.0, 0.0, 0.0, 0.0], []).values)
+    assert mapping.map([3.0, -3.0, 2.0, -9.0], []).values == (2.0, 1.5, 1.0, 0.5), "clamped to full stick"
+    assert mapping.map([0.0] * 4, [0, 0, 0, 0, 0]) == DRONE.of(0), "no deadman button: always driving"
+    assert mapping.describe() == (
+        "vx axis 0 x 2 m/s, vy axis 1 inverted x 1.5 m/s, vz axis 2 x 1 m/s, yaw_rate axis 3 inverted x 0.5 rad/s"
+    )
+    assert JoyMapping().describe() == "velocity axis 1 x 1 m/s, steering axis 0 x 1", "the car's, as before"
+
+
+def test_joy_drone_needs_the_deadman_and_names_missing_axes():
+    mapping = JoyMapping(JoyTeleopConfig(action="drone"))
+    assert mapping.map(xpad(ly=1.0), [0] * 11) is None
+    with pytest.raises(JoyMappingError, match="axis_vx 4 does not exist: the Joy message has 2 axes"):
+        mapping.map([0.0, 0.0], LB)
+    with pytest.raises(JoyMappingError, match="axis_vy 3 does not exist: the Joy message has 3 axes"):
+        JoyMapping(JoyTeleopConfig(action="drone", axis_vx=0)).map([0.0] * 3, LB)
+
+
+def test_joy_every_stick_field_has_its_axis_scale_and_invert_parameter():
+    names = {s["name"] for s in describe(JoyTeleopConfig)}
+    for action, fields in JOY_FIELDS.items():
+        assert set(fields) == set(schema_from(action).names), action
+        for name in fields:
+            assert {f"axis_{name}", f"scale_{name}", f"invert_{name}"} <= names, name
+
+
+DRONE_JOY = JoyTeleopConfig(action="drone", enable_button=1, e_stop_button=0, rate=20.0, joy_timeout=0.5,
+                            deadzone=0.0, axis_vx=0, axis_vy=1, axis_vz=2, axis_yaw_rate=3)  # fmt: skip
+FLY = [0.5, 0.25, -0.5, 1.0]  # vx 0.5, vy 0.25, vz -0.25 (scale_vz 0.5), yaw_rate 1.0
+
+
+def test_joy_drone_follows_the_cars_timing_rules():
+    rules = JoyRules(DRONE_JOY)
+    flying = DRONE.of(0, vx=0.5, vy=0.25, vz=-0.25, yaw_rate=1.0)
+    assert rules.on_joy(FLY, RELEASED, 0) == JoyOutput(), "no deadman: nothing"
+    assert rules.on_joy(FLY, HELD, 100 * MS) == JoyOutput(flying.restamped(100 * MS)), "at once"
+    assert rules.on_timer(148 * MS).command == flying.restamped(148 * MS), "repeated without Joy"
+    out = rules.on_joy(FLY, RELEASED, 160 * MS)
+    assert out == JoyOutput(DRONE.stop(160 * MS)) and out.command.schema is DRONE, "let go: one drone zero"
+    assert rules.on_timer(300 * MS) == JoyOutput() and rules.on_joy(FLY, RELEASED, 310 * MS) == JoyOutput()
+    rules.on_joy(FLY, HELD, 1000 * MS)
+    sent = [rules.on_timer(ms * MS) for ms in range(1050, 1600, 50)]
+    assert sent[-1] == JoyOutput(DRONE.stop(1550 * MS), timed_out=True), "joy_timeout: one drone zero and the warning"
+    assert rules.on_joy(FLY, [1, 1], 2000 * MS).e_stop, "the e-stop button as for the car"
+
+
+# -- the drone: the parameter files -----------------------------------------------------------------------------------
+
+
+def _file_params(name: str, node: str) -> dict:
+    document = yaml.safe_load((ROOT / "config" / name).read_text())
+    return {**document.get("/**", {}).get("ros__parameters", {}), **document[node]["ros__parameters"]}
+
+
+@pytest.mark.parametrize(("node", "cls"), [("teleop_keyboard_node", KeyTeleopConfig),
+                                           ("joy_teleop_node", JoyTeleopConfig)])  # fmt: skip
+def test_teleop_drone_yaml_gives_every_parameter_the_drone_reads(node, cls):
+    specs = {spec["name"]: spec for spec in describe(cls)}
+    drone = {name for name, spec in specs.items() if not spec["description"].startswith("car:")}
+    params = _file_params("teleop_drone.yaml", node)
+    assert set(params) == drone, f"extra {set(params) - drone}, missing {drone - set(params)}"
+    for name, value in params.items():
+        check_value(name, specs[name]["kind"], value, specs[name])
+    assert params["action"] == "drone" and _file_params("teleop.yaml", node)["action"] == "car"
+    config = cls(**{k: v for k, v in params.items()})
+    assert (KeyTeleop(config) if cls is KeyTeleopConfig else JoyMapping(config)).schema is DRONE
+
+
+def test_the_action_parameter_takes_only_the_known_actions():
+    for cls in (KeyTeleopConfig, JoyTeleopConfig):
+        (spec,) = [s for s in describe(cls) if s["name"] == "action"]
+        assert spec["choices"] == ("car", "drone") and spec["default"] == "car"
+        with pytest.raises(ValueError, match="'action' = 'plane' is not one of 'car', 'drone'"):
+            check_value("action", "str", "plane", spec)

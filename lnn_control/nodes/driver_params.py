@@ -12,8 +12,8 @@ and logged as a warning naming it.
 
 ``model`` names a checkpoint (``path/to/stem``, ``stem.json`` or ``stem.safetensors``; a bare name is also looked up
 in the package's ``models/`` folder). Empty means the model shipped in ``models/``. ``random:<core>:<seed>`` (for
-example ``random:ltc:0``) builds an *untrained* policy of that core, deterministically from the seed: for tests and
-demos of the plumbing only, it does not drive.
+example ``random:ltc:0``, or ``random:ltc:0:drone`` for the drone's action) builds an *untrained* policy of that
+core, deterministically from the seed: for tests and demos of the plumbing only, it does not drive.
 
 The limits are declared once the model is loaded, one set per field of its action (``limits.<field>.min``,
 ``.max``, ``.max_rate``; the car: ``limits.steering.*``, ``limits.velocity.*``), with the schema's own limits as
@@ -35,7 +35,7 @@ import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
-from lnn_control.command import CAR, ActionSchema
+from lnn_control.command import CAR, SCHEMAS, ActionSchema
 from lnn_control.driver import (
     LIMITS_PREFIX,
     CropOverrides,
@@ -64,7 +64,8 @@ class ModelParams:
     model: str = param(
         "",
         "checkpoint path (stem, .json or .safetensors; a bare name is also looked up in the package's models/); "
-        "empty: the model shipped in models/; 'random:<core>:<seed>': an untrained policy, for tests and demos only",
+        "empty: the model shipped in models/; 'random:<core>:<seed>[:<action>]': an untrained policy, for tests and "
+        "demos only",
     )
     threads: int = param(
         1, "torch intra-op threads (1 is fastest on a small computer whose other cores are busy)", min=1, max=256
@@ -136,11 +137,14 @@ def load_policy(spec: str) -> Policy:
     """The policy named by the ``model`` parameter (see the module docstring)."""
     if spec.startswith(RANDOM_PREFIX):
         parts = spec[len(RANDOM_PREFIX) :].split(":")
-        if len(parts) != 2 or parts[0] not in CORES or not re.fullmatch(r"-?\d+", parts[1]):
+        if (len(parts) not in (2, 3) or parts[0] not in CORES or not re.fullmatch(r"-?\d+", parts[1])
+                or (len(parts) == 3 and parts[2] not in SCHEMAS)):
             raise ParameterError(
-                f"parameter 'model' is {spec!r}: expected 'random:<core>:<seed>' with core one of {', '.join(CORES)}"
+                f"parameter 'model' is {spec!r}: expected 'random:<core>:<seed>[:<action>]' with core one of "
+                f"{', '.join(CORES)} and action one of {', '.join(SCHEMAS)} (default car)"
             )
-        return Policy(PolicyConfig(core=parts[0], seed=int(parts[1]))).eval()
+        action = parts[2] if len(parts) == 3 else CAR.name
+        return Policy(PolicyConfig(core=parts[0], seed=int(parts[1]), action=action)).eval()
     try:
         return load(resolve_model(spec))
     except (ModelNotFoundError, ValueError) as exc:  # both name the file and the problem

@@ -1,12 +1,30 @@
 """joy_teleop_node: a gamepad (sensor_msgs/Joy from a real joy_node) -> ``teleop/cmd_vel``, with a deadman button.
 
-While the ``enable_button`` is held, ``velocity = scale_velocity * axes[axis_velocity]`` (m/s) and
-``steering = scale_steering * axes[axis_steering]`` (normalised, positive = left, REP 103; on common gamepads
-pushing a stick left gives a positive axis, so no inversion is needed) are published on every Joy message and
-repeated at ``rate`` Hz while Joy messages keep coming (``joy_timeout``), so the command mux keeps the human in
-charge. ``invert_*`` flips an axis; ``deadzone`` zeroes small stick values; with ``allow_reverse:=false`` negative
-velocities become zero. Releasing the button publishes one zero command, then nothing, so the mux hands control
-back to the policy after its teleop timeout. ``enable_button: -1`` drives without a deadman (not recommended).
+``action`` (``car``, the default, or ``drone``) says what the sticks command. While the ``enable_button`` is held,
+each field of the command is ``scale_<field> * axes[axis_<field>]`` (``invert_<field>`` flips an axis,
+``deadzone`` zeroes small stick values), published on every Joy message and repeated at ``rate`` Hz while Joy
+messages keep coming (``joy_timeout``), so the command mux keeps the human in charge. Releasing the button
+publishes one zero command, then nothing, so the mux hands control back to the policy after its teleop timeout.
+``enable_button: -1`` drives without a deadman (not recommended).
+
+The defaults fit an Xbox-style pad read by joy_node (or joy_linux) under Linux: axes 0/1 left stick x/y, 2 left
+trigger, 3/4 right stick x/y, 5 right trigger, buttons 4/5 LB/RB; pushing a stick left or up gives a positive axis,
+which is the REP 103 sign of every field below, so no inversion is needed. (joy's game_controller_node numbers the
+right stick 2/3 and LB 9: set ``axis_vy: 2, axis_vx: 3, enable_button: 9`` there.)
+
+``action: car``: ``velocity`` (m/s) from ``axis_velocity`` (left stick vertical) and ``steering`` (normalised,
+positive = left) from ``axis_steering`` (left stick horizontal); with ``allow_reverse:=false`` negative velocities
+become zero.
+
+``action: drone``, the usual mode-2 layout (config/teleop_drone.yaml)::
+
+    left stick   up / down      vz        climb / descend      axis_vz 1        (up = + = climb)
+    left stick   left / right   yaw_rate  yaw left / right     axis_yaw_rate 0  (left = + = counter-clockwise)
+    right stick  up / down      vx        forward / back       axis_vx 4        (up = + = forward)
+    right stick  left / right   vy        left / right         axis_vy 3        (left = + = left)
+
+The drone's axes are independent: full stick forward and to the side flies at ``scale_vx`` and ``scale_vy``
+together (the drone adapter bounds the horizontal norm).
 
 ``e_stop_button`` (-1: none) engages the mux's emergency stop (std_msgs/Bool ``true`` on ``e_stop``); release it
 with the mux's service or topic.
@@ -56,8 +74,7 @@ class JoyTeleopNode(Node):
         deadman = "none" if self.config.enable_button < 0 else f"button {self.config.enable_button}"
         self.get_logger().info(
             f"ready: {self.resolve_topic_name(JOY_TOPIC)} -> {self.resolve_topic_name(TOPIC)}; deadman {deadman}, "
-            f"velocity axis {self.config.axis_velocity} x {self.config.scale_velocity} m/s, "
-            f"steering axis {self.config.axis_steering} x {self.config.scale_steering}"
+            f"{self.config.action}: {self.mapping.describe()}"
         )
 
     def _now(self) -> int:

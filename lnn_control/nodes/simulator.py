@@ -76,7 +76,8 @@ from typing import Any
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # CarRacing imports pygame, which greets on stdout
 
-from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
+from geometry_msgs.msg import PoseStamped, TransformStamped, TwistStamped  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
@@ -90,7 +91,8 @@ from lnn_control.ros.msgs import image_msg, twist_to_command, twist_type  # noqa
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node  # noqa: E402
 from lnn_control.ros.qos import COMMAND, SENSOR  # noqa: E402
 from lnn_control.ros.stamps import ns_to_stamp  # noqa: E402
-from lnn_control.sim.base import Observation, Simulator  # noqa: E402
+from lnn_control.sim.base import Observation, Simulator, Truth  # noqa: E402
+from lnn_control.sim.closed_loop import episode_outcome  # noqa: E402
 from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-exported for their importers
     LOCKSTEP_CHECK_S,
     REPUBLISH_S,
@@ -99,6 +101,7 @@ from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-ex
     LockstepConfig,
     LockstepRules,
 )
+from lnn_control.sim.truth_rows import CAR_FIELDS, truth_row  # noqa: E402
 
 CAMERA_TOPIC = "camera/image_raw"
 CLOCK_TOPIC = "/clock"
@@ -109,27 +112,10 @@ TRUTH_TOPIC = "sim/truth"
 POSE_TOPIC = "sim/pose"
 VELOCITY_TOPIC = "sim/velocity"
 EPISODE_TOPIC = "sim/episode"
+ODOM_TOPIC = "odom"
 
-#: The values of ``sim/truth``, in order: sim time (s), episode index, step in the episode, forward speed (m/s),
-#: reward of the tick (sum over its steps), total reward since reset, on track (1/0), lap progress (0..1), tiles
-#: visited, tiles of the track, laps completed, signed offset from the centreline (m, + left), and two node counters
-#: since start: commands clamped or replaced, and lockstep timeouts.
-TRUTH_FIELDS = (
-    "time",
-    "episode",
-    "step",
-    "speed",
-    "reward",
-    "total_reward",
-    "on_track",
-    "lap_progress",
-    "tiles_visited",
-    "tiles_total",
-    "laps_completed",
-    "track_offset",
-    "bad_commands",
-    "timeouts",
-)
+#: CarRacing's ``sim/truth`` row (lnn_control.sim.truth_rows); other backends publish their own, named in the layout.
+TRUTH_FIELDS = CAR_FIELDS
 
 CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 #: Episode events: a late joiner (the demonstrator) gets the latest events, the last start among them.
@@ -154,15 +140,27 @@ def _carracing(config: SimNodeConfig) -> Simulator:
     )
 
 
+def _drone(config: SimNodeConfig) -> Simulator:
+    from lnn_control.sim.drone import DroneSim, DroneSimConfig
+
+    return DroneSim(DroneSimConfig(frame_size=(config.frame_height, config.frame_width), task=config.task,
+                                   domain=config.domain))
+
+
 #: Backend name -> factory from the node's configuration.
-BACKENDS: dict[str, Callable[[SimNodeConfig], Simulator]] = {"carracing": _carracing}
+BACKENDS: dict[str, Callable[[SimNodeConfig], Simulator]] = {"carracing": _carracing, "drone": _drone}
 
 
 @dataclass(frozen=True)
 class SimNodeConfig:
     """Parameters of sim_node (config/sim.yaml)."""
 
-    backend: str = param("carracing", "simulator backend", choices=tuple(BACKENDS))
+    backend: str = param("carracing", "simulator backend: carracing (the car) or drone (a MuJoCo quadrotor)",
+                         choices=("carracing", "drone"))
+    task: str = param("fly-to-target", "drone: the task (fly-to-target, range, hike, track)",
+                      choices=("fly-to-target", "range", "hike", "track"))
+    domain: str = param("summer", "drone: the scene's looks (summer, fall, winter, urban, dusk, fog, distractor)",
+                        choices=("summer", "fall", "winter", "urban", "dusk", "fog", "distractor"))
     seed: int = param(0, "seed of the first episode; episode k uses seed + k", min=0, max=2**31 - 1)
     episodes: int = param(0, "episodes to run before idling (0: forever)", min=0, max=2**31 - 1)
     max_steps: int = param(1000, "ticks (published frames) per episode before it is cut (reason max_steps)",
@@ -171,8 +169,9 @@ class SimNodeConfig:
     frame_width: int = param(96, "camera frame width, pixels", min=8, max=4096)
     frame_height: int = param(96, "camera frame height, pixels", min=8, max=4096)
     frame_id: str = param("camera", "header frame_id of the camera frames")
-    map_frame: str = param("map", "header frame_id of sim/pose")
-    base_frame: str = param("base_link", "header frame_id of sim/velocity")
+    map_frame: str = param("map", "header frame_id of sim/pose and odom (the world frame, REP 105)")
+    base_frame: str = param("base_link", "header frame_id of sim/velocity, child frame of odom and TF")
+    publish_tf: bool = param(True, "publish TF map -> base_link -> camera frame (needs tf2_msgs, on a ROS install)")
     stamped: bool = param(False, "cmd_vel is geometry_msgs/TwistStamped instead of Twist")
     lockstep: bool = param(True, "publish the next frame only when a command answered the last one (else free-run)")
     lockstep_timeout: float = param(
@@ -193,32 +192,99 @@ class SimNodeConfig:
     publish_privileged: bool = param(True, "publish sim/pose, sim/velocity and the track (for a demonstrator)")
 
 
+def quaternion(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
+    """``(x, y, z, w)`` of ZYX Euler angles (rad)."""
+    cr, sr = math.cos(roll / 2), math.sin(roll / 2)
+    cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
+    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
+    return (sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy,
+            cr * cp * cy + sr * sp * sy)
+
+
+def odometry_msg(truth: Truth, stamp: Any, map_frame: str, base_frame: str) -> Odometry:
+    """``nav_msgs/Odometry`` of the vehicle: pose in ``map_frame`` (the drone's 3-D position and attitude; the car's
+    plane pose), twist in ``base_frame`` (forward, left, up, and the yaw rate)."""
+    msg = Odometry()
+    msg.header.stamp = stamp
+    msg.header.frame_id = map_frame
+    msg.child_frame_id = base_frame
+    x, y = truth.position
+    position = getattr(truth, "position_3d", (x, y, 0.0))
+    roll, pitch, yaw = getattr(truth, "attitude", (0.0, 0.0, truth.heading))
+    velocity = getattr(truth, "body_velocity", (truth.speed, 0.0, 0.0))
+    p, o = msg.pose.pose.position, msg.pose.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in position)
+    o.x, o.y, o.z, o.w = quaternion(roll, pitch, yaw)
+    v = msg.twist.twist
+    v.linear.x, v.linear.y, v.linear.z = (float(u) for u in velocity)
+    v.angular.z = float(truth.yaw_rate) if math.isfinite(truth.yaw_rate) else 0.0
+    return msg
+
+
+class TransformOutput:
+    """TF of the sim's vehicle: ``map`` -> ``base_link`` with every frame, ``base_link`` -> the camera frame once
+    (static). Needs ``tf2_msgs``, which a ROS install has and the PyPI wheels do not: without it the node says so
+    once and ``odom`` alone carries the pose."""
+
+    def __init__(self, node: Node, config: SimNodeConfig) -> None:
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            node.get_logger().info("tf2_msgs is not installed (the pip path has no wheel of it): no TF; the pose is "
+                                   f"on {node.resolve_topic_name(ODOM_TOPIC)}")
+            self.publisher = None
+            return
+        self.message_type = TFMessage
+        self.publisher = node.create_publisher(TFMessage, "/tf", COMMAND)
+        static = node.create_publisher(TFMessage, "/tf_static", EPISODE_QOS)
+        camera = TransformStamped()
+        camera.header.frame_id, camera.child_frame_id = config.base_frame, config.frame_id
+        camera.transform.rotation.w = 1.0
+        static.publish(TFMessage(transforms=[camera]))
+        self._static = static  # kept: a transient-local publisher serves late joiners while it lives
+
+    def messages(self, odom: Odometry) -> list[tuple[Any, Any]]:
+        """The ``/tf`` message of one frame (none without tf2_msgs)."""
+        if self.publisher is None:
+            return []
+        transform = TransformStamped()
+        transform.header = odom.header
+        transform.child_frame_id = odom.child_frame_id
+        p = odom.pose.pose.position
+        transform.transform.translation.x, transform.transform.translation.y = p.x, p.y
+        transform.transform.translation.z = p.z
+        transform.transform.rotation = odom.pose.pose.orientation
+        return [(self.publisher, self.message_type(transforms=[transform]))]
+
+
 def end_reason(obs: Observation, steps: int, max_steps: int) -> str | None:
-    """Why the episode ends after ``obs`` (``steps`` ticks done), or None if it goes on."""
+    """Why the episode ends after ``obs`` (``steps`` ticks done), or None if it goes on: the backend's event where it
+    names one (the drone: success, collision, out_of_bounds, ...), else terminated or max_steps."""
     if obs.info.get("lap_finished"):
         return "lap_finished"
     if obs.terminated:
-        return "terminated"
+        return str(obs.info.get("event") or "terminated")
     if obs.truncated or steps >= max_steps:
         return "max_steps"
     return None
 
 
 def truth_msg(values: dict[str, float]) -> Float64MultiArray:
-    """``sim/truth`` from a dict holding every name of :data:`TRUTH_FIELDS`."""
+    """``sim/truth`` from a row (:func:`lnn_control.sim.truth_rows.truth_row`): the values in order, their names,
+    comma-separated, in ``layout.dim[0].label``."""
     msg = Float64MultiArray()
-    n = len(TRUTH_FIELDS)
-    msg.layout.dim = [MultiArrayDimension(label=",".join(TRUTH_FIELDS), size=n, stride=n)]
-    msg.data = [float(values[name]) for name in TRUTH_FIELDS]
+    n = len(values)
+    msg.layout.dim = [MultiArrayDimension(label=",".join(values), size=n, stride=n)]
+    msg.data = [float(v) for v in values.values()]
     return msg
 
 
 def truth_values(msg: Float64MultiArray) -> dict[str, float]:
-    """``sim/truth`` back to a dict by :data:`TRUTH_FIELDS`; ``ValueError`` if the layout does not match."""
-    label = msg.layout.dim[0].label if msg.layout.dim else ""
-    if label != ",".join(TRUTH_FIELDS) or len(msg.data) != len(TRUTH_FIELDS):
-        raise ValueError(f"sim/truth layout {label!r} with {len(msg.data)} values is not {','.join(TRUTH_FIELDS)}")
-    return dict(zip(TRUTH_FIELDS, (float(v) for v in msg.data)))
+    """``sim/truth`` back to a dict by the names in its layout; ``ValueError`` when names and values do not match."""
+    names = msg.layout.dim[0].label.split(",") if msg.layout.dim and msg.layout.dim[0].label else []
+    if not names or len(msg.data) != len(names):
+        raise ValueError(f"sim/truth layout {','.join(names)!r} does not name its {len(msg.data)} values")
+    return dict(zip(names, (float(v) for v in msg.data), strict=True))
 
 
 class SimNode(Node):
@@ -235,6 +301,8 @@ class SimNode(Node):
         self.pose_pub = self.create_publisher(PoseStamped, POSE_TOPIC, COMMAND)
         self.velocity_pub = self.create_publisher(TwistStamped, VELOCITY_TOPIC, COMMAND)
         self.episode_pub = self.create_publisher(String, EPISODE_TOPIC, EPISODE_QOS)
+        self.odom_pub = self.create_publisher(Odometry, ODOM_TOPIC, COMMAND)
+        self.tf = TransformOutput(self, c) if c.publish_tf and c.publish_privileged else None
         self.cmd_sub = self.create_subscription(twist_type(c.stamped), CMD_TOPIC, self._on_command, COMMAND)
         self.cmd_topic = self.cmd_sub.topic_name
         self.create_service(Trigger, "~/reset", self._on_reset)
@@ -310,6 +378,9 @@ class SimNode(Node):
                 "half_width": float(track.half_width),
                 "points": [[round(float(x), 4), round(float(y), 4)] for x, y in track.points],
             }
+        episode_info = getattr(self.sim, "episode_info", None)
+        if callable(episode_info) and c.publish_privileged:
+            event.update(episode_info())
         self._event(event)
         self.get_logger().info(f"episode {self.episode} (seed {self.episode_seed}) starts at sim time "
                                f"{self.time_base_ns / 1e9:.3f} s")
@@ -325,6 +396,7 @@ class SimNode(Node):
         obs = self.obs
         assert obs is not None
         t = obs.truth
+        outcome = episode_outcome(self.sim, obs)
         self._event(
             {
                 "event": "end",
@@ -338,11 +410,15 @@ class SimNode(Node):
                 "tiles_total": int(t.tiles_total),
                 "lap_progress": float(t.lap_progress),
                 "stamp_ns": self.end_ns,
+                **{k: v for k, v in outcome.items() if k not in ("event", "episode", "seed", "reason", "stamp_ns")},
             }
         )
+        if outcome:
+            figures = ", ".join(f"{k} {v}" for k, v in outcome.items())
+        else:
+            figures = f"score {t.total_reward:.1f}, {t.laps_completed} lap(s), {t.tiles_visited}/{t.tiles_total} tiles"
         self.get_logger().info(
-            f"episode {self.episode} (seed {self.episode_seed}) ended ({reason}) after {self.steps} frames: "
-            f"score {t.total_reward:.1f}, {t.laps_completed} lap(s), {t.tiles_visited}/{t.tiles_total} tiles"
+            f"episode {self.episode} (seed {self.episode_seed}) ended ({reason}) after {self.steps} frames: {figures}"
         )
         self.running = False
         self.rules.on_episode_end()
@@ -384,29 +460,9 @@ class SimNode(Node):
         stamp = ns_to_stamp(now)
         t = obs.truth
         messages: list[tuple[Any, Any]] = [(self.clock_pub, ClockMsg(clock=stamp))]
-        messages.append(
-            (
-                self.truth_pub,
-                truth_msg(
-                    {
-                        "time": now / 1e9,
-                        "episode": self.episode,
-                        "step": self.steps,
-                        "speed": t.speed,
-                        "reward": reward,
-                        "total_reward": t.total_reward,
-                        "on_track": float(t.on_track),
-                        "lap_progress": t.lap_progress,
-                        "tiles_visited": t.tiles_visited,
-                        "tiles_total": t.tiles_total,
-                        "laps_completed": t.laps_completed,
-                        "track_offset": t.track_offset,
-                        "bad_commands": self.rules.bad_commands,
-                        "timeouts": self.rules.timeouts,
-                    }
-                ),
-            )
-        )
+        row = truth_row(t, now / 1e9, self.episode, self.steps, reward, bad_commands=self.rules.bad_commands,
+                        timeouts=self.rules.timeouts)
+        messages.append((self.truth_pub, truth_msg(row)))
         x, y = t.position
         if c.publish_privileged and math.isfinite(x) and math.isfinite(y) and math.isfinite(t.heading):
             pose = PoseStamped()
@@ -422,6 +478,10 @@ class SimNode(Node):
             velocity.twist.linear.x = float(t.speed)
             velocity.twist.angular.z = float(t.yaw_rate) if math.isfinite(t.yaw_rate) else 0.0
             messages += [(self.velocity_pub, velocity), (self.pose_pub, pose)]
+            odom = odometry_msg(t, stamp, c.map_frame, c.base_frame)
+            messages.append((self.odom_pub, odom))
+            if self.tf is not None:
+                messages += self.tf.messages(odom)
         messages.append(
             (self.image_pub, image_msg(obs.frame, encoding="rgb8", stamp_ns=now, frame_id=c.frame_id))
         )

@@ -1,6 +1,7 @@
-"""teleop_keyboard_node: drive from a terminal, in the manner of teleop_twist_keyboard.
+"""teleop_keyboard_node: drive a car or fly a drone from a terminal, in the manner of teleop_twist_keyboard.
 
-Keys (arrow keys work too)::
+``action`` (``car``, the default, or ``drone``) says what the keys command. Keys with ``action: car`` (arrow keys
+work too)::
 
     w / up     faster (+speed_step m/s, up to max_speed)
     s / down   slower (-speed_step; below zero reverses, down to -max_reverse_speed)
@@ -11,6 +12,20 @@ Keys (arrow keys work too)::
     r, Tab     release: stop publishing, so the command mux hands control back to the policy
     Ctrl-C     quit
 
+Keys with ``action: drone`` (body FLU velocities, REP 103; config/teleop_drone.yaml)::
+
+    w / s               forward / back     (vx +/- speed_step m/s; the norm of vx, vy up to max_speed)
+    a / d               left / right       (vy +/- speed_step; + = left)
+    up / down, t / b    climb / descend    (vz +/- climb_step, up to max_climb; + = up)
+    q / e, left / right yaw left / right   (yaw_rate +/- yaw_step rad/s, up to max_yaw_rate; + = counter-clockwise)
+    c                   stop yawing
+    space, x            hover: every velocity to zero (you still fly: zero is published)
+    r, Tab              release: stop publishing, so the command mux hands control back to the policy
+    Ctrl-C              quit
+
+The drone's ``max_speed`` bounds the horizontal speed, the norm of (vx, vy): a key changes only its own axis and
+stops where the norm reaches ``max_speed`` (at full speed forward, slow down before moving sideways).
+
 Any driving key takes control: from then on the command is published on ``teleop/cmd_vel`` at ``rate`` Hz of wall
 time (and at once on every key), whether or not keys keep coming, so the mux keeps the person in charge; release
 (``r``) stops publishing and resets the command to zero for the next take-over. Twist or, with ``stamped:=true``,
@@ -18,10 +33,11 @@ TwistStamped (``frame_id``, stamped with the node clock: sim time under ``use_si
 until the first ``/clock`` arrives).
 
 ``steering_hold:=true`` makes the steering spring-loaded, as in a driving game: a steering key steers only while it
-is held and the steering returns to centre when it is let go. A terminal reports no key releases, only the key's
-auto-repeat: the first press counts as held for ``repeat_delay`` (the terminal's delay before it starts repeating),
-then for ``repeat_gap`` after each repeat. Terminals repeat only the last key pressed, so pressing another key
-while steering ends the steering's repeats, and with them the hold.
+is held and the steering returns to centre when it is let go; a drone's yaw keys likewise (it yaws only while one is
+held). A terminal reports no key releases, only the key's auto-repeat: the first press counts as held for
+``repeat_delay`` (the terminal's delay before it starts repeating), then for ``repeat_gap`` after each repeat.
+Terminals repeat only the last key pressed, so pressing another key while steering ends the steering's repeats, and
+with them the hold.
 
 The key handling (:class:`KeyTeleop`) and when a command goes out (:class:`KeyboardRules`) live, free of ROS and
 of the terminal, in :mod:`lnn_control.teleop_rules`, so tests feed them strings and simulated times; this node feeds
@@ -48,6 +64,7 @@ from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, run_node
 from lnn_control.ros.qos import COMMAND
 from lnn_control.teleop_rules import (  # noqa: F401 - ARROWS, KeyTeleop, KeyTeleopConfig re-exported here
+    ACTIONS,
     ARROWS,
     BACKWARDS,
     NO_CLOCK,
@@ -59,7 +76,11 @@ from lnn_control.teleop_rules import (  # noqa: F401 - ARROWS, KeyTeleop, KeyTel
 
 TOPIC = "teleop/cmd_vel"
 CLOCK_TOPIC = "/clock"
-HELP = __doc__.split("::", 1)[1].split("\n\n", 2)[1] if __doc__ else "keys: w/s a/d c space r Ctrl-C"
+#: The key table printed at start, per action (the docstring's tables).
+HELP = {
+    action: (__doc__.split("::")[i + 1].split("\n\n", 2)[1] if __doc__ else "keys: w/s a/d c space r Ctrl-C")
+    for i, action in enumerate(ACTIONS)
+}
 #: How often the node reads its terminal, s (steady clock): the latency a key adds at most.
 POLL_S = 0.02
 #: How often the node checks who publishes /clock, s (steady clock).
@@ -138,11 +159,13 @@ class TeleopKeyboardNode(Node):
         self.create_timer(POLL_S, self._on_poll, clock=steady)
         self.create_timer(self.period, self.tick, clock=steady)
         self.create_timer(CLOCK_CHECK_S, self._check_clock, clock=steady)
-        print(HELP, file=sys.stderr, flush=True)
+        print(HELP[self.config.action], file=sys.stderr, flush=True)
+        turn = "yaw" if self.teleop.drone else "steering"
         self.get_logger().info(
-            f"ready: keys -> {self.publisher.topic_name} ({'TwistStamped' if self.config.stamped else 'Twist'}, "
-            f"{'sim' if self.sim_time else 'wall'} time) at {self.config.rate:g} Hz while you drive"
-            + ("; steering only while a steering key is held" if self.config.steering_hold else "")
+            f"ready: {self.config.action} keys -> {self.publisher.topic_name} "
+            f"({'TwistStamped' if self.config.stamped else 'Twist'}, {'sim' if self.sim_time else 'wall'} time) "
+            f"at {self.config.rate:g} Hz while you drive"
+            + (f"; {turn} only while a {turn} key is held" if self.config.steering_hold else "")
         )
 
     def _stamp_ns(self) -> int:

@@ -21,7 +21,7 @@ _WHERE = {
     "plot_outputs": "plots", "neuron_groups": "plots", "plot_activity": "plots", "activity_heatmap": "plots",
     "plot_timeseries": "plots", "plot_episode_activity": "plots",
     "fmt": "tables", "text_table": "tables", "markdown_table": "tables", "episode_table": "tables",
-    "summarize": "episodes", "write_report": "episodes",
+    "strict_json": "tables", "summarize": "episodes", "outcome_summary": "episodes", "write_report": "episodes",
 }
 
 __all__ = sorted(_WHERE)

@@ -3,10 +3,11 @@
 ``write_report(out, results, meta)`` writes:
 
 - ``episodes.csv``: one row per episode (seed, reward, laps, tiles, off-track time, steps, ...);
-- ``summary.json``: ``meta`` plus reward mean/std/min/max, laps, off-track time, and the rows;
+- ``summary.json``: ``meta`` plus reward mean/std/min/max, laps, off-track time, the task's outcome (the drone:
+  success and collision counts and rates, time to target), and the rows;
 - ``episode_<seed>.gif``: the controller's view of one episode (upscaled) with a steering bar and the target and
   measured speed, first ``gif_seconds`` of it;
-- ``timeseries.png``: steering, target velocity and measured speed over time for every episode;
+- ``timeseries.png``: each field of the command and the measured speed over time for every episode;
 - ``activity.png``: per-step activity (e.g. neuron states) of the GIF episode, when the controller exposed one.
 
 Neither torch nor gymnasium is imported here.
@@ -25,15 +26,37 @@ import numpy as np
 from lnn_control.report.media import episode_gif as write_gif
 from lnn_control.report.plots import plot_episode_activity as plot_activity
 from lnn_control.report.plots import plot_timeseries
+from lnn_control.report.tables import strict_json
 
 if TYPE_CHECKING:
     from lnn_control.sim.closed_loop import EpisodeResult
 
-__all__ = ["plot_activity", "plot_timeseries", "summarize", "write_gif", "write_report"]
+__all__ = ["outcome_summary", "plot_activity", "plot_timeseries", "summarize", "write_gif", "write_report"]
 
 
 def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
-    """Aggregate figures over episodes."""
+    """Aggregate figures over episodes (and over the task's own outcome, where the backend gives one)."""
+    return {**_car_summary(results), **outcome_summary(results)}
+
+
+def outcome_summary(results: Sequence[EpisodeResult]) -> dict[str, Any]:
+    """Over the episodes' ``outcome``: per flag (``success``, ``collided``) the count and rate, per number its mean
+    over the episodes where it is finite (``time_to_target_s`` over the successes)."""
+    out: dict[str, Any] = {}
+    keys = [k for k in (results[0].outcome if results else {})]
+    for key in keys:
+        values = [r.outcome.get(key) for r in results]
+        if all(isinstance(v, bool) for v in values):
+            out[f"{key}_count"] = int(sum(values))
+            out[f"{key}_rate"] = float(np.mean(values))
+        elif all(isinstance(v, (int, float)) for v in values):
+            finite = np.array([v for v in values if np.isfinite(v)], dtype=np.float64)
+            out[f"{key}_mean"] = float(finite.mean()) if finite.size else None
+            out[f"{key}_max"] = float(finite.max()) if finite.size else None
+    return out
+
+
+def _car_summary(results: Sequence[EpisodeResult]) -> dict[str, Any]:
     rewards = np.array([r.reward for r in results], dtype=np.float64)
     laps = np.array([r.laps for r in results])
     off = np.array([r.off_track_s for r in results])
@@ -77,7 +100,7 @@ def write_report(
 
     summary = {"meta": meta or {}, **summarize(results), "per_episode": rows}
     paths["summary"] = out / "summary.json"
-    paths["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    paths["summary"].write_text(json.dumps(strict_json(summary), indent=2) + "\n", encoding="utf-8")
 
     paths["timeseries"] = plot_timeseries(results, out / "timeseries.png")
 

@@ -126,14 +126,16 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> P
 
 
 def episode_gif(result: EpisodeResult, path: Path, seconds: float = 10.0, scale: int = 2, stride: int = 3) -> Path:
-    """A closed-loop episode's frames, upscaled, with a steering bar (a bar to the left is a left turn) and speeds."""
+    """A closed-loop episode's frames, upscaled, with the command applied and the speed under each; a car's
+    steering also as a bar (a bar to the left is a left turn)."""
     from PIL import Image, ImageDraw
 
     assert result.frames is not None
     t = result.series["t_s"]
     dt = float(t[1] - t[0]) if len(t) > 1 else 0.02
     n = min(len(result.frames), max(1, int(round(seconds / dt))))
-    strip = 34
+    strip = 46
+    names = [key[len("cmd_"):] for key in result.series if key.startswith("cmd_")]
     images = []
     for k in range(0, n, stride):
         frame = result.frames[k]
@@ -144,15 +146,15 @@ def episode_gif(result: EpisodeResult, path: Path, seconds: float = 10.0, scale:
         top = h * scale + 4
         centre = w * scale // 2
         half = w * scale // 2 - 6
-        steer = float(result.series["steering"][k])
-        x_end = centre - int(round(steer * half))  # positive steering (left) draws to the left
-        draw.rectangle((min(centre, x_end), top, max(centre, x_end), top + 8), fill=(255, 200, 0))
-        draw.line((centre, top - 2, centre, top + 10), fill=(255, 255, 255))
+        if "steering" in result.series:
+            steer = float(result.series["steering"][k])
+            x_end = centre - int(round(steer * half))  # positive steering (left) draws to the left
+            draw.rectangle((min(centre, x_end), top, max(centre, x_end), top + 8), fill=(255, 200, 0))
+            draw.line((centre, top - 2, centre, top + 10), fill=(255, 255, 255))
         observed = bool(result.series["observed"][k])
-        text = (
-            f"t {t[k]:5.2f}s  steer {steer:+.2f}  v* {result.series['velocity'][k]:5.1f}  "
-            f"v {result.series['speed'][k]:5.1f} m/s{'' if observed else '  DROP'}"
-        )
-        draw.text((4, top + 12), text, fill=(255, 255, 255))
+        fields = " ".join(f"{name} {float(result.series[name][k]):+.2f}" for name in names)
+        speed = f"t {t[k]:5.2f}s  v {result.series['speed'][k]:4.1f} m/s{'' if observed else '  DROP'}"
+        draw.text((4, top + 10), fields, fill=(255, 255, 255))
+        draw.text((4, top + 21), speed, fill=(255, 255, 255))
         images.append(img.convert("P", palette=Image.ADAPTIVE, colors=128))
     return save_gif(images, path, int(round(1000 * dt * stride)))

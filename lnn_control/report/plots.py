@@ -152,24 +152,31 @@ def plot_activity(
     return _save(fig, path, tight=False)
 
 
+def command_fields(result: EpisodeResult) -> list[str]:
+    """The command fields of a closed-loop episode, in order (its series has ``cmd_<field>`` for each)."""
+    return [key[len("cmd_"):] for key in result.series if key.startswith("cmd_")]
+
+
 def plot_timeseries(results: Sequence[EpisodeResult], path: Path) -> Path:
-    """Closed-loop episodes: steering and velocity (target and measured) over time, one line per episode."""
+    """Closed-loop episodes: each command field as applied, and the measured forward speed, over time, one line per
+    episode."""
     plt = _pyplot()
-    fig, (ax_s, ax_v) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    names = command_fields(results[0]) if results else []
+    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(10, 2.2 * (len(names) + 1) + 1), sharex=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, r in enumerate(results):
         c = colours[i % len(colours)]
         t = r.series["t_s"]
-        ax_s.plot(t, r.series["steering"], color=c, lw=0.8, label=f"seed {r.seed}")
-        ax_v.plot(t, r.series["velocity"], color=c, lw=0.8, ls="--")
-        ax_v.plot(t, r.series["speed"], color=c, lw=0.8)
-    ax_s.set_ylabel("steering (+ left)")
-    ax_s.set_ylim(-1.05, 1.05)
-    ax_s.axhline(0, color="k", lw=0.4)
-    ax_v.set_ylabel("m/s (dashed: target, solid: measured)")
-    ax_v.set_xlabel("sim time, s")
-    if len(results) <= 10:
-        ax_s.legend(loc="upper right", fontsize=7, ncol=min(5, len(results)))
+        for ax, name in zip(axes[:-1, 0], names, strict=True):
+            ax.plot(t, r.series[name], color=c, lw=0.8, label=f"seed {r.seed}")
+        axes[-1, 0].plot(t, r.series["speed"], color=c, lw=0.8)
+    for ax, name in zip(axes[:-1, 0], names, strict=True):
+        ax.set_ylabel(name)
+        ax.axhline(0, color="k", lw=0.4)
+    axes[-1, 0].set_ylabel("forward speed, m/s")
+    axes[-1, 0].set_xlabel("sim time, s")
+    if len(results) <= 10 and names:
+        axes[0, 0].legend(loc="upper right", fontsize=7, ncol=min(5, len(results)))
     return _save(fig, path)
 
 

@@ -29,12 +29,12 @@ import numpy as np
 
 from lnn_control.command import CAR, Command
 from lnn_control.paths import config_file
+from lnn_control.sim.backends import SimSpec
 from lnn_control.sim.base import Simulator
 from lnn_control.sim.perturb import PerturbConfig, Perturber
 
 if TYPE_CHECKING:  # the Driver pulls in torch; sim-eval --baseline expert does without it; CarRacing: gymnasium
     from lnn_control.driver import Driver, DriverConfig
-    from lnn_control.sim.carracing import CarRacingConfig
     from lnn_control.sim.expert import ExpertConfig
 
 LOG = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ class EpisodeResult:
     """``(steps, H, W, 3)`` uint8, the controller's view of each step (a dropped step repeats the previous view)."""
     activity: np.ndarray | None = None
     """``(steps, N)`` float32 from the controller's ``last_activity`` (held on dropped steps), if it has one."""
+    outcome: dict[str, Any] = field(default_factory=dict)
+    """The task's own figures of the episode, from the backend's ``episode_outcome`` (the drone: ``success``,
+    ``collided``, ``time_to_target_s``, ``final_distance_m``, ``ended_by``); empty for a backend without one (the car's
+    figures are the fields above)."""
 
     @property
     def steps_per_s(self) -> float:
@@ -122,6 +126,7 @@ class EpisodeResult:
             "observed": self.observed,
             "wall_s": round(self.wall_s, 3),
             "steps_per_s": round(self.steps_per_s, 1),
+            **self.outcome,
         }
 
 
@@ -220,7 +225,23 @@ def run_episode(
         series=series,
         frames=np.stack(frames) if record_frames and frames else None,
         activity=act_array,
+        outcome=episode_outcome(sim, obs),
     )
+
+
+def whole_episode_steps(sim: Simulator) -> int:
+    """Steps that cover a whole episode: the backend's time limit (``time_limit_s``, the drone's tasks), else 1,000
+    (CarRacing-v3's own limit)."""
+    limit = getattr(sim, "time_limit_s", None)
+    if limit is None:
+        return 1000
+    return int(math.ceil(limit / (sim.dt_ns * 1e-9))) + 1
+
+
+def episode_outcome(sim: Simulator, obs: Any) -> dict[str, Any]:
+    """The backend's figures of an episode that ended in ``obs`` (``sim.episode_outcome``), or none."""
+    outcome = getattr(sim, "episode_outcome", None)
+    return dict(outcome(obs)) if callable(outcome) else {}
 
 
 def run_episodes(
@@ -228,11 +249,12 @@ def run_episodes(
     controller_factory: Callable[[Simulator], Controller],
     seeds: Sequence[int],
     perturb: PerturbConfig | None = None,
-    max_steps: int = 1000,
+    max_steps: int | None = 1000,
     record_frames_for: Sequence[int] | None = None,
     progress: bool = True,
 ) -> list[EpisodeResult]:
-    """Run one episode per seed with one simulator and one controller (both reset per episode).
+    """Run one episode per seed with one simulator and one controller (both reset per episode), of at most
+    ``max_steps`` steps (None: :func:`whole_episode_steps`).
 
     ``controller_factory`` gets the simulator (the expert reads its privileged state; a learned policy ignores it).
     Frames are kept for the seeds in ``record_frames_for`` (default: the first seed).
@@ -244,14 +266,19 @@ def run_episodes(
     results: list[EpisodeResult] = []
     sim = sim_factory()
     try:
+        max_steps = max_steps or whole_episode_steps(sim)
         controller = controller_factory(sim)
         perturber = Perturber(perturb)
         bar = tqdm(seeds, unit="ep", desc="sim-eval", disable=not progress, dynamic_ncols=True)
         for seed in bar:
             result = run_episode(sim, controller, seed, perturber, max_steps, record_frames=seed in keep)
             results.append(result)
-            rewards = [r.reward for r in results]
-            bar.set_postfix(reward=f"{result.reward:.1f}", laps=result.laps, mean=f"{np.mean(rewards):.1f}")
+            if "success" in result.outcome:
+                bar.set_postfix(success=f"{sum(bool(r.outcome['success']) for r in results)}/{len(results)}",
+                                ended_by=result.outcome.get("ended_by", ""))
+            else:
+                rewards = [r.reward for r in results]
+                bar.set_postfix(reward=f"{result.reward:.1f}", laps=result.laps, mean=f"{np.mean(rewards):.1f}")
     finally:
         sim.close()
     return results
@@ -278,39 +305,50 @@ class DriverController:
         return self.driver.activity.copy()
 
 
-def sim_driver_config() -> DriverConfig:
-    """The drive_node's settings in ``lnn-control up sim-drive``: its config files (drive.yaml, then sim.yaml), read
+def sim_driver_config(node_set: str = SIM_NODE_SET) -> DriverConfig:
+    """The drive_node's settings in ``lnn-control up NODE_SET`` (``sim-drive``: drive.yaml, then sim.yaml), read
     as the node reads them."""
     from lnn_control.bringup import NODE_SETS
     from lnn_control.driver import load_driver_config
 
-    return load_driver_config(*(config_file(name) for name in NODE_SETS[SIM_NODE_SET].configs))
+    return load_driver_config(*(config_file(name) for name in NODE_SETS[node_set].configs))
 
 
-def model_controller_factory(path: str | Path) -> Callable[[Simulator], Controller]:
+def model_controller_factory(path: str | Path, node_set: str = SIM_NODE_SET) -> Callable[[Simulator], Controller]:
     """A factory of Drivers around the checkpoint ``path`` names (:func:`lnn_control.paths.resolve_model`), with the
-    drive_node's settings of ``up sim-drive`` (:func:`sim_driver_config`); a value that differs from the model's is
-    printed as a warning. ModelNotFoundError or CheckpointError name a missing or bad checkpoint."""
+    drive_node's settings of ``up NODE_SET`` (:func:`sim_driver_config`); a value that differs from the model's is
+    printed as a warning. ModelNotFoundError or CheckpointError name a missing or bad checkpoint; ValueError a model
+    whose action is not the simulator's."""
     from lnn_control.driver import Driver, warn_once
     from lnn_control.nn.checkpoint import load
     from lnn_control.paths import resolve_model
 
     policy = load(resolve_model(path))
-    driver_config = sim_driver_config()
+    driver_config = sim_driver_config(node_set)
     warn = warn_once(lambda message: print(f"sim-eval: warning: {message}", file=sys.stderr))
 
     def make(sim: Simulator) -> Controller:
+        if policy.config.action.names != sim.schema.names:
+            raise ValueError(f"{path}: the model outputs a {policy.config.action.name} command "
+                             f"({', '.join(policy.config.action.names)}), the {sim.name} simulator takes "
+                             f"{sim.schema.name} commands ({', '.join(sim.schema.names)})")
         return DriverController(Driver(policy, driver_config, warn=warn))
 
     return make
 
 
-def expert_controller_factory(config: ExpertConfig, seed: int = 0) -> Callable[[Simulator], Controller]:
-    """A factory of demonstrators (privileged track geometry) on the simulator they are given."""
-    from lnn_control.sim.expert import ExpertController
+def expert_controller_factory(config: ExpertConfig | None = None, seed: int = 0) -> Callable[[Simulator], Controller]:
+    """A factory of demonstrators on the simulator they are given, from its privileged state: the car's expert
+    (track geometry, ``config``) or the drone's (:class:`~lnn_control.sim.drone.DroneExpert`)."""
 
     def make(sim: Simulator) -> Controller:
-        return ExpertController(sim, config, seed=seed)  # type: ignore[arg-type]
+        if sim.name == "drone":
+            from lnn_control.sim.drone import DroneExpert
+
+            return DroneExpert(sim, seed=seed)  # type: ignore[arg-type]
+        from lnn_control.sim.expert import ExpertConfig, ExpertController
+
+        return ExpertController(sim, config or ExpertConfig(), seed=seed)  # type: ignore[arg-type]
 
     return make
 
@@ -321,28 +359,25 @@ def sim_eval(
     out: Path,
     *,
     perturb: PerturbConfig | None = None,
-    sim_config: CarRacingConfig | None = None,
-    max_steps: int = 1000,
+    spec: SimSpec | None = None,
+    max_steps: int | None = None,
     gif_seconds: float = 10.0,
     progress: bool = True,
     meta: dict[str, Any] | None = None,
 ) -> tuple[list[EpisodeResult], dict[str, Path]]:
-    """Drive CarRacing episodes on ``seeds`` (:func:`run_episodes`) and write the report folder ``out``
+    """Drive episodes of the simulator ``spec`` names (default CarRacing) on ``seeds`` (:func:`run_episodes`; at most
+    ``max_steps`` each, default a whole episode) and write the report folder ``out``
     (:mod:`lnn_control.report.episodes`; ``meta`` is added to its summary); the results and the report's paths."""
     from lnn_control.report.episodes import write_report
-    from lnn_control.sim.carracing import CarRacingConfig, CarRacingSim
 
     perturb = perturb or PerturbConfig()
-    sim_config = sim_config or CarRacingConfig()
-    results = run_episodes(
-        lambda: CarRacingSim(sim_config), controller_factory, seeds, perturb, max_steps=max_steps, progress=progress
-    )
+    spec = spec or SimSpec()
+    results = run_episodes(spec.build, controller_factory, seeds, perturb, max_steps=max_steps, progress=progress)
     meta = {
         **(meta or {}),
-        "simulator": CarRacingSim.name,
-        "frame_size": list(sim_config.frame_size),
+        **spec.describe(),
         "perturb": perturb.describe(),
         "seeds": list(seeds),
-        "max_steps": max_steps,
+        "max_steps": max_steps or "a whole episode",
     }
     return results, write_report(out, results, meta, gif_seconds=gif_seconds)

@@ -1,0 +1,70 @@
+"""The simulator backends by name, for the closed loop and ``sim-eval``: how to build one, its demonstrator, and
+the node set whose driving node's settings a learned policy runs with there.
+
+- ``carracing``: :class:`~lnn_control.sim.carracing.CarRacingSim` (the car), demonstrator
+  :class:`~lnn_control.sim.expert.ExpertController`, node set ``sim-drive``;
+- ``drone``: :class:`~lnn_control.sim.drone.DroneSim` (a camera quadrotor in MuJoCo; ``task`` and ``domain``),
+  demonstrator :class:`~lnn_control.sim.drone.DroneExpert`, node set ``drone-sim-drive``.
+
+Each backend's module is imported only when it is built (gymnasium for the car, mujoco for the drone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lnn_control.sim.base import Simulator
+
+BACKENDS = ("carracing", "drone")
+#: The node set whose driving node (drive_node) a learned policy drives as, per backend.
+NODE_SETS = {"carracing": "sim-drive", "drone": "drone-sim-drive"}
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """Which simulator, and the options the backends take (``task`` and ``domain``: the drone's only)."""
+
+    backend: str = "carracing"
+    frame_size: tuple[int, int] = (96, 96)
+    task: str | None = None
+    domain: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown simulator {self.backend!r} (known: {', '.join(BACKENDS)})")
+        if self.backend != "drone" and (self.task or self.domain):
+            raise ValueError(f"task and domain are the drone's; the {self.backend} simulator has neither")
+        if self.backend == "drone":
+            from lnn_control.sim.drone import DOMAINS, TASKS
+
+            if self.task is not None and self.task not in TASKS:
+                raise ValueError(f"unknown task {self.task!r} (known: {', '.join(TASKS)})")
+            if self.domain is not None and self.domain not in DOMAINS:
+                raise ValueError(f"unknown domain {self.domain!r} (known: {', '.join(DOMAINS)})")
+
+    @property
+    def node_set(self) -> str:
+        """The node set whose drive_node settings a learned policy runs with in this simulator."""
+        return NODE_SETS[self.backend]
+
+    def build(self) -> Simulator:
+        """A new simulator of this spec."""
+        if self.backend == "drone":
+            from lnn_control.sim.drone import DroneSim, DroneSimConfig
+
+            options = {k: v for k, v in (("task", self.task), ("domain", self.domain)) if v is not None}
+            return DroneSim(DroneSimConfig(frame_size=self.frame_size, **options))
+        from lnn_control.sim.carracing import CarRacingConfig, CarRacingSim
+
+        return CarRacingSim(CarRacingConfig(frame_size=self.frame_size))
+
+    def describe(self) -> dict[str, Any]:
+        """For a report's metadata."""
+        out: dict[str, Any] = {"simulator": self.backend, "frame_size": list(self.frame_size)}
+        if self.backend == "drone":
+            from lnn_control.sim.drone import DroneSimConfig
+
+            out["task"] = self.task or DroneSimConfig.task
+            out["domain"] = self.domain or DroneSimConfig.domain
+        return out
