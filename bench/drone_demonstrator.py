@@ -27,7 +27,7 @@ from tqdm import tqdm  # noqa: E402
 from lnn_control.sim.drone import DOMAINS, TASKS, DroneExpert, DroneExpertConfig, DroneSim, DroneSimConfig  # noqa: E402
 
 
-def run_domain(domain: str, args: argparse.Namespace) -> tuple[dict, list[np.ndarray]]:
+def run_domain(domain: str, args: argparse.Namespace, film: bool = False) -> tuple[dict, list[np.ndarray]]:
     """Episodes of one domain: the summary row and the GIF episode's frames."""
     expert_config = DroneExpertConfig.imperfect() if args.imperfect else DroneExpertConfig()
     size = (args.size, args.size)
@@ -37,7 +37,7 @@ def run_domain(domain: str, args: argparse.Namespace) -> tuple[dict, list[np.nda
     sim_s = 0.0
     t0 = time.perf_counter()
     plain = DroneSim(DroneSimConfig(task=args.task, domain=domain, frame_size=size, render=args.render))
-    filmed = DroneSim(DroneSimConfig(task=args.task, domain=domain, frame_size=size)) if args.gif else None
+    filmed = DroneSim(DroneSimConfig(task=args.task, domain=domain, frame_size=size)) if film else None
     try:
         bar = tqdm(range(args.episodes), desc=f"{domain:>10}", unit="ep", dynamic_ncols=True)
         for k in bar:
@@ -89,16 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imperfect", action="store_true", help="the demonstrator with noise and drifts")
     parser.add_argument("--gif", type=Path, default=None, metavar="DIR", help="write one GIF per domain here")
     parser.add_argument("--gif-scale", type=int, default=2, help="pixel repeat of the GIF frames")
+    parser.add_argument("--montage", type=Path, default=None, metavar="FILE",
+                        help="one GIF of every domain's first episode side by side (as in the README)")
     args = parser.parse_args(argv)
 
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     unknown = [d for d in domains if d not in DOMAINS]
     if unknown:
         parser.error(f"unknown domain(s) {', '.join(unknown)} (known: {', '.join(DOMAINS)})")
-    rows, gifs = [], {}
+    rows, gifs, films = [], {}, {}
+    if args.montage and not args.gif:
+        args.gif_scale, args.gif = 1, None
     for domain in domains:
-        row, frames = run_domain(domain, args)
+        row, frames = run_domain(domain, args, film=bool(args.gif or args.montage))
         rows.append(row)
+        films[domain] = frames
         if args.gif and frames:
             from lnn_control.report.media import write_gif
 
@@ -106,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             big = [np.kron(f, np.ones((s, s, 1), np.uint8)) for f in frames]
             fps = 1e9 / DroneSim(DroneSimConfig(render=False)).dt_ns
             gifs[domain] = str(write_gif(big, args.gif / f"drone_{args.task}_{domain}.gif", fps))
+    if args.montage:
+        from lnn_control.report.media import montage_gif
+
+        fps = 1e9 / DroneSim(DroneSimConfig(render=False)).dt_ns
+        gifs["montage"] = str(montage_gif(films, args.montage, fps, columns=4, stride=2))
     print(f"\n{args.task}, {args.episodes} episodes per domain, demonstrator "
           f"{'imperfect' if args.imperfect else 'clean'}")
     print(f"{'domain':<11} {'success':>8} {'collisions':>10} {'t_target mean':>14} {'max':>6}  events")

@@ -10,7 +10,7 @@ only) works without them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +106,31 @@ def save_gif(images: Sequence[Any], path: str | Path, duration_ms: int) -> Path:
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path:
     """An animated GIF of RGB frames (Pillow), looping."""
     return save_gif(frames, path, max(20, int(round(1000 / max(fps, 0.1)))))
+
+
+def montage_gif(
+    sequences: Mapping[str, Sequence[np.ndarray]], path: str | Path, fps: float, *, columns: int = 4, stride: int = 1
+) -> Path:
+    """One GIF of several frame sequences side by side (``columns`` per row), each titled with its name; shorter
+    sequences hold their last frame. Every ``stride``-th frame, 128 colours: small enough for a README."""
+    from PIL import Image, ImageDraw
+
+    names = list(sequences)
+    h, w = sequences[names[0]][0].shape[:2]
+    title = 12
+    rows = -(-len(names) // columns)
+    length = max(len(s) for s in sequences.values())
+    images = []
+    for k in range(0, length, stride):
+        sheet = Image.new("RGB", (columns * w, rows * (h + title)), (0, 0, 0))
+        draw = ImageDraw.Draw(sheet)
+        for i, name in enumerate(names):
+            frames = sequences[name]
+            x, y = (i % columns) * w, (i // columns) * (h + title)
+            sheet.paste(Image.fromarray(frames[min(k, len(frames) - 1)]), (x, y + title))
+            draw.text((x + 3, y), name, fill=(255, 255, 255))
+        images.append(sheet.convert("P", palette=Image.ADAPTIVE, colors=128))
+    return save_gif(images, path, max(20, int(round(1000 * stride / max(fps, 0.1)))))
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> Path | None:
