@@ -3,6 +3,7 @@
 # LTC-NCP, CfC-NCP, LSTM-64 and the feed-forward CNN, each from several training seeds.
 #
 #   bash bench/train_policies.sh [DATA=runs/carracing/data] [OUT=runs/compare] [SEEDS="0 1 2"] [CORES="ltc cfc lstm cnn"]
+#   CONFIG=config/train_drone.yaml bash bench/train_policies.sh runs/drone/data runs/drone   # the drone's recipe
 #
 # DATA holds train/ and val/ bag folders, as bench/make_carracing_model.sh records them. A run whose best checkpoint
 # already exists is kept, so the script resumes after an interruption. Seed S sets model.seed (initial weights) and
@@ -15,6 +16,7 @@ OUT=${2:-runs/compare}
 SEEDS=${3:-0 1 2}
 CORES=${4:-ltc cfc lstm cnn}
 BIN=.venv/bin/lnn-control
+CONFIG=${CONFIG:-config/train_carracing.yaml}
 THREADS_SET=()
 [[ -n "${THREADS:-}" ]] && THREADS_SET=(--set "training.threads=$THREADS")
 mkdir -p "$OUT"
@@ -23,7 +25,7 @@ for seed in $SEEDS; do
     run="$OUT/${core}_s$seed"
     if [[ -f "$run/best.safetensors" && -f "$run/best.json" ]]; then echo "keep $run"; continue; fi
     echo "train $run"
-    $BIN train --config config/train_carracing.yaml --bags "$DATA"/train/* --val-bags "$DATA"/val/* --out "$run" \
+    $BIN train --config "$CONFIG" --bags "$DATA"/train/* --val-bags "$DATA"/val/* --out "$run" \
       --set "model.core=$core" --set "model.seed=$seed" --set "training.seed=$seed" --set training.progress=false \
       "${THREADS_SET[@]}" > "$OUT/train_${core}_s$seed.log" 2>&1
   done

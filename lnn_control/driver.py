@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from lnn_control.command import ActionSchema, Command
 from lnn_control.nn.policy import Policy, PolicyConfig
@@ -298,13 +297,20 @@ class Driver:
     """Stateful single-frame driver around a :class:`Policy`.
 
     ``warn`` gets the warning about settings that differ from the model's (default: this module's logger).
+    ``backend`` runs the network (:mod:`lnn_control.inference`: ``torch``, or ``onnxruntime`` with ``threads``
+    intra-op threads, checked against torch and falling back to it with a warning); the state, dt and limits stay
+    here either way.
     """
 
     def __init__(
-        self, policy: Policy, config: DriverConfig | None = None, *, warn: Callable[[str], None] | None = None
+        self, policy: Policy, config: DriverConfig | None = None, *, warn: Callable[[str], None] | None = None,
+        backend: str = "torch", threads: int = 1,
     ) -> None:
+        from lnn_control.inference import make_backend
+
         self.policy = policy.eval()
         self.warn = warn or log.warning
+        self.backend = make_backend(self.policy, backend, threads=threads, warn=self.warn)
         self._warned: str | None = None
         self.config = config or DriverConfig()
         self.state = policy.initial_state(1)
@@ -348,18 +354,15 @@ class Driver:
 
     def features(self, rgb: np.ndarray) -> np.ndarray:
         """Decoded HxWx3 uint8 RGB frame -> float32 features (F,) (the perception half)."""
-        frame = torch.from_numpy(preprocess(rgb, self.preprocess)).unsqueeze(0)
-        with torch.inference_mode():
-            return self.policy.encode(frame)[0].numpy().astype(np.float32, copy=False)
+        return self.backend.encode(preprocess(rgb, self.preprocess))
 
     def command_from_features(self, features: np.ndarray, stamp_ns: int) -> Command:
         """Features (F,) of the frame stamped ``stamp_ns`` -> limited command (the policy half)."""
         dt_s, event = self._dt(stamp_ns)
-        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).reshape(1, -1)
+        x = np.ascontiguousarray(features, dtype=np.float32).reshape(1, -1)
         if x.shape[1] != self.policy.config.features:
             raise ValueError(f"features have {x.shape[1]} values, the policy expects {self.policy.config.features}")
-        with torch.inference_mode():
-            y, state = self.policy.step(x, self.state, torch.tensor([[dt_s]], dtype=torch.float32))
+        y, state = self.backend.step(x, self.state, np.array([[dt_s]], dtype=np.float32))
         raw = tuple(float(v) for v in y[0])
         if not all(math.isfinite(v) for v in raw):
             self.reset()

@@ -104,17 +104,22 @@ class AugmentConfig:
     """Largest std of additive Gaussian noise, as a fraction of full scale; each window draws its std in [0, this]."""
     max_shift: int = 3
     """Largest shift in pixels, each axis (edges are replicated); labels are not changed, so keep it small."""
+    channel_gain: float = 0.0
+    """Colour cast: each channel of a window multiplied by a factor drawn from [1 - this, 1 + this]; 0: off."""
+    grayscale_probability: float = 0.0
+    """Share of windows turned to grey (luma in all three channels); 0: off."""
 
     def __post_init__(self) -> None:
         self.shadow_darkness = tuple(float(v) for v in self.shadow_darkness)  # type: ignore[assignment]
         lo, hi = self.shadow_darkness
         if not 0 <= lo <= hi <= 1:
             raise ValueError(f"augment.shadow_darkness must be 0 <= lo <= hi <= 1, got {self.shadow_darkness}")
-        for name in ("brightness", "contrast", "noise_std"):
+        for name in ("brightness", "contrast", "noise_std", "channel_gain"):
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.shadow_probability <= 1:
-            raise ValueError(f"augment.shadow_probability must be in [0, 1], got {self.shadow_probability}")
+        for name in ("shadow_probability", "grayscale_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.max_shift < 0:
             raise ValueError(f"augment.max_shift must be >= 0, got {self.max_shift}")
 
@@ -355,8 +360,9 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
 
     In order: a shift of up to ``max_shift`` pixels (edges replicated), contrast about mid-grey and a brightness
     offset, a shadow (pixels on one side of a random line through the frame darkened) with probability
-    ``shadow_probability``, and Gaussian noise of a std drawn per window. Returns a new uint8 tensor of the same
-    shape; the same generator state gives the same result.
+    ``shadow_probability``, a colour cast (``channel_gain``), grey with probability ``grayscale_probability``, and
+    Gaussian noise of a std drawn per window. Returns a new uint8 tensor of the same shape; the same generator state
+    gives the same result (and an option at 0 draws nothing, so it leaves the others' draws as they were).
     """
     if frames.dtype != torch.uint8 or frames.dim() != 5 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 windows (B, T, H, W, 3), got {tuple(frames.shape)} {frames.dtype}")
@@ -396,7 +402,14 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
         inside = torch.where(left_side[:, None, None], inside, ~inside) & on[:, None, None]
         mult = torch.where(inside, factor[:, None, None], torch.ones((), device=dev))[:, None, :, :, None]
         scale, bias = scale * mult, bias * mult
+    if config.channel_gain > 0:
+        gain = uniform(1 - config.channel_gain, 1 + config.channel_gain, b, 1, 1, 1, 3)
+        scale, bias = scale * gain, bias * gain
     out = torch.addcmul(bias + 0.5, x.float(), scale)  # + 0.5: the truncating cast below then rounds
+    if config.grayscale_probability > 0:
+        grey = torch.rand(b, generator=generator, device=dev) < config.grayscale_probability
+        luma = (out * torch.tensor([0.299, 0.587, 0.114], device=dev)).sum(-1, keepdim=True)
+        out = torch.where(grey[:, None, None, None, None], luma.expand_as(out), out)
     if config.noise_std > 0:
         sigma = uniform(0, config.noise_std, b, 1, 1, 1, 1) * 255.0
         out.addcmul_(torch.empty_like(out).normal_(generator=generator), sigma)

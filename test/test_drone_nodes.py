@@ -73,7 +73,7 @@ def test_drive_node_flies_the_drone_sim_in_lockstep(ros, tmp_path):
                       params={**SIM_PARAMS, "seed": 11})
     drive = NodeProcess("lnn_control.nodes.drive", domain_id=DOMAIN, log_dir=tmp_path / "drive",
                         params={"model": "random:cfc:3:drone", "threads": 1, "stamped": True, "use_sim_time": True,
-                                "nominal_dt": 0.07})
+                                "nominal_dt": 0.07, "inference": "onnxruntime"})
     with sim, drive:
         commands.wait_for_count(20, timeout=120)
         truth.wait_for(lambda m: truth_values(m)["step"] >= 20, timeout=120)
@@ -94,7 +94,7 @@ def test_drive_node_flies_the_drone_sim_in_lockstep(ros, tmp_path):
     last = odom.messages[-1]
     assert (last.header.frame_id, last.child_frame_id) == ("map", "base_link")
     assert last.pose.pose.position.z > 0.3, "the drone is in the air"
-    assert "action drone" in drive.output() or "drone" in drive.output()
+    assert "action drone; backend onnxruntime" in drive.output(), "ONNX Runtime, checked against torch, drives"
     assert "ignored" not in drive.output(), "a drone model's node declares the drone's limits, and no others"
 
 
@@ -158,3 +158,33 @@ def test_up_drone_record_sim_records_flights_that_train_a_drone_model(ros, tmp_p
     assert policy.config.action == DRONE and result.epochs_run == 1
     command = Driver(policy).observe(np.zeros((64, 64, 3), np.uint8), 0)
     assert command.schema == DRONE and command.is_finite()
+
+
+def test_up_drone_dagger_sim_takes_over_from_a_policy_and_records_both(ros, tmp_path):
+    """``up drone-dagger-sim`` with an untrained policy: the demonstrator takes over (the mux says teleop), labels
+    every frame, and the recorder keeps the policy's own commands beside the interventions."""
+    import signal
+
+    from ros_harness import NodeProcess as Up
+
+    bags = tmp_path / "bags"
+    status = ros.collect("recorder_node/status", String, DEEP)
+    source = ros.collect("mux/active_source", String, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                                                 durability=EPISODE_QOS.durability))
+    wanted = {"/drone_demonstrator_node/label": 60, "/lnn/cmd_vel": 30, "/teleop/cmd_vel": 5}
+
+    def acknowledged() -> bool:
+        latest = [json.loads(m.data) for m in status.messages][-1:] or [{"topics": {}}]
+        return all(latest[0]["topics"].get(t, {}).get("received", 0) >= n for t, n in wanted.items())
+
+    up = Up("lnn_control.cli", domain_id=DOMAIN, log_dir=tmp_path, cwd=tmp_path, stop_timeout=60.0,
+            args=["up", "drone-dagger-sim", "--local", "--set", f"recorder_node.output_dir={bags}",
+                  "--set", "drive_node.model=random:ltc:1:drone", "--set", "sim_node.frame_width=64",
+                  "--set", "sim_node.frame_height=64"])
+    with up:
+        up.wait_until(acknowledged, 180, f"the recorder acknowledging {wanted}")
+        up.wait_until(lambda: "teleop" in [m.data for m in source.messages], 60, "the mux saying teleop flies")
+        assert up.stop(signal.SIGINT) == 0, up.tail(80)
+    out = up.output()
+    assert "Traceback" not in out and "takeover 1 at" in out
+    assert "policy" in [m.data for m in source.messages], "the policy flew between the takeovers"

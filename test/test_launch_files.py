@@ -144,6 +144,12 @@ LAUNCH_CASES = [
     ),
     ("drone_record_sim", {"seed": "2"}, ["drone-record-sim", "--set", "sim_node.seed=2"], {}),
     (
+        "drone_dagger_sim",
+        {"model": "m", "seed": "100"},
+        ["drone-dagger-sim", "--set", "sim_node.seed=100", "--set", "drive_node.model=m"],
+        {},
+    ),
+    (
         "drone_teleop_sim",
         {"joy": "true"},
         ["drone-teleop-sim", "--with", "joy_teleop_node", "--set", "sim_node.seed=0"],

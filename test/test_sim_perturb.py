@@ -139,3 +139,19 @@ def test_drops_and_latency_in_closed_loop():
     assert np.array_equal(s["velocity"][2:], s["cmd_velocity"][:-2]) and np.all(s["velocity"][:2] == 0)
     # the controller saw noisy frames
     assert not np.array_equal(ctl.frames[-1], sim.last_observation.frame)
+
+
+def test_occlusion_hides_a_square_of_the_given_share_and_keeps_the_other_streams():
+    from lnn_control.sim.perturb import PerturbConfig, Perturber
+
+    frame = np.full((40, 50, 3), 7, np.uint8)
+    seen = Perturber(PerturbConfig.parse("occlude=0.1"), seed=3).frame(frame)
+    hidden = (seen == 128).all(axis=-1)
+    assert hidden.sum() == 14 * 14 and (seen[~hidden] == 7).all(), "one grey square of 10% (14 x 14 of 40 x 50)"
+    assert frame.max() == 7, "the input is not changed"
+    assert PerturbConfig.parse("occlude=0.1").describe() == "occlude=0.1"
+    plain = Perturber(PerturbConfig(drop=0.5), seed=9)
+    occluded = Perturber(PerturbConfig(drop=0.5, occlude=0.2), seed=9)
+    assert [plain.drop_frame() for _ in range(50)] == [occluded.drop_frame() for _ in range(50)], "drops as before"
+    with pytest.raises(ValueError, match="occlude"):
+        PerturbConfig(occlude=1.0)

@@ -30,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default=None, help="drone: fly-to-target (default), range, hike, track")
     parser.add_argument("--domain", default=None,
                         help="drone: summer (default, the training domain), fall, winter, urban, dusk, fog, distractor")
+    parser.add_argument("--inference", choices=("torch", "onnxruntime"), default="torch",
+                        help="where a --model's network runs (default torch; onnxruntime is checked against it)")
     parser.add_argument("--episodes", type=int, default=5, help="number of episodes (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="first seed; episodes use seed, seed+1, ... (default 0)")
     parser.add_argument(
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)  # batch 1: more threads only wait on each other (the nodes do the same)
         try:
             stem = resolve_model(args.model)
-            controller_factory = model_controller_factory(stem, spec.node_set)
+            controller_factory = model_controller_factory(stem, spec.node_set, args.inference)
         except (ModelNotFoundError, CheckpointError) as exc:
             raise SystemExit(f"sim-eval: {exc}") from exc
         name, meta["model"] = stem.name, str(stem)

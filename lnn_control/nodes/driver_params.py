@@ -68,7 +68,12 @@ class ModelParams:
         "demos only",
     )
     threads: int = param(
-        1, "torch intra-op threads (1 is fastest on a small computer whose other cores are busy)", min=1, max=256
+        1, "torch (or onnxruntime) intra-op threads (1 is fastest on a small computer whose other cores are busy)",
+        min=1, max=256,
+    )
+    inference: str = param(
+        "torch", "where the network runs: torch, or onnxruntime (exported at start, checked against torch on a few "
+        "frames; a mismatch beyond 1e-5 runs torch with an error)", choices=("torch", "onnxruntime"),
     )
 
 
@@ -158,7 +163,7 @@ def build_driver(node: Node, model: ModelParams, camera: CameraParams | None = N
     config = DriverConfig().with_params(camera) if camera is not None else DriverConfig()
     policy = load_policy(model.model)  # ParameterError naming the model
     try:
-        driver = Driver(policy, config, warn=node.get_logger().warning)
+        driver = Driver(policy, config, warn=node.get_logger().warning, backend=model.inference, threads=model.threads)
     except ValueError as exc:
         raise ParameterError(f"invalid crop: {exc}") from exc
     pre, config, timing = driver.preprocess, driver.policy.config, driver.policy.config.timing
@@ -166,7 +171,7 @@ def build_driver(node: Node, model: ModelParams, camera: CameraParams | None = N
         f"model {model.model or 'shipped'}: {config.core}, {config.features} features, input {pre.width}x{pre.height} "
         f"after crop t{pre.crop_top} b{pre.crop_bottom} l{pre.crop_left} r{pre.crop_right}; trained with nominal_dt "
         f"{timing.nominal_dt:g} s, dt in [{timing.min_dt:g}, {timing.max_dt:g}] s, reset_gap {timing.reset_gap:g} s; "
-        f"{model.threads} torch thread(s)"
+        f"action {config.action.name}; backend {driver.backend.name}, {model.threads} thread(s)"
     )
     return driver
 

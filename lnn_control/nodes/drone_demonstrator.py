@@ -12,7 +12,10 @@ altitude hold); this node feeds it the privileged state sim_node publishes and s
 the state it answers (so a lockstep sim_node counts it as the answer to that frame). ``~/label`` carries the clean
 command beside it: with ``imperfect: true`` the executed command has Ornstein-Uhlenbeck noise and drifts (as in
 DART) while the label stays the expert's; record the label as the training target. ``label_only: true`` publishes
-only ``~/label`` (a policy flies, the demonstrator labels every state it reaches: DAgger).
+only ``~/label`` (a policy flies, the demonstrator labels every state it reaches: DAgger). ``intervene: true``
+(DAgger with interventions, config/drone_dagger.yaml) labels every state and flies, with the clean label, only while
+it takes over (:mod:`lnn_control.sim.drone.takeover`: near an obstacle, target lost, too low or too high), so the
+mux hands the drone to it as to a person and back to the policy when it lets go.
 
 One command per frame, as soon as its truth arrives. The state topics are a simulator's privilege; a learned policy
 never subscribes them.
@@ -36,6 +39,7 @@ from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
 from lnn_control.ros.qos import COMMAND
 from lnn_control.sim.drone.expert import DroneExpert, DroneExpertConfig
 from lnn_control.sim.drone.state import state_from_row
+from lnn_control.sim.drone.takeover import DroneTakeover, TakeoverConfig
 from lnn_control.sim.drone.tasks import task_spec
 
 TELEOP_TOPIC = "teleop/cmd_vel"
@@ -52,6 +56,23 @@ class DroneDemonstratorConfig:
     imperfect: bool = param(False, "noise and drifts on the executed command (the label stays clean): recordings "
                                    "that show recoveries")
     label_only: bool = param(False, "publish only ~/label, not teleop/cmd_vel (a policy flies; DAgger labels)")
+    intervene: bool = param(False, "DAgger with interventions: a policy flies, the demonstrator labels every state "
+                                   "and flies (on teleop/cmd_vel, its clean label) only while it takes over")
+    intervene_clearance: float = param(0.5, "intervene: take over closer than this to an obstacle, m",
+                                       min=0.0, max=10.0)
+    intervene_bearing: float = param(50.0, "intervene: ... or with the target more than this off the camera axis, "
+                                           "degrees", min=1.0, max=180.0)
+    min_altitude: float = param(0.6, "intervene: ... or below this, m", min=0.0, max=100.0)
+    max_altitude: float = param(5.0, "intervene: ... or above this, m", min=0.0, max=100.0)
+    release_clearance: float = param(1.0, "intervene: hand back with this much clearance, m", min=0.0, max=10.0)
+    release_bearing: float = param(15.0, "intervene: ... and the target this close to the camera axis, degrees",
+                                   min=0.0, max=180.0)
+    min_takeover_s: float = param(1.0, "intervene: shortest takeover, s of sim time", min=0.0, max=3600.0)
+
+    def takeover(self) -> TakeoverConfig:
+        """The intervention thresholds."""
+        return TakeoverConfig(self.intervene_clearance, self.intervene_bearing, self.min_altitude, self.max_altitude,
+                              self.release_clearance, self.release_bearing, self.min_takeover_s)
 
 
 class DroneDemonstratorNode(Node):
@@ -63,6 +84,7 @@ class DroneDemonstratorNode(Node):
         expert_config = DroneExpertConfig.imperfect() if c.imperfect else DroneExpertConfig()
         self.expert_config = expert_config
         self.expert = DroneExpert(None, expert_config, seed=c.seed)
+        self.takeover = DroneTakeover(c.takeover())
         msg_type = twist_type(c.stamped)
         self.publisher = self.create_publisher(msg_type, TELEOP_TOPIC, COMMAND)
         self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, COMMAND)
@@ -95,6 +117,7 @@ class DroneDemonstratorNode(Node):
             return
         self.task, self.obstacles, self.episode = task, obstacles, episode
         self.expert = DroneExpert(None, self.expert_config, seed=self.config.seed + episode)
+        self.takeover.reset()
         self.previous_target = None
         self.get_logger().info(f"episode {episode}: {task.name}, {len(obstacles)} obstacles")
 
@@ -112,7 +135,14 @@ class DroneDemonstratorNode(Node):
         stamp_ns = int(round(row["time"] * 1e9))
         action = self.expert.act(state, stamp_ns)
         self.commands += 1
-        if not self.config.label_only:
+        if self.config.intervene:
+            before = self.takeover.takeovers
+            if self.takeover.update(state):
+                self._send(self.publisher, action.label, stamp_ns)  # the clean command while it flies
+            if self.takeover.takeovers > before and self._throttle("takeover"):
+                self.get_logger().info(f"takeover {self.takeover.takeovers} at {row['time']:.2f} s: "
+                                       f"{self.takeover.reason}")
+        elif not self.config.label_only:
             self._send(self.publisher, action.command, stamp_ns)
         self._send(self.label_publisher, action.label, stamp_ns)
 
@@ -132,7 +162,9 @@ class DroneDemonstratorNode(Node):
 
     def close(self) -> None:
         """The closing line (called by run_node while the context lives)."""
-        self.get_logger().info(f"{self.commands} commands")
+        extra = (f"; {self.takeover.takeovers} takeovers, {self.takeover.states} states flown by the demonstrator"
+                 if self.config.intervene else "")
+        self.get_logger().info(f"{self.commands} commands{extra}")
 
 
 def main(args: list[str] | None = None) -> int:

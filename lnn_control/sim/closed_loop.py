@@ -314,11 +314,13 @@ def sim_driver_config(node_set: str = SIM_NODE_SET) -> DriverConfig:
     return load_driver_config(*(config_file(name) for name in NODE_SETS[node_set].configs))
 
 
-def model_controller_factory(path: str | Path, node_set: str = SIM_NODE_SET) -> Callable[[Simulator], Controller]:
+def model_controller_factory(
+    path: str | Path, node_set: str = SIM_NODE_SET, backend: str = "torch"
+) -> Callable[[Simulator], Controller]:
     """A factory of Drivers around the checkpoint ``path`` names (:func:`lnn_control.paths.resolve_model`), with the
     drive_node's settings of ``up NODE_SET`` (:func:`sim_driver_config`); a value that differs from the model's is
-    printed as a warning. ModelNotFoundError or CheckpointError name a missing or bad checkpoint; ValueError a model
-    whose action is not the simulator's."""
+    printed as a warning; ``backend`` runs the network (:mod:`lnn_control.inference`). ModelNotFoundError or
+    CheckpointError name a missing or bad checkpoint; ValueError a model whose action is not the simulator's."""
     from lnn_control.driver import Driver, warn_once
     from lnn_control.nn.checkpoint import load
     from lnn_control.paths import resolve_model
@@ -332,7 +334,7 @@ def model_controller_factory(path: str | Path, node_set: str = SIM_NODE_SET) -> 
             raise ValueError(f"{path}: the model outputs a {policy.config.action.name} command "
                              f"({', '.join(policy.config.action.names)}), the {sim.name} simulator takes "
                              f"{sim.schema.name} commands ({', '.join(sim.schema.names)})")
-        return DriverController(Driver(policy, driver_config, warn=warn))
+        return DriverController(Driver(policy, driver_config, warn=warn, backend=backend))
 
     return make
 

@@ -10,6 +10,8 @@ Parsed from CLI strings (``--perturb noise=0.1 --perturb winter,drop=0.3``):
 - ``brightness=F``: all pixels times ``F`` (a lighting change), clipped.
 - ``drop=P``: with probability ``P`` per step the controller does not see the frame (it is not called); the previous
   command holds, so the controller's dt (from frame stamps) becomes irregular.
+- ``occlude=F``: a mid-grey square covering the fraction ``F`` of the frame's area hides part of every frame, at a
+  random place each frame (a smudge, a leaf, a sticker on the lens).
 - ``latency=K``: the command decided on step ``t`` is applied on step ``t + K`` (the first ``K`` steps apply the
   initial command, the action's stop command).
 
@@ -48,8 +50,12 @@ class PerturbConfig:
     """Probability that a frame is not seen by the controller."""
     latency: int = 0
     """Steps between a command's decision and its application."""
+    occlude: float = 0.0
+    """Share of the frame's area hidden by a grey square (placed anew each frame)."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.occlude < 1.0:
+            raise ValueError(f"perturbation occlude={self.occlude}: the share of the area must be in [0, 1)")
         if not (self.noise >= 0 and math.isfinite(self.noise)):
             raise ValueError(f"perturbation noise={self.noise}: the variance must be a finite number >= 0")
         if not (0.0 <= self.drop < 1.0):
@@ -112,6 +118,8 @@ class PerturbConfig:
             parts.append(f"drop={self.drop:g}")
         if self.latency:
             parts.append(f"latency={self.latency}")
+        if self.occlude:
+            parts.append(f"occlude={self.occlude:g}")
         return ",".join(parts) or "none"
 
 
@@ -144,6 +152,16 @@ def winter(frame: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def occlude(frame: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """``frame`` with a mid-grey square of ``share`` of its area at a random place (a copy)."""
+    h, w = frame.shape[:2]
+    side = max(1, min(h, w, int(round(math.sqrt(share * h * w)))))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    out = frame.copy()
+    out[y : y + side, x : x + side] = 128
+    return out
+
+
 def scale_brightness(frame: np.ndarray, gain: float) -> np.ndarray:
     """All pixels times ``gain``, clipped."""
     if gain == 1.0:
@@ -160,9 +178,10 @@ class Perturber:
 
     def reset(self, seed: int | None = None, initial: Command = SAFE_COMMAND) -> None:
         """New episode: reseed the streams and fill the latency queue with ``initial``."""
-        noise_seq, drop_seq = np.random.SeedSequence(seed).spawn(2)
+        noise_seq, drop_seq, occlude_seq = np.random.SeedSequence(seed).spawn(3)  # the first two as ever
         self._noise_rng = np.random.default_rng(noise_seq)
         self._drop_rng = np.random.default_rng(drop_seq)
+        self._occlude_rng = np.random.default_rng(occlude_seq)
         self._queue: deque[Command] = deque([initial] * self.config.latency)
 
     def drop_frame(self) -> bool:
@@ -178,6 +197,8 @@ class Perturber:
             frame = scale_brightness(frame, c.brightness)
         if c.noise > 0:
             frame = add_pixel_noise(frame, c.noise, self._noise_rng)
+        if c.occlude > 0:
+            frame = occlude(frame, c.occlude, self._occlude_rng)
         return frame
 
     def delay(self, command: Command) -> Command:

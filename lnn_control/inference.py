@@ -1,0 +1,200 @@
+"""Where the Driver's network runs: PyTorch (eager) or ONNX Runtime, behind one small interface.
+
+A backend does the two halves of a step and nothing else (the Driver keeps the state, the dt rule and the limits):
+
+- ``encode(frame)``: one preprocessed uint8 frame ``(H, W, 3)`` -> features ``(F,)`` float32;
+- ``step(features, state, dt_s)``: features ``(1, F)``, state ``(1, S)`` and seconds ``(1, 1)`` (float32 arrays or
+  tensors) -> outputs ``(1, O)`` and the next state, as torch tensors.
+
+:func:`make_backend` builds ``onnxruntime`` from the loaded policy: two graphs (the conv head; the recurrent step
+with the output scaling) exported with :mod:`torch.onnx`, cached under ``$LNN_CONTROL_CACHE`` (else
+``~/.cache/lnn_control``) ``/onnx/<hash of the weights and config>``, then checked against PyTorch on a few frames
+with irregular dt. A mismatch beyond ``tolerance`` (or onnxruntime missing) falls back to PyTorch and says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lnn_control.nn.policy import Policy
+
+BACKENDS = ("torch", "onnxruntime")
+#: Largest difference from PyTorch, on any output or state value of the check, that the ONNX graphs may show.
+TOLERANCE = 1e-5
+CHECK_FRAMES = 8
+
+
+class Backend(Protocol):
+    """The two halves of a policy step (see the module docstring)."""
+
+    name: str
+
+    def encode(self, frame: np.ndarray) -> np.ndarray:
+        """Preprocessed uint8 frame (H, W, 3) -> features (F,) float32."""
+        ...
+
+    def step(self, features: Any, state: Tensor, dt_s: Any) -> tuple[Tensor, Tensor]:
+        """(1, F) features, (1, S) state, (1, 1) seconds -> (1, O) outputs, (1, S) state."""
+        ...
+
+
+class TorchBackend:
+    """The policy in PyTorch, eager, under ``inference_mode``."""
+
+    name = "torch"
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy.eval()
+
+    def encode(self, frame: np.ndarray) -> np.ndarray:  # noqa: D102
+        with torch.inference_mode():
+            return self.policy.encode(torch.from_numpy(frame).unsqueeze(0))[0].numpy().astype(np.float32, copy=False)
+
+    def step(self, features: Any, state: Tensor, dt_s: Any) -> tuple[Tensor, Tensor]:  # noqa: D102
+        x = torch.as_tensor(features, dtype=torch.float32)
+        dt = torch.as_tensor(dt_s, dtype=torch.float32)
+        with torch.inference_mode():
+            return self.policy.step(x, state, dt)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, policy: Policy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, frame: Tensor) -> Tensor:
+        return self.policy.encode(frame)
+
+
+class _Step(nn.Module):
+    def __init__(self, policy: Policy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, features: Tensor, state: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+        return self.policy.step(features, state, dt)
+
+
+class OnnxBackend:
+    """The two halves as ONNX Runtime sessions, one intra-op thread each (batch 1 on a small computer)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, encoder_path: Path, step_path: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        self.encoder = ort.InferenceSession(str(encoder_path), options, providers=providers)
+        self.stepper = ort.InferenceSession(str(step_path), options, providers=providers)
+        #: The exporter drops inputs a core does not read (the CNN's state and dt, the LSTM's dt).
+        self.step_inputs = {i.name for i in self.stepper.get_inputs()}
+
+    def encode(self, frame: np.ndarray) -> np.ndarray:  # noqa: D102
+        (features,) = self.encoder.run(None, {"frame": np.ascontiguousarray(frame)[None]})
+        return features[0]
+
+    def step(self, features: Any, state: Tensor, dt_s: Any) -> tuple[Tensor, Tensor]:  # noqa: D102
+        feeds = {
+            "features": np.ascontiguousarray(np.asarray(features, dtype=np.float32).reshape(1, -1)),
+            "state": state.numpy() if isinstance(state, Tensor) else np.asarray(state, dtype=np.float32),
+            "dt": np.asarray(dt_s, dtype=np.float32).reshape(1, 1),
+        }
+        output, next_state = self.stepper.run(None, {k: v for k, v in feeds.items() if k in self.step_inputs})
+        return torch.from_numpy(output), torch.from_numpy(next_state)
+
+
+def weights_hash(policy: Policy) -> str:
+    """A hash of the policy's config and weights: the cache key of its ONNX graphs."""
+    digest = hashlib.sha256(json.dumps(policy.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(policy.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def cache_dir() -> Path:
+    """``$LNN_CONTROL_CACHE/onnx``, else ``$XDG_CACHE_HOME/lnn_control/onnx``, else ``~/.cache/lnn_control/onnx``."""
+    if env := os.environ.get("LNN_CONTROL_CACHE"):
+        return Path(env) / "onnx"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lnn_control" / "onnx"
+
+
+def export_graphs(policy: Policy, folder: Path) -> tuple[Path, Path]:
+    """The encoder and step graphs of ``policy`` in ``folder`` (written unless there; atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder, step = folder / "encoder.onnx", folder / "step.onnx"
+    pre = policy.config.preprocess
+    frame = torch.zeros(1, pre.height, pre.width, 3, dtype=torch.uint8)
+    features = torch.zeros(1, policy.config.features)
+    state, dt = policy.initial_state(1), torch.full((1, 1), policy.dt_unit_s)
+    jobs = ((encoder, _Encoder(policy), (frame,), ["frame"], ["features"]),
+            (step, _Step(policy), (features, state, dt), ["features", "state", "dt"], ["output", "next_state"]))
+    for path, module, inputs, names, outputs in jobs:
+        if path.is_file():
+            continue
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), inputs, str(partial), input_names=names, output_names=outputs,
+                              opset_version=17, dynamo=False)
+        partial.replace(path)
+    return encoder, step
+
+
+def mismatch(policy: Policy, backend: Backend, frames: int = CHECK_FRAMES, seed: int = 0) -> float:
+    """Largest absolute difference between ``backend`` and PyTorch over ``frames`` random frames, carrying the state
+    and feeding irregular dt (outputs and states both)."""
+    reference = TorchBackend(policy)
+    rng = np.random.default_rng(seed)
+    pre = policy.config.preprocess
+    ours, theirs = policy.initial_state(1), policy.initial_state(1)
+    worst = 0.0
+    for _ in range(frames):
+        frame = rng.integers(0, 256, (pre.height, pre.width, 3), dtype=np.uint8)
+        dt = np.array([[rng.uniform(0.3, 3.0) * policy.dt_unit_s]], dtype=np.float32)
+        a, b = backend.encode(frame), reference.encode(frame)
+        ya, ours = backend.step(a[None], ours, dt)
+        yb, theirs = reference.step(b[None], theirs, dt)
+        gaps = [np.abs(a - b), (ya - yb).abs().numpy(), (ours - theirs).abs().numpy()]
+        worst = max(worst, *(float(g.max()) for g in gaps if g.size))
+    return worst
+
+
+def make_backend(
+    policy: Policy, name: str = "torch", *, threads: int = 1, warn: Callable[[str], None] | None = None,
+    tolerance: float = TOLERANCE,
+) -> Backend:
+    """The backend ``name`` for ``policy``; ``onnxruntime`` falls back to ``torch`` (saying why to ``warn``) when
+    it is not installed, cannot load the graphs, or differs from PyTorch by more than ``tolerance``."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend {name!r}: choose from {', '.join(BACKENDS)}")
+    if name == "torch":
+        return TorchBackend(policy)
+    say = warn or (lambda message: None)
+    try:
+        backend = OnnxBackend(*export_graphs(policy.eval(), cache_dir() / weights_hash(policy)), threads=threads)
+    except ImportError:
+        say("backend onnxruntime: onnxruntime is not installed (pip install onnxruntime); running torch")
+        return TorchBackend(policy)
+    except Exception as exc:  # noqa: BLE001 - any export or load failure: drive with torch, say why
+        say(f"backend onnxruntime: the ONNX graphs could not be made or loaded ({exc}); running torch")
+        return TorchBackend(policy)
+    worst = mismatch(policy, backend)
+    if not worst <= tolerance:
+        say(f"backend onnxruntime differs from torch by {worst:.2e} (> {tolerance:g}) on {CHECK_FRAMES} check "
+            "frames: running torch")
+        return TorchBackend(policy)
+    return backend
