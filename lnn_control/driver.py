@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lnn_control.command import ActionSchema, Command
+from lnn_control.command import SCHEMAS, ActionSchema, Command
 from lnn_control.nn.policy import Policy, PolicyConfig
 from lnn_control.ros.node_util import check_value, describe, param
 from lnn_control.timing import TimingConfig, frame_dt
@@ -331,6 +331,8 @@ class Driver:
         limits, unknown = resolve_limits(model.action, config.limits)
         self._config, self.timing, self.preprocess, self.limits = config, timing, pre, limits
         message = override_warning(config, model)
+        # another vehicle kind's fields (a file shared by a car and a drone) are ignored quietly; other names warn
+        unknown = [name for name in unknown if not any(name in schema.names for schema in SCHEMAS.values())]
         if unknown:
             ignored = (f"limits for {', '.join(unknown)} ignored: the model's action ({model.action.name}) has "
                        f"{', '.join(model.action.names)}")

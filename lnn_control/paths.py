@@ -48,11 +48,16 @@ class ModelNotFoundError(FileNotFoundError):
     """No checkpoint by that name; the message names the files that are missing."""
 
 
+#: The model an empty ``model`` means when ``models/`` holds several: the car's (the drone sets name theirs).
+DEFAULT_MODEL = "ltc_ncp_carracing"
+
+
 def shipped_model() -> Path:
-    """The checkpoint stem shipped in ``models/`` (exactly one, or one named ``default``)."""
+    """The checkpoint stem shipped in ``models/``: the only one, else one named ``default``, else
+    :data:`DEFAULT_MODEL`."""
     folder = model_file("")
     found = sorted(p.with_suffix("") for p in folder.glob("*.json")) if folder.is_dir() else []
-    chosen = [p for p in found if p.name == "default"] or found
+    chosen = [p for p in found if p.name == "default"] or [p for p in found if p.name == DEFAULT_MODEL] or found
     if len(chosen) == 1:
         return chosen[0]
     how = (

@@ -166,10 +166,11 @@ def test_the_limits_follow_the_models_action_schema() -> None:
     drone = Policy(PolicyConfig(action="drone", seed=3)).eval()
     warnings: list[str] = []
     config = DriverConfig(limits={"vx.max": 0.5, "vx.max_rate": 1.0, "yaw_rate.min": -0.2, "yaw_rate.max": 0.2,
-                                  "velocity.max": 100.0})
+                                  "velocity.max": 100.0, "vxx.max": 3.0})
     driver = Driver(drone, config, warn=warnings.append)
     assert driver.schema is DRONE and [lim.max for lim in driver.limits] == [0.5, 1.0, 1.0, 0.2]
-    assert warnings == ["limits for velocity ignored: the model's action (drone) has vx, vy, vz, yaw_rate"]
+    assert warnings == ["limits for vxx ignored: the model's action (drone) has vx, vy, vz, yaw_rate"], \
+        "the car's velocity (a shared file) quietly, a name no vehicle has with a warning"
     with torch.no_grad():
         drone.target_mean.copy_(torch.tensor([5.0, -5.0, 5.0, -5.0]))
     first = driver.observe(frames(1)[0], 0)
