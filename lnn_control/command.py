@@ -79,6 +79,10 @@ class ActionSchema:
             raise ValueError(f"action schema {self.name!r} has no fields")
         if len(set(names)) != len(names):
             raise ValueError(f"action schema {self.name!r} repeats a field name: {', '.join(names)}")
+        reserved = {n for n in dir(Command) if not n.startswith("_")} | {"values", "stamp_ns", "schema"}
+        taken = sorted(set(names) & reserved)
+        if taken:
+            raise ValueError(f"action schema {self.name!r}: field name(s) {', '.join(taken)} are a command's own")
         slots = [f.twist for f in self.fields]
         if len(set(slots)) != len(slots):
             raise ValueError(f"action schema {self.name!r}: two fields travel in the same Twist field")

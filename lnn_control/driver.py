@@ -77,8 +77,8 @@ def limit_specs(schema: ActionSchema) -> list[dict[str, Any]]:
     ``schema``: ``limits.<field>.min|max|max_rate``, defaults the schema's own, ranges its bounds."""
     specs = []
     for spec in schema.fields:
-        lo, hi = (max(b, -1e9) if i == 0 else min(b, 1e9) for i, b in enumerate(spec.bounds))
-        what = f"{spec.name} ({spec.doc or spec.unit})" if spec.doc else spec.name
+        lo, hi = max(spec.bounds[0], -1e9), min(spec.bounds[1], 1e9)  # a parameter range is finite
+        what = f"{spec.name} ({spec.doc})" if spec.doc else spec.name
         unit = "normalised" if spec.unit == "1" else spec.unit
         for kind, default, low, high, text in (
             ("min", spec.low, lo, hi, f"smallest {what}, {unit}"),

@@ -60,6 +60,8 @@ def test_a_schema_travels_as_json_and_bad_ones_are_refused():
         schema_from("boat")
     with pytest.raises(ValueError, match="low <= high"):
         ActionField("x", "m/s", 2.0, 1.0)
+    with pytest.raises(ValueError, match="are a command's own"):
+        ActionSchema("bad", (ActionField("values", "1", 0, 1), ActionField("replace", "1", 0, 1, twist="linear.y")))
     with pytest.raises(ValueError, match="same Twist field"):
         ActionSchema("bad", (ActionField("a", "1", 0, 1, twist="linear.x"), ActionField("b", "1", 0, 1)))
     with pytest.raises(ValueError, match="unknown key"):

@@ -1,4 +1,5 @@
-"""sim_node: a simulator backend (CarRacing-v3 by default) as a camera and a vehicle on ROS topics, on sim time.
+"""sim_node: a simulator backend (CarRacing-v3 by default, or the MuJoCo drone) as a camera and a vehicle on ROS
+topics, on sim time.
 
 The node owns a :class:`~lnn_control.sim.base.Simulator` (parameter ``backend``; :data:`BACKENDS` maps names to
 factories, so a second backend is one entry there) and is the only source of time for the graph: it publishes
@@ -15,11 +16,15 @@ factories, so a second backend is one entry there) and is the only source of tim
   the stop command (straight ahead at zero speed), an out-of-range one is clamped
   (:func:`~lnn_control.sim.base.sanitize_command`; CarRacing: ``[-1, 1]`` and ``[0, max_velocity]``), with a warning
   throttled per kind of problem; the simulator keeps stepping.
-- ``sim/truth`` (std_msgs/Float64MultiArray, reliable): ground truth of each published frame, the values in the order
-  of :data:`TRUTH_FIELDS` (also written, comma-separated, into ``layout.dim[0].label`` so a bag is self-describing).
+- ``sim/truth`` (std_msgs/Float64MultiArray, reliable): ground truth of each published frame, the values named,
+  comma-separated, in ``layout.dim[0].label`` so a bag is self-describing (CarRacing: :data:`TRUTH_FIELDS`; the
+  drone: its 3-D pose, velocity, target-relative state, collided and success; :mod:`lnn_control.sim.truth_rows`).
 - ``sim/pose`` (geometry_msgs/PoseStamped, frame ``map_frame``) and ``sim/velocity`` (geometry_msgs/TwistStamped,
   frame ``base_frame``: ``linear.x`` = forward speed m/s, ``angular.z`` = yaw rate rad/s), same stamp as the frame:
   the privileged vehicle state a demonstrator needs; a learned policy must never read them.
+- ``odom`` (nav_msgs/Odometry, ``map_frame`` -> ``base_frame``): the vehicle's pose (the drone's in 3-D) and its
+  velocity in the heading frame, with every frame; and TF (``map`` -> ``base_link``, ``base_link`` -> the camera
+  frame, static) where ``tf2_msgs`` is installed (``publish_tf``). Privileged like sim/pose.
 - ``sim/episode`` (std_msgs/String, JSON; reliable, transient local, keep last 10): episode events.
   ``{"event": "start", "episode": k, "seed": s, "backend": ..., "stamp_ns": ..., "dt_ns": ..., "steps_per_frame":
   ..., "frame_size": [h, w], "max_steps": ..., "track": {"half_width": m, "points": [[x, y], ...]}}`` (the track's
