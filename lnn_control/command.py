@@ -142,6 +142,10 @@ class ActionSchema:
             ],
         }
 
+    def reference(self) -> str | dict[str, Any]:
+        """How a config names this schema: its name when it is a known one (:data:`SCHEMAS`), else the whole of it."""
+        return self.name if SCHEMAS.get(self.name) == self else self.to_dict()
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ActionSchema:
         """Inverse of :meth:`to_dict`; ``ValueError`` naming what is wrong."""

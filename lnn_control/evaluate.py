@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lnn_control.command import CAR, SCHEMAS, ActionSchema, Command
+from lnn_control.command import CAR, ActionSchema, Command
 from lnn_control.compare import command_stream, compare_streams
 from lnn_control.data.bags import Bag, BagError, discover_bags
 from lnn_control.data.pairing import PairingConfig, pair_frames
@@ -231,8 +231,7 @@ def with_schema(pairing: PairingConfig, schema: ActionSchema) -> PairingConfig:
     """``pairing`` reading the human commands as ``schema`` (the models' action)."""
     if pairing.commands.schema == schema:
         return pairing
-    action = schema.name if SCHEMAS.get(schema.name) == schema else schema.to_dict()
-    return dataclasses.replace(pairing, commands=dataclasses.replace(pairing.commands, action=action))
+    return dataclasses.replace(pairing, commands=dataclasses.replace(pairing.commands, action=schema.reference()))
 
 
 def _short(command: Command) -> str:

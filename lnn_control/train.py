@@ -46,7 +46,7 @@ import yaml
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lnn_control.command import CAR, SCHEMAS, ActionSchema, schema_from
+from lnn_control.command import CAR, ActionSchema, schema_from
 from lnn_control.data.bags import discover_bags
 from lnn_control.data.dataset import (
     BagFailure,
@@ -255,7 +255,7 @@ class RunConfig:
         dataset.pop("timing")
         return _plain(
             {
-                "action": self.action.name if SCHEMAS.get(self.action.name) == self.action else self.action.to_dict(),
+                "action": self.action.reference(),
                 "preprocess": dataclasses.asdict(self.preprocess),
                 "timing": self.timing.to_dict(),
                 "model": self.model,
@@ -285,8 +285,7 @@ def _with_action(dataset: DatasetConfig, action: ActionSchema) -> DatasetConfig:
     if given != action and given != CAR:
         raise ValueError(f"dataset.pairing.commands.action is {given.name!r}, the run's action is {action.name!r}: "
                          "set the top-level action only")
-    value = action.name if SCHEMAS.get(action.name) == action else action.to_dict()
-    pairing = dataclasses.replace(dataset.pairing, commands=dataclasses.replace(commands, action=value))
+    pairing = dataclasses.replace(dataset.pairing, commands=dataclasses.replace(commands, action=action.reference()))
     return dataclasses.replace(dataset, pairing=pairing)
 
 
