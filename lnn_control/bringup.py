@@ -13,7 +13,8 @@ console scripts in ``setup.py`` and the files in ``config/``. Parameters: the se
 wins, and a later ``/**`` value wins over an earlier one given to a single node. They are merged into one parameter
 file whose keys match the nodes in any namespace (``/**`` first, then ``/**/node_name``). When the command mux is
 part of the set, the node that drives (policy_node or drive_node) is remapped from ``cmd_vel`` to ``lnn/cmd_vel``,
-the mux's input.
+the mux's input, and is ``enabled`` (the mux arms autonomy). A set without sim_node drives a real vehicle: its
+model-loading nodes must be given a ``model`` explicitly (:func:`check_model_given`).
 
 By default all nodes run in this process on one SingleThreadedExecutor (no node needs concurrent callbacks;
 ``bench/bench_node_sets.py`` measures each set both ways); ``--threads N`` asks for a MultiThreadedExecutor.
@@ -61,12 +62,21 @@ NODE_MODULES: dict[str, str] = {
     "demonstrator_node": "demonstrator",
     "drone_adapter_node": "drone_adapter",
     "drone_demonstrator_node": "drone_demonstrator",
+    "vehicle_adapter_node": "vehicle_adapter",
+    "camera_node": "camera",
 }
 
 MUX = "command_mux_node"
 #: Nodes whose ``cmd_vel`` becomes ``lnn/cmd_vel`` (the mux's policy input) when the mux runs beside them.
 DRIVING_NODES = ("policy_node", "drive_node")
 MUXED_REMAPS = (("cmd_vel", "lnn/cmd_vel"),)
+#: What the driving nodes are given when the mux runs beside them (over the set's config files, under every other
+#: source): the mux arms autonomy (its policy input counts only while armed), so the node behind it publishes what it
+#: computes; without the mux the node's own ``enabled`` (false in config/drive.yaml) keeps it from driving unarmed.
+MUXED_PARAMS = {"enabled": True}
+#: Nodes that load a model; on a real vehicle (a set without sim_node) each must be given one explicitly.
+MODEL_NODES = ("perception_node", "policy_node", "drive_node")
+SIM_NODE = "sim_node"
 WILDCARD = "*"
 
 
@@ -80,6 +90,9 @@ class NodeSet:
     sim_time: bool = False
     #: Nodes the launch file starts on request and ``--with`` adds (e.g. a joystick teleop).
     optional: tuple[str, ...] = ()
+    #: (our node, ``package/executable``): another package's node that must run beside ours (joy/joy_node feeds
+    #: joy_teleop_node); the launch files start it with ours, ``up`` says that it needs one.
+    external: tuple[tuple[str, str], ...] = ()
 
 
 class BringupError(RuntimeError):
@@ -88,7 +101,22 @@ class BringupError(RuntimeError):
 
 #: The file that describes the node sets (``up`` and launch/*.launch.py through :mod:`lnn_control.launching`).
 NODE_SETS_FILE = "node_sets.yaml"
-_SET_KEYS = {"description": str, "nodes": list, "configs": list, "optional": list, "sim_time": bool}
+_SET_KEYS = {"description": str, "nodes": list, "configs": list, "optional": list, "sim_time": bool, "external": dict}
+
+
+def _external_nodes(where: str, entry: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A set's ``external: {our_node: [package/executable, ...]}`` as (node, ``package/executable``) pairs."""
+    pairs = []
+    ours = entry["nodes"] + entry.get("optional", [])
+    for node, others in entry.get("external", {}).items():
+        if node not in ours:
+            raise BringupError(f"{where}: 'external' names {node!r}, which is not one of the set's nodes {ours}")
+        if not isinstance(others, list) or not all(
+            isinstance(o, str) and len(o.split("/")) == 2 and all(o.split("/")) for o in others
+        ):
+            raise BringupError(f"{where}: 'external' of {node!r} must be a list of package/executable names")
+        pairs += [(node, other) for other in others]
+    return tuple(pairs)
 
 
 def load_node_sets(path: Path) -> dict[str, NodeSet]:
@@ -109,7 +137,8 @@ def load_node_sets(path: Path) -> dict[str, NodeSet]:
                 raise BringupError(f"{where}: unknown key {key!r} (known: {', '.join(_SET_KEYS)})")
             kind = _SET_KEYS[key]
             if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
-                raise BringupError(f"{where}: {key!r} must be {'a list of names' if kind is list else kind.__name__}")
+                wanted = {list: "a list of names", dict: "a mapping"}.get(kind, kind.__name__)
+                raise BringupError(f"{where}: {key!r} must be {wanted}")
         missing = [key for key in ("description", "nodes", "configs") if not entry.get(key)]
         if missing:
             raise BringupError(f"{where}: no {', '.join(repr(k) for k in missing)}")
@@ -122,6 +151,7 @@ def load_node_sets(path: Path) -> dict[str, NodeSet]:
             " ".join(entry["description"].split()),
             entry.get("sim_time", False),
             tuple(entry.get("optional", ())),
+            _external_nodes(where, entry),
         )
     return sets
 
@@ -199,7 +229,8 @@ def node_params(params: Params, node: str) -> dict[str, Any]:
 
 def parse_sets(items: Iterable[str], nodes: Iterable[str], typed: Params) -> Params:
     """``NODE.PARAM=VALUE`` strings -> Params. Values are YAML scalars; an integer given for a parameter the config
-    files hold as a float becomes a float (``limits.velocity.max=1`` means 1.0). ``*.PARAM`` sets it for every node."""
+    files hold as a float becomes a float (``limits.velocity.max=1`` means 1.0), and any value given for a parameter
+    they hold as text stays text (``camera_node.device=0``). ``*.PARAM`` sets it for every node."""
     nodes = set(nodes)
     params: Params = {}
     for item in items:
@@ -218,6 +249,8 @@ def parse_sets(items: Iterable[str], nodes: Iterable[str], typed: Params) -> Par
         known = typed.get(node, {}).get(name, typed.get(WILDCARD, {}).get(name))
         if isinstance(value, int) and not isinstance(value, bool) and isinstance(known, float):
             value = float(value)
+        elif isinstance(known, str) and not isinstance(value, str):
+            value = text.strip()  # camera_node.device=0 is the text "0", as the file holds it
         params.setdefault(node, {})[name] = value
     return params
 
@@ -248,13 +281,15 @@ class Plan:
     namespace: str = ""
     env: dict[str, str] = field(default_factory=dict)
     threads: int = 1
+    #: (our node, package, executable): other packages' nodes ours need, which ``up`` cannot start
+    external: list[tuple[str, str, str]] = field(default_factory=list)
 
     def ros_args(self, params_file: Path) -> list[str]:
         args = ["--ros-args", "--params-file", str(params_file)]
         for node, source, target in self.remaps:
             args += ["-r", f"{node}:{source}:={target}"]
-        if self.namespace:
-            args += ["-r", f"__ns:={self.namespace}"]
+        if self.namespace.strip("/"):
+            args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]  # rcl takes only an absolute namespace here
         return args
 
 
@@ -270,6 +305,8 @@ class ResolvedSet:
     params: Params
     configs: list[Path]
     remaps: list[tuple[str, str, str]]  # (node, from, to)
+    #: (our node, package, executable) of the other packages' nodes the started nodes need (NodeSet.external)
+    external: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _select_nodes(name: str, without: Iterable[str], with_nodes: Iterable[str]) -> list[str]:
@@ -298,6 +335,30 @@ def _select_nodes(name: str, without: Iterable[str], with_nodes: Iterable[str]) 
     return nodes
 
 
+def _renamed() -> dict[str, dict[str, str]]:
+    """Node -> {parameter of an earlier release: what replaced it}."""
+    from lnn_control.renamed_params import RENAMED_LIMITS, RENAMED_MUX
+
+    return {MUX: RENAMED_MUX, **{node: RENAMED_LIMITS for node in DRIVING_NODES}}
+
+
+def _refuse_renamed(params: Params, configs: Iterable[Path]) -> None:
+    """A parameter that an earlier release had and this one renamed would be ignored by rclpy: refuse it, naming the
+    new one (BringupError)."""
+    renamed = _renamed()
+    found = []
+    for node, values in params.items():
+        # under /** only the mux's old names: max_speed and the like are real parameters of other nodes
+        targets = {MUX: renamed[MUX]} if node == WILDCARD else {node: renamed.get(node, {})}
+        for old in values:
+            for name, table in targets.items():
+                if old in table:
+                    found.append(f"{name}.{old} is now {table[old]}")
+    if found:
+        raise BringupError(f"{'; '.join(sorted(set(found)))} (parameters from {', '.join(map(str, configs))} or "
+                           "--set); rename them")
+
+
 def resolve_set(
     name: str,
     *,
@@ -311,8 +372,9 @@ def resolve_set(
     """The nodes, parameters and remaps of set ``name``, for ``up`` and the launch files alike.
 
     Parameters, later wins: the set's config files (``replace`` maps one of their names to another file), then
-    ``use_sim_time: true`` for the simulator sets, then ``extra_configs`` (``up --config``), then ``overrides``
-    (the launch files' arguments), then ``set_items`` (``up --set NODE.PARAM=VALUE``).
+    :data:`MUXED_PARAMS` for the driving nodes when the mux runs, then ``use_sim_time: true`` for the simulator sets,
+    then ``extra_configs`` (``up --config``), then ``overrides`` (the launch files' arguments), then ``set_items``
+    (``up --set NODE.PARAM=VALUE``). A real-vehicle set without a model is a :class:`BringupError`.
     """
     if name not in NODE_SETS:
         raise BringupError(f"unknown node set {name!r}; choose from {', '.join(NODE_SETS)}")
@@ -328,6 +390,8 @@ def resolve_set(
     params: Params = {}
     for path in configs:
         params = merge(params, read_params(path))
+    if MUX in nodes:
+        params = merge(params, {n: dict(MUXED_PARAMS) for n in nodes if n in DRIVING_NODES})
     if node_set.sim_time:
         params = merge(params, {WILDCARD: {"use_sim_time": True}})
     for extra in extra_configs:
@@ -336,8 +400,31 @@ def resolve_set(
         params = merge(params, read_params(path))
     params = merge(params, overrides or {})
     params = merge(params, parse_sets(set_items, nodes, params))
+    _refuse_renamed(params, configs)
+    check_model_given(name, nodes, params)
     remaps = [(n, s, t) for n in nodes if n in DRIVING_NODES and MUX in nodes for s, t in MUXED_REMAPS]
-    return ResolvedSet(nodes, params, configs, remaps)
+    external = [(n, *other.split("/")) for n, other in node_set.external if n in nodes]
+    return ResolvedSet(nodes, params, configs, remaps, external)
+
+
+def is_robot_set(name: str) -> bool:
+    """A set that drives a real vehicle: one without sim_node."""
+    return SIM_NODE not in NODE_SETS[name].nodes
+
+
+def check_model_given(name: str, nodes: Iterable[str], params: Params) -> None:
+    """On a real vehicle every node that loads a model must be given one (``model`` not empty): the models shipped
+    in models/ are for the simulator sets. ``BringupError`` saying how to give it otherwise."""
+    if not is_robot_set(name):
+        return
+    missing = [n for n in nodes if n in MODEL_NODES and not str(node_params(params, n).get("model") or "")]
+    if missing:
+        raise BringupError(
+            f"node set {name!r} drives a real vehicle, so {' and '.join(missing)} need(s) the model named explicitly "
+            f"(the models shipped in models/ are for the simulator sets): lnn-control up {name} --set "
+            f"'*.model=PATH', or ros2 launch lnn_control drive.launch.py model:=PATH (PATH: a checkpoint stem, "
+            f"stem.json or stem.safetensors; random:ltc:0 for an untrained network that only tests the plumbing)"
+        )
 
 
 def make_plan(
@@ -364,7 +451,7 @@ def make_plan(
         env = ros_env.robot_env(source)
     return Plan(
         name, resolved.nodes, resolved.params, resolved.configs, resolved.remaps, namespace or "", env,
-        1 if threads is None else threads,
+        1 if threads is None else threads, external=resolved.external,
     )
 
 
@@ -459,14 +546,29 @@ def describe_plan(plan: Plan) -> str:
         "remaps": [f"{node}:{source}:={target}" for node, source, target in plan.remaps],
         "namespace": plan.namespace or "/",
     }
+    if plan.external:
+        head["external (start them yourself)"] = [f"{package}/{executable} for {node}"
+                                                  for node, package, executable in plan.external]
     started = {node: values for node, values in plan.params.items() if node in plan.nodes or node == WILDCARD}
     params = yaml.safe_dump(params_document(started), sort_keys=False)
     return yaml.safe_dump(head, sort_keys=False) + "---\n" + params
 
 
+def external_warnings(plan: Plan) -> list[str]:
+    """What ``up`` says about the other packages' nodes the plan's nodes need (it starts only lnn_control's)."""
+    return [
+        f"warning: {node} needs {package}/{executable} (or another publisher of its input) running beside it, and "
+        f"`lnn-control up` starts only lnn_control's nodes (the pip path has no {package} package): on a ROS install "
+        f"run `ros2 run {package} {executable}` in another terminal, or use `ros2 launch`, which starts it"
+        for node, package, executable in plan.external
+    ]
+
+
 def start(plan: Plan, *, processes: bool = False, duration: float | None = None) -> int:
     """Write the merged parameter file and run the plan's nodes (one process each with ``processes``, else all in
     this one) until told to stop or ``duration`` s; the exit status (2 when a node cannot run in this process)."""
+    for line in external_warnings(plan):
+        print(line, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="lnn-up-") as folder:
         params_file = Path(folder) / "params.yaml"
         params_file.write_text(yaml.safe_dump(params_document(plan.params), sort_keys=False))

@@ -2,10 +2,10 @@
 
 ``Driver.observe(rgb, stamp_ns) -> Command`` preprocesses (crop, resize), encodes, steps the recurrent core with
 the real time since the previous frame and applies the limits of each field of the model's action schema. The
-perception and policy nodes split it at the
-features (:meth:`Driver.features` and :meth:`Driver.command_from_features`), the drive node, the offline replay and
-the simulator evaluation call :meth:`Driver.observe`. If replay and robot ever disagree, the bug is in decoding or
-timing, never in a second copy of the model code.
+offline replay and the simulator evaluation call :meth:`Driver.observe`; the nodes split it at the features
+(:meth:`Driver.features_from_msg`, the same bytes as :meth:`Driver.features` of the decoded frame through
+preallocated buffers, and :meth:`Driver.command_from_features`). If replay and robot ever disagree, the bug is in
+decoding or timing, never in a second copy of the model code.
 
 Timing follows :mod:`lnn_control.timing`, with the :class:`~lnn_control.timing.TimingConfig` the model was trained
 with (``PolicyConfig.timing``), so the Driver runs what training assumed. A non-finite output resets the state and
@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -33,9 +34,10 @@ import numpy as np
 
 from lnn_control.command import SCHEMAS, ActionSchema, Command
 from lnn_control.nn.policy import Policy, PolicyConfig
+from lnn_control.renamed_params import RENAMED_LIMITS
 from lnn_control.ros.node_util import check_value, describe, param
 from lnn_control.timing import TimingConfig, frame_dt
-from lnn_control.vision import PreprocessConfig, preprocess
+from lnn_control.vision import DEFAULT_MAX_PIXELS, PreprocessConfig, Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,6 @@ CROP_FIELDS = ("crop_top", "crop_bottom", "crop_left", "crop_right")
 #: The limits each action field takes; node parameter ``limits.<field>.<kind>`` (``limits.velocity.max``).
 LIMIT_KINDS = ("min", "max", "max_rate")
 LIMITS_PREFIX = "limits."
-#: Parameters of the car's that became action limits (named in the error when a file still sets one).
-RENAMED_LIMITS = {
-    "max_speed": "limits.velocity.max",
-    "min_speed": "limits.velocity.min",
-    "max_steering": "limits.steering.max (and limits.steering.min)",
-    "max_steering_rate": "limits.steering.max_rate",
-}
 
 
 @dataclass(frozen=True)
@@ -283,6 +278,40 @@ def driver_params(config: DriverConfig) -> dict[str, Any]:
     return params
 
 
+class StageClock:
+    """How long each stage of each frame took, for benchmarks: :meth:`start` when a frame arrives, ``mark(stage)``
+    after each stage; :attr:`frames` holds a ``{stage: nanoseconds}`` row per frame (a frame dropped on the way has
+    the stages it finished). :data:`NO_CLOCK`, the default everywhere, does nothing."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, int]] = []
+        self._row: dict[str, int] = {}
+        self._last = 0
+
+    def start(self) -> None:
+        """A frame begins now."""
+        self._row = {}
+        self.frames.append(self._row)
+        self._last = time.perf_counter_ns()
+
+    def mark(self, stage: str) -> None:
+        """``stage`` ended now (it began at the previous mark, or at :meth:`start`)."""
+        now = time.perf_counter_ns()
+        self._row[stage] = now - self._last
+        self._last = now
+
+
+class _NoClock(StageClock):
+    def start(self) -> None:  # noqa: D102
+        pass
+
+    def mark(self, stage: str) -> None:  # noqa: D102
+        pass
+
+
+NO_CLOCK: StageClock = _NoClock()
+
+
 @dataclass
 class StepInfo:
     """What happened on the last step: raw outputs, the dt used, and an event worth logging (or None)."""
@@ -330,6 +359,8 @@ class Driver:
         timing, pre = config.timing(model.timing), config.preprocess(model.preprocess)
         limits, unknown = resolve_limits(model.action, config.limits)
         self._config, self.timing, self.preprocess, self.limits = config, timing, pre, limits
+        if getattr(self, "preprocessor", None) is None or self.preprocessor.config != pre:
+            self.preprocessor = Preprocessor(pre)
         message = override_warning(config, model)
         # another vehicle kind's fields (a file shared by a car and a drone) are ignored quietly; other names warn
         unknown = [name for name in unknown if not any(name in schema.names for schema in SCHEMAS.values())]
@@ -356,7 +387,24 @@ class Driver:
 
     def features(self, rgb: np.ndarray) -> np.ndarray:
         """Decoded HxWx3 uint8 RGB frame -> float32 features (F,) (the perception half)."""
-        return self.backend.encode(preprocess(rgb, self.preprocess))
+        return self.backend.encode(self.preprocessor(rgb))
+
+    def features_from_msg(
+        self, msg: object, *, max_pixels: int = DEFAULT_MAX_PIXELS, clock: StageClock = NO_CLOCK
+    ) -> np.ndarray:
+        """An image message (Image or CompressedImage) -> features (F,): :meth:`features` of the decoded frame, bit
+        for bit, without its full-size copies (:class:`~lnn_control.vision.Preprocessor`). ``clock`` gets the stages
+        ``decode``, ``crop+resize``, ``tensor`` and ``encoder``. ``ValueError`` (an
+        :class:`~lnn_control.vision.ImageDecodeError`, or a crop that leaves nothing) for a frame it cannot use."""
+        native = self.preprocessor.decode(msg, max_pixels=max_pixels)
+        clock.mark("decode")
+        frame = self.preprocessor.prepare(native)
+        clock.mark("crop+resize")
+        x = self.backend.frame_input(frame)
+        clock.mark("tensor")
+        features = self.backend.encode_input(x)
+        clock.mark("encoder")
+        return features
 
     def command_from_features(self, features: np.ndarray, stamp_ns: int) -> Command:
         """Features (F,) of the frame stamped ``stamp_ns`` -> limited command (the policy half)."""
@@ -365,7 +413,7 @@ class Driver:
         if x.shape[1] != self.policy.config.features:
             raise ValueError(f"features have {x.shape[1]} values, the policy expects {self.policy.config.features}")
         y, state = self.backend.step(x, self.state, np.array([[dt_s]], dtype=np.float32))
-        raw = tuple(float(v) for v in y[0])
+        raw = tuple(y.reshape(-1).tolist())
         if not all(math.isfinite(v) for v in raw):
             self.reset()
             self.last = StepInfo(raw, dt_s, "non-finite policy output: state reset, stopping", fault=True)

@@ -276,7 +276,7 @@ class DroneAdapterConfig:
     px4_namespace: str = param(
         "/fmu/in", "PX4: the namespace of trajectory_setpoint and offboard_control_mode (uXRCE-DDS)"
     )
-    stamped: bool = param(False, "the cmd_vel input is geometry_msgs/TwistStamped instead of Twist")
+    stamped: bool = param(True, "the cmd_vel input is geometry_msgs/TwistStamped (false: Twist)")
     command_frame: str = param(
         "base_link", "the only header frame_id a stamped command may carry (an empty one is taken as this)"
     )

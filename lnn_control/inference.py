@@ -2,7 +2,9 @@
 
 A backend does the two halves of a step and nothing else (the Driver keeps the state, the dt rule and the limits):
 
-- ``encode(frame)``: one preprocessed uint8 frame ``(H, W, 3)`` -> features ``(F,)`` float32;
+- ``encode(frame)``: one preprocessed uint8 frame ``(H, W, 3)`` -> features ``(F,)`` float32, in two parts that a
+  node times apart: ``frame_input(frame)`` (the batch of one the encoder reads: a view of the frame's storage, no
+  copy; the normalisation is part of the graph) and ``encode_input(x)``;
 - ``step(features, state, dt_s)``: features ``(1, F)``, state ``(1, S)`` and seconds ``(1, 1)`` (float32 arrays or
   tensors) -> outputs ``(1, O)`` and the next state, as torch tensors.
 
@@ -43,9 +45,29 @@ class Backend(Protocol):
         """Preprocessed uint8 frame (H, W, 3) -> features (F,) float32."""
         ...
 
+    def frame_input(self, frame: np.ndarray) -> Any:
+        """The encoder's input for ``frame``: a (1, H, W, 3) view of its storage."""
+        ...
+
+    def encode_input(self, x: Any) -> np.ndarray:
+        """:meth:`frame_input`'s result -> features (F,) float32."""
+        ...
+
     def step(self, features: Any, state: Tensor, dt_s: Any) -> tuple[Tensor, Tensor]:
         """(1, F) features, (1, S) state, (1, 1) seconds -> (1, O) outputs, (1, S) state."""
         ...
+
+
+def _batch_view(backend: Any, frame: np.ndarray, make: Callable[[np.ndarray], Any]) -> Any:
+    """``make(frame)``, the encoder's batch-of-one view of ``frame``, made once per array: the Driver hands over the
+    same preallocated buffer every frame, so its view is kept (it shares the buffer's storage, so it sees each new
+    frame) and nothing is allocated or dispatched per frame. Arrays that are not C-contiguous are not kept."""
+    if not frame.flags.c_contiguous:
+        return make(frame)
+    cached = getattr(backend, "_input", None)
+    if cached is None or cached[0] is not frame:
+        cached = backend._input = (frame, make(frame))
+    return cached[1]
 
 
 class TorchBackend:
@@ -57,8 +79,14 @@ class TorchBackend:
         self.policy = policy.eval()
 
     def encode(self, frame: np.ndarray) -> np.ndarray:  # noqa: D102
+        return self.encode_input(self.frame_input(frame))
+
+    def frame_input(self, frame: np.ndarray) -> Tensor:  # noqa: D102
+        return _batch_view(self, frame, lambda f: torch.from_numpy(f).unsqueeze(0))
+
+    def encode_input(self, x: Tensor) -> np.ndarray:  # noqa: D102
         with torch.inference_mode():
-            return self.policy.encode(torch.from_numpy(frame).unsqueeze(0))[0].numpy().astype(np.float32, copy=False)
+            return self.policy.encode(x)[0].numpy().astype(np.float32, copy=False)
 
     def step(self, features: Any, state: Tensor, dt_s: Any) -> tuple[Tensor, Tensor]:  # noqa: D102
         x = torch.as_tensor(features, dtype=torch.float32)
@@ -103,7 +131,13 @@ class OnnxBackend:
         self.step_inputs = {i.name for i in self.stepper.get_inputs()}
 
     def encode(self, frame: np.ndarray) -> np.ndarray:  # noqa: D102
-        (features,) = self.encoder.run(None, {"frame": np.ascontiguousarray(frame)[None]})
+        return self.encode_input(self.frame_input(frame))
+
+    def frame_input(self, frame: np.ndarray) -> np.ndarray:  # noqa: D102
+        return _batch_view(self, frame, lambda f: np.ascontiguousarray(f)[None])
+
+    def encode_input(self, x: np.ndarray) -> np.ndarray:  # noqa: D102
+        (features,) = self.encoder.run(None, {"frame": x})
         return features[0]
 
     def step(self, features: Any, state: Tensor, dt_s: Any) -> tuple[Tensor, Tensor]:  # noqa: D102

@@ -100,6 +100,28 @@ def node_actions(choice: SetChoice) -> list[dict[str, Any]]:
         if node in choice.prefixes:
             kwargs["prefix"] = choice.prefixes[node]
         actions.append(kwargs)
+    actions += external_actions(choice, resolved.external, handle.name)
+    return actions
+
+
+def external_actions(choice: SetChoice, external: Sequence[tuple[str, str, str]], params_file: str) -> list[dict]:
+    """launch_ros ``Node`` keyword arguments of the other packages' nodes the set's started nodes need
+    (``external:`` in config/node_sets.yaml; e.g. joy/joy_node beside joy_teleop_node), after ours. Each gets the
+    set's parameter file (its ``/**`` part, such as ``use_sim_time``, applies) and namespace, under its own name."""
+    actions: list[dict[str, Any]] = []
+    for _node, package, executable in external:
+        if any(a["package"] == package and a["executable"] == executable for a in actions):
+            continue  # two of our nodes need the same one: start it once
+        kwargs: dict[str, Any] = {
+            "package": package,
+            "executable": executable,
+            "name": executable,
+            "output": "screen",
+            "parameters": [params_file],
+        }
+        if choice.namespace:
+            kwargs["namespace"] = choice.namespace
+        actions.append(kwargs)
     return actions
 
 

@@ -26,7 +26,10 @@ The gamepad (:class:`JoyRules`; every time an integer of ns on the node clock):
 - the deadman let go (or a Joy message the mapping cannot read) after driving: one zero, then nothing;
 - no Joy message for more than ``joy_timeout`` while driving: one zero and a warning, then nothing until the next
   Joy message with the deadman held;
-- the e-stop button asks for the emergency stop when it goes down, once: holding it asks nothing more.
+- the e-stop button asks for the emergency stop when it goes down, once: holding it asks nothing more;
+- the autonomy button (a deadman for the policy): while it is held, ``true`` goes out on every Joy message and again
+  once :data:`REPEAT_AFTER` of a period passed; let go, one ``false``; no Joy message for more than ``joy_timeout``
+  while held, one ``false`` (the mux disarms), then nothing until it is held again.
 
 Parameters that only one action reads say so at the start of their description (``car:`` or ``drone:``).
 """
@@ -72,7 +75,7 @@ class KeyTeleopConfig:
     action: str = param(
         "car", "what the keys command: a car (steering, velocity) or a drone (vx, vy, vz, yaw_rate)", choices=ACTIONS
     )
-    stamped: bool = param(False, "publish geometry_msgs/TwistStamped instead of Twist")
+    stamped: bool = param(True, "publish geometry_msgs/TwistStamped (false: Twist)")
     frame_id: str = param("base_link", "header frame_id of TwistStamped commands")
     rate: float = param(20.0, "Hz (wall time) at which the command is repeated while you drive", min=1.0, max=1000.0)
     speed_step: float = param(
@@ -341,7 +344,7 @@ class JoyTeleopConfig:
         "car", "what the sticks command: a car (steering, velocity) or a drone (vx, vy, vz, yaw_rate)",
         choices=ACTIONS,
     )
-    stamped: bool = param(False, "publish geometry_msgs/TwistStamped instead of Twist")
+    stamped: bool = param(True, "publish geometry_msgs/TwistStamped (false: Twist)")
     frame_id: str = param("base_link", "header frame_id of TwistStamped commands")
     axis_velocity: int = param(1, "car: Joy axis for velocity (left stick vertical on most gamepads)", min=0, max=63)
     axis_steering: int = param(0, "car: Joy axis for steering (left stick horizontal on most gamepads)", min=0, max=63)
@@ -368,6 +371,10 @@ class JoyTeleopConfig:
     deadzone: float = param(0.05, "stick values smaller than this (absolute) count as zero", min=0.0, max=0.99)
     enable_button: int = param(4, "deadman button that must be held to drive (-1: none)", min=-1, max=127)
     e_stop_button: int = param(-1, "button that engages the mux's emergency stop (-1: none)", min=-1, max=127)
+    autonomy_button: int = param(
+        -1, "button held to arm the mux's autonomy (the policy may drive): true on autonomy/enable while held, "
+        "false when let go (-1: none)", min=-1, max=127,
+    )
     rate: float = param(20.0, "Hz at which the command is repeated while the deadman is held", min=1.0, max=1000.0)
     joy_timeout: float = param(0.5, "stop repeating when no Joy message came for this long (s)", min=0.01, max=60.0)
 
@@ -443,12 +450,14 @@ class JoyMapping:
 class JoyOutput:
     """What joy_teleop_node does after a Joy message or a tick, in this order: when ``e_stop``, publish ``true`` on
     ``e_stop`` and warn; warn about ``error`` (the mapping's complaint, ``""`` if none) and, when ``timed_out``,
-    that repeating stopped; publish ``command`` (stamped with the time given) unless it is None."""
+    that repeating stopped; publish ``autonomy`` on ``autonomy/enable`` unless it is None; publish ``command``
+    (stamped with the time given) unless it is None."""
 
     command: Command | None = None
     e_stop: bool = False
     error: str = ""
     timed_out: bool = False
+    autonomy: bool | None = None
 
 
 class JoyRules:
@@ -463,6 +472,8 @@ class JoyRules:
         self.last_joy_ns: int | None = None
         self.last_publish_ns: int | None = None
         self.e_stop_pressed = False
+        self.autonomy_held = False
+        self.last_autonomy_ns: int | None = None  # the latest true on autonomy/enable
 
     def on_joy(self, axes: Sequence[float], buttons: Sequence[int], now_ns: int) -> JoyOutput:
         """A Joy message arrived at ``now_ns``."""
@@ -470,24 +481,48 @@ class JoyRules:
         pressed = self.mapping.e_stop(buttons)
         e_stop = pressed and not self.e_stop_pressed
         self.e_stop_pressed = pressed
+        autonomy = self._autonomy(buttons, now_ns)
         try:
             command = self.mapping.map(axes, buttons)
         except JoyMappingError as exc:
-            return JoyOutput(self._stop(now_ns), e_stop=e_stop, error=str(exc))
+            return JoyOutput(self._stop(now_ns), e_stop=e_stop, error=str(exc), autonomy=autonomy)
         if command is None:
-            return JoyOutput(self._stop(now_ns), e_stop=e_stop)
+            return JoyOutput(self._stop(now_ns), e_stop=e_stop, autonomy=autonomy)
         self.command = command
-        return JoyOutput(self._sent(command, now_ns), e_stop=e_stop)
+        return JoyOutput(self._sent(command, now_ns), e_stop=e_stop, autonomy=autonomy)
 
     def on_timer(self, now_ns: int) -> JoyOutput:
-        """A tick of the repeat timer at ``now_ns``: the repeat when due, or the stop after ``joy_timeout``."""
-        if self.command is None or self.last_joy_ns is None:
+        """A tick of the repeat timer at ``now_ns``: the repeats when due, or the stops after ``joy_timeout``."""
+        if self.last_joy_ns is None:
             return JoyOutput()
-        if now_ns - self.last_joy_ns > self.timeout_ns:
-            return JoyOutput(self._stop(now_ns), timed_out=True)
+        timed_out = now_ns - self.last_joy_ns > self.timeout_ns
+        autonomy = None
+        if self.autonomy_held and timed_out:
+            self.autonomy_held = False
+            autonomy = False
+        elif self.autonomy_held and now_ns - (self.last_autonomy_ns or 0) >= self.repeat_after_ns:
+            self.last_autonomy_ns = now_ns
+            autonomy = True
+        if self.command is None:
+            return JoyOutput(autonomy=autonomy)
+        if timed_out:
+            return JoyOutput(self._stop(now_ns), timed_out=True, autonomy=autonomy)
         if self.last_publish_ns is None or now_ns - self.last_publish_ns >= self.repeat_after_ns:
-            return JoyOutput(self._sent(self.command, now_ns))
-        return JoyOutput()
+            return JoyOutput(self._sent(self.command, now_ns), autonomy=autonomy)
+        return JoyOutput(autonomy=autonomy)
+
+    def _autonomy(self, buttons: Sequence[int], now_ns: int) -> bool | None:
+        """The autonomy deadman for this Joy state: true while held, one false when let go, else None."""
+        index = self.config.autonomy_button
+        held = 0 <= index < len(buttons) and bool(buttons[index])
+        if held:
+            self.autonomy_held = True
+            self.last_autonomy_ns = now_ns
+            return True
+        if self.autonomy_held:
+            self.autonomy_held = False
+            return False
+        return None
 
     def _stop(self, now_ns: int) -> Command | None:
         """One zero when the person was driving (then not any more), else nothing."""

@@ -5,9 +5,11 @@ A run reads a YAML configuration (``config/train.yaml``: sections ``preprocess``
 (:mod:`lnn_control.data.dataset`), splits train and validation **by bag**, and trains a :class:`Policy` on windows of
 ``dataset.window`` frames with the dt the Driver computes between them (:mod:`lnn_control.timing`). Targets are
 normalised by the training set's mean and std, stored in the policy's config; the loss is :func:`weighted_mse`, the
-augmentation :func:`augment_windows`, the schedule :func:`make_scheduler` (AdamW, stepped per batch), with early
-stopping after ``training.patience`` epochs without improvement. Under ``torchrun`` the model runs in
-DistributedDataParallel, each process reads its shard, and only rank 0 writes files.
+augmentation :func:`augment_windows` (on CPU done where the batches are loaded, :class:`EpochBatches`, so loader
+workers overlap it with the step), the precision fp32, bf16 or measured (``auto``), the schedule
+:func:`make_scheduler` (AdamW, stepped per batch), with early stopping after ``training.patience`` epochs without
+improvement. Under ``torchrun`` the model runs in DistributedDataParallel, each process reads its shard, and only
+rank 0 writes files.
 
 The output folder holds::
 
@@ -44,7 +46,7 @@ import numpy as np
 import torch
 import yaml
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from lnn_control.command import CAR, ActionSchema, schema_from
 from lnn_control.data.bags import discover_bags
@@ -65,7 +67,9 @@ from lnn_control.vision import PreprocessConfig
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("cosine", "onecycle", "constant")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
+#: bf16 must beat fp32 by this factor in :func:`choose_precision`'s measurement to be chosen.
+BF16_MARGIN = 1.15
 STATE_FORMAT = "lnn_control.train_state"
 STATE_VERSION = 1
 SECTIONS = ("action", "preprocess", "timing", "model", "dataset", "training", "augment")
@@ -157,11 +161,14 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     precision: str = "fp32"
-    """fp32, or bf16: the forward pass under torch.autocast (bfloat16); the loss stays float32."""
+    """fp32, or bf16: the forward pass under torch.autocast (bfloat16); the loss stays float32. auto: whichever of
+    the two a short measurement at the start finds faster on this machine (:func:`choose_precision`); the run's
+    config.yaml records the choice."""
     deterministic: bool = True
     """torch.use_deterministic_algorithms (warn only where an op has no deterministic version)."""
     workers: int = 0
-    """DataLoader worker processes (the cache is memory-mapped; 0 is usually fastest)."""
+    """DataLoader worker processes; on CPU they also augment the batches, overlapping the training step (worth it
+    when the machine has cores beyond ``threads``); 0: load and augment in the training process."""
     cache_dir: str | None = None
     strict: bool = False
     """Stop on the first bad bag instead of skipping it."""
@@ -543,6 +550,123 @@ def validate(
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# Batches: collated and augmented where they are loaded; the precision, measured
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class EpochBatches(Dataset):
+    """The batches of one epoch as a map-style dataset: item ``step`` is the windows ``indices[step * B : (step + 1)
+    * B]`` collated, and, when :attr:`augments`, augmented with the generator seeded by :func:`batch_seed` (seed,
+    epoch, step, rank). DataLoader workers (``training.workers``) thus augment ahead of the training step, and the
+    batches are the same with any number of workers, or none. :meth:`set_epoch` before each epoch's iteration
+    (workers start with each iteration and take the epoch's state along)."""
+
+    def __init__(self, windows: Dataset, batch_size: int, augment: AugmentConfig, seed: int, rank: int = 0, *,
+                 augments: bool = True) -> None:
+        self.windows, self.batch_size, self.augment = windows, batch_size, augment
+        self.seed, self.rank, self.augments = seed, rank, augments
+        self.epoch, self.indices = 0, list(range(len(windows)))  # type: ignore[arg-type]
+        self.steps = self._steps(None)
+
+    def _steps(self, limit: int | None) -> int:
+        steps = math.ceil(len(self.indices) / self.batch_size)
+        return min(steps, limit) if limit else steps
+
+    def set_epoch(self, epoch: int, indices: Sequence[int], steps: int | None = None) -> None:
+        """The epoch's window order (the sampler's), and at most ``steps`` batches of it."""
+        self.epoch, self.indices = epoch, list(indices)
+        self.steps = self._steps(steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
+        if not 0 <= step < self.steps:
+            raise IndexError(step)
+        chosen = self.indices[step * self.batch_size : (step + 1) * self.batch_size]
+        frames, dt, targets = default_collate([self.windows[i] for i in chosen])
+        if self.augments:
+            gen = torch.Generator().manual_seed(batch_seed(self.seed, self.epoch, step, self.rank))
+            frames = augment_windows(frames, self.augment, gen)
+        return frames, dt, targets
+
+
+def batch_loader(
+    windows: Dataset, sampler: Any, config: RunConfig, rank: int, device: torch.device
+) -> tuple[EpochBatches, DataLoader]:
+    """The training batches of ``windows`` in ``sampler``'s order and their loader (``training.workers``
+    processes; augmented in the loader unless the device is a GPU, which augments faster itself)."""
+    cfg = config.training
+    batches = EpochBatches(windows, cfg.batch_size, config.augment, cfg.seed, rank, augments=device.type == "cpu")
+    batches.set_epoch(0, list(sampler), cfg.steps_per_epoch or None)
+    loader = DataLoader(batches, batch_size=None, shuffle=False, num_workers=cfg.workers,
+                        pin_memory=device.type == "cuda", prefetch_factor=2 if cfg.workers else None)
+    return batches, loader
+
+
+def step_seconds(
+    policy: Policy, batch: tuple[Tensor, Tensor, Tensor], precision: str, device: torch.device, steps: int = 2
+) -> float:
+    """Median seconds of a forward and backward pass of ``policy`` over ``batch`` at ``precision`` (after one
+    warm-up pass); the weights, gradients and random state are left as they were."""
+    model = copy.deepcopy(policy).train()
+    frames, dt, targets = (t.to(device) for t in batch)
+    times = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for _ in range(steps + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            started = time.perf_counter()
+            with autocast(device, precision):
+                pred, _ = model(frames, dt, None, True)
+            (pred.float() - model.normalise_targets(targets)).square().mean().backward()
+            model.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - started)
+    return float(np.median(times[1:]))
+
+
+def choose_precision(
+    policy: Policy, batch: tuple[Tensor, Tensor, Tensor], device: torch.device, dist: Dist | None = None,
+    steps: int = 2,
+) -> tuple[str, dict[str, float]]:
+    """``bf16`` if a short measurement (:func:`step_seconds` on ``batch``) finds it :data:`BF16_MARGIN` times
+    faster than fp32 here, else ``fp32``; and the seconds measured. Under torchrun the processes' times are summed,
+    so all choose the same."""
+    seconds = {p: step_seconds(policy, batch, p, device, steps) for p in ("fp32", "bf16")}
+    if dist is not None and dist.active:
+        reduced = torch.tensor([seconds["fp32"], seconds["bf16"]], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(reduced)
+        seconds = {"fp32": float(reduced[0]), "bf16": float(reduced[1])}
+    return ("bf16" if seconds["bf16"] * BF16_MARGIN < seconds["fp32"] else "fp32"), seconds
+
+
+def device_capability(device: torch.device) -> str:
+    """What the kernels can use: torch's CPU capability (``AVX512``, ``AVX2``, ...) or the GPU's name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _resolved_precision(
+    config: RunConfig, policy: Policy, windows: Dataset, dist: Dist, device: torch.device
+) -> RunConfig:
+    """``config`` with ``training.precision: auto`` replaced by :func:`choose_precision`'s choice (printed)."""
+    cfg = config.training
+    if cfg.precision != "auto":
+        return config
+    n = min(len(windows), cfg.batch_size)  # type: ignore[arg-type]
+    batch = default_collate([windows[i] for i in range(n)])
+    chosen, seconds = choose_precision(policy, batch, device, dist)
+    if dist.main:
+        print(f"train: precision auto -> {chosen} (forward + backward of {n} windows: fp32 "
+              f"{seconds['fp32'] * 1e3:.0f} ms, bf16 {seconds['bf16'] * 1e3:.0f} ms; {device} capability "
+              f"{device_capability(device)})", file=sys.stderr)
+    return dataclasses.replace(config, training=dataclasses.replace(cfg, precision=chosen))
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # Training state (exact resume) in safetensors + JSON
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -913,19 +1037,18 @@ def _load_data(
 
 
 def _loaders(
-    data: _Data, cfg: TrainConfig, dist: Dist, dev: torch.device
-) -> tuple[DistributedSampler, DataLoader, DataLoader | None]:
-    """The training sampler (shuffled by seed and epoch, one shard per process) and the two loaders."""
+    data: _Data, config: RunConfig, dist: Dist, dev: torch.device
+) -> tuple[DistributedSampler, EpochBatches, DataLoader, DataLoader | None]:
+    """The training sampler (shuffled by seed and epoch, one shard per process), its batches (augmented in the
+    loader on CPU) and the two loaders."""
+    cfg = config.training
     sampler = DistributedSampler(data.train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(
-        data.train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-        pin_memory=dev.type == "cuda", drop_last=False,
-    )
+    batches, loader = batch_loader(data.train_set, sampler, config, dist.rank, dev)
     if data.val_set is None:
-        return sampler, loader, None
+        return sampler, batches, loader, None
     val_sampler = DistributedSampler(data.val_set, num_replicas=dist.world, rank=dist.rank, shuffle=False)
-    return sampler, loader, DataLoader(data.val_set, batch_size=cfg.batch_size, sampler=val_sampler,
-                                       num_workers=cfg.workers)
+    return sampler, batches, loader, DataLoader(data.val_set, batch_size=cfg.batch_size, sampler=val_sampler,
+                                                num_workers=cfg.workers)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -948,6 +1071,7 @@ class _Run:
     scheduler: Any
     loss_spec: LossSpec
     sampler: DistributedSampler
+    batches: EpochBatches
     loader: DataLoader
     val_loader: DataLoader | None
     steps_per_epoch: int
@@ -992,10 +1116,11 @@ def _prepare(
     config: RunConfig, data: _Data, out: Path, resume_dir: Path | None, dist: Dist, dev: torch.device
 ) -> _Run:
     """Policy, loaders, optimiser, schedule, loss and counters; a resume restores the optimiser, schedule and RNG."""
-    cfg = config.training
     policy = _build_policy(config, data.train_episodes, resume_dir, dev)
+    config = _resolved_precision(config, policy, data.train_set, dist, dev)
+    cfg = config.training
     module = _distributed(policy, dist, dev)
-    sampler, loader, val_loader = _loaders(data, cfg, dist, dev)
+    sampler, batches, loader, val_loader = _loaders(data, config, dist, dev)
     steps_per_epoch = min(len(loader), cfg.steps_per_epoch) if cfg.steps_per_epoch else len(loader)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
@@ -1005,7 +1130,8 @@ def _prepare(
         counters.update(load_state(resume_dir, optimizer, scheduler, dev))
     return _Run(
         config=config, out=out, dist=dist, device=dev, policy=policy, module=module, optimizer=optimizer,
-        scheduler=scheduler, loss_spec=loss_spec, sampler=sampler, loader=loader, val_loader=val_loader,
+        scheduler=scheduler, loss_spec=loss_spec, sampler=sampler, batches=batches, loader=loader,
+        val_loader=val_loader,
         steps_per_epoch=steps_per_epoch, counters=counters, run_info=_run_info(data, policy, dist, dev),
     )
 
@@ -1154,13 +1280,15 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, int]:
     frames this process saw."""
     cfg, dev = run.config.training, run.device
     run.sampler.set_epoch(epoch)
+    run.batches.set_epoch(epoch, list(run.sampler), run.steps_per_epoch)
     run.policy.train()
     total, count, frames_done = 0.0, 0, 0
     bar = _progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and run.dist.main)
     for step, batch in enumerate(_limit(run.loader, run.steps_per_epoch)):
         frames, dt, targets = (t.to(dev, non_blocking=True) for t in batch)
-        gen = torch.Generator(device=dev).manual_seed(batch_seed(cfg.seed, epoch, step, run.dist.rank))
-        frames = augment_windows(frames, run.config.augment, gen)
+        if not run.batches.augments:  # on a GPU the batch is augmented there
+            gen = torch.Generator(device=dev).manual_seed(batch_seed(cfg.seed, epoch, step, run.dist.rank))
+            frames = augment_windows(frames, run.config.augment, gen)
         loss = train_step(
             run.module, run.policy, (frames, dt, targets), run.optimizer, run.loss_spec,
             precision=cfg.precision, grad_clip=cfg.grad_clip,

@@ -1,12 +1,14 @@
 """Camera bytes -> HxWx3 uint8 RGB, and the crop/resize every path applies (no ROS imports).
 
 The nodes, the bag reader and the simulator all hand raw message fields here, so a frame is decoded and
-preprocessed the same way on the robot, in replay and in training.
+preprocessed the same way on the robot, in replay and in training. :class:`Preprocessor` is the same rule for a
+stream of frames, with preallocated buffers (the nodes' path: no full-size copy between the message and the model).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -32,11 +34,9 @@ class PreprocessConfig:
                 raise ValueError(f"preprocess.{name} must be >= 0, got {getattr(self, name)}")
 
 
-def preprocess(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Crop and resize an HxWx3 uint8 RGB frame to ``config.height`` x ``config.width`` (uint8, contiguous)."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an HxWx3 uint8 frame, got shape {rgb.shape} dtype {rgb.dtype}")
-    h, w = rgb.shape[:2]
+def crop_view(frame: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The crop of ``config`` as a view of ``frame`` (HxW or HxWxC, no copy); ``ValueError`` when nothing is left."""
+    h, w = frame.shape[:2]
     top, bottom = config.crop_top, h - config.crop_bottom
     left, right = config.crop_left, w - config.crop_right
     if bottom <= top or right <= left:
@@ -44,11 +44,35 @@ def preprocess(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
             f"crop (top={config.crop_top}, bottom={config.crop_bottom}, left={config.crop_left}, "
             f"right={config.crop_right}) leaves nothing of a {w}x{h} frame"
         )
-    cropped = rgb[top:bottom, left:right]
+    return frame[top:bottom, left:right]
+
+
+def resize_into(frame: np.ndarray, config: PreprocessConfig, out: np.ndarray) -> np.ndarray:
+    """Crop ``frame`` (a view) and resize it into ``out`` (``config.height`` x ``config.width``, the frame's channels,
+    uint8): INTER_AREA when shrinking in height, else INTER_LINEAR; a copy when the crop already has the size.
+
+    The rule of :func:`preprocess`, on frames in any channel order: it works per channel, so resizing a BGR, BGRA or
+    grey frame and converting the small result to RGB gives the same bytes as converting first.
+    """
+    cropped = crop_view(frame, config)
     if cropped.shape[0] == config.height and cropped.shape[1] == config.width:
-        return np.ascontiguousarray(cropped)
+        np.copyto(out, cropped.reshape(out.shape))
+        return out
     interp = cv2.INTER_AREA if cropped.shape[0] > config.height else cv2.INTER_LINEAR
-    return cv2.resize(cropped, (config.width, config.height), interpolation=interp)
+    result = cv2.resize(cropped, (config.width, config.height), dst=out, interpolation=interp)
+    if result is not out:  # OpenCV allocated (a dst it could not use): keep the promise of writing into ``out``
+        np.copyto(out, result.reshape(out.shape))
+    return out
+
+
+def preprocess(rgb: np.ndarray, config: PreprocessConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """Crop and resize an HxWx3 uint8 RGB frame to ``config.height`` x ``config.width`` (uint8, contiguous), into
+    ``out`` when given (a preallocated HxWx3 uint8 array), else into a new array."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 frame, got shape {rgb.shape} dtype {rgb.dtype}")
+    if out is None:
+        out = np.empty((config.height, config.width, 3), dtype=np.uint8)
+    return resize_into(rgb, config, out)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -144,6 +168,32 @@ def decode_image(
         ImageDecodeError: unsupported encoding, no pixels, a size above ``max_pixels``, ``step`` smaller than a row,
             empty data, or ``len(data) != step * height``.
     """
+    return to_rgb(_image_native(encoding, height, width, step, data, is_bigendian, max_pixels))
+
+
+class NativeFrame(NamedTuple):
+    """A decoded frame before its conversion to RGB: HxWxC (or HxW grey) uint8 pixels in the message's own order,
+    a view of the message where possible, and the OpenCV code that makes them RGB (None: they are RGB already)."""
+
+    pixels: np.ndarray
+    code: int | None
+
+
+def to_rgb(frame: NativeFrame, out: np.ndarray | None = None) -> np.ndarray:
+    """The HxWx3 uint8 RGB frame of ``frame`` (into ``out`` when given; ``frame.pixels`` itself when already RGB)."""
+    if frame.code is None:
+        if out is None:
+            return frame.pixels
+        np.copyto(out, frame.pixels)
+        return out
+    return cv2.cvtColor(frame.pixels, frame.code, dst=out)
+
+
+def _image_native(
+    encoding: str, height: int, width: int, step: int, data: object, is_bigendian: int, max_pixels: int
+) -> NativeFrame:
+    """:func:`decode_image` up to the conversion to RGB where that works per pixel (colour order, alpha, grey);
+    16-bit grey is scaled to 8 bits and Bayer frames demosaiced here (neither commutes with a resize)."""
     key = str(encoding).strip().lower()
     if key not in _RAW_ENCODINGS:
         raise ImageDecodeError(
@@ -176,18 +226,17 @@ def decode_image(
         strides=(step, channels * itemsize, itemsize),
     )
     if kind == "rgb":
-        return pixels
+        return NativeFrame(pixels, None)
     if kind == "gray16":
-        pixels = (pixels[:, :, 0] >> 8).astype(np.uint8)
-        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+        return NativeFrame((pixels[:, :, 0] >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
     if kind == "gray":
-        return cv2.cvtColor(_cv_ready(pixels[:, :, 0]), cv2.COLOR_GRAY2RGB)
+        return NativeFrame(_cv_ready(pixels[:, :, 0]), cv2.COLOR_GRAY2RGB)
     if kind.startswith("bayer_"):
         if width < 2 or height < 2:
             raise ImageDecodeError(f"a Bayer image needs at least 2x2 pixels, got {width}x{height}")
-        return cv2.cvtColor(_cv_ready(pixels[:, :, 0]), _BAYER_CODES[kind])
+        return NativeFrame(cv2.cvtColor(_cv_ready(pixels[:, :, 0]), _BAYER_CODES[kind]), None)
     code = {"bgr": cv2.COLOR_BGR2RGB, "rgba": cv2.COLOR_RGBA2RGB, "bgra": cv2.COLOR_BGRA2RGB}[kind]
-    return cv2.cvtColor(_cv_ready(pixels), code)
+    return NativeFrame(_cv_ready(pixels), code)
 
 
 def _cv_ready(view: np.ndarray) -> np.ndarray:
@@ -240,6 +289,11 @@ def decode_compressed(format: str, data: object, *, max_pixels: int = DEFAULT_MA
         ImageDecodeError: empty data, a format that is neither JPEG nor PNG (e.g. compressedDepth), an absurd size,
             or bytes OpenCV cannot decode (corrupt or truncated).
     """
+    return to_rgb(_compressed_native(format, data, max_pixels))
+
+
+def _compressed_native(format: str, data: object, max_pixels: int) -> NativeFrame:
+    """:func:`decode_compressed` up to the conversion to RGB: OpenCV's BGR."""
     fmt = str(format).strip().lower()
     if "compresseddepth" in fmt:
         raise ImageDecodeError(f"unsupported compressed format {format!r} (compressedDepth is depth, not a camera)")
@@ -258,7 +312,7 @@ def decode_compressed(format: str, data: object, *, max_pixels: int = DEFAULT_MA
     if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ImageDecodeError(f"corrupt or truncated {kind}: OpenCV could not decode {buf.size} bytes")
     _check_size(bgr.shape[1], bgr.shape[0], max_pixels)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return NativeFrame(bgr, cv2.COLOR_BGR2RGB)
 
 
 def decode_msg(msg: object, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -266,19 +320,66 @@ def decode_msg(msg: object, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
     An object with ``format`` is a CompressedImage, one with ``encoding`` an Image.
     """
+    return to_rgb(decode_native(msg, max_pixels=max_pixels))
+
+
+def decode_native(msg: object, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NativeFrame:
+    """:func:`decode_msg` before the conversion to RGB (see :class:`NativeFrame`): same checks, same errors."""
     if hasattr(msg, "format"):
-        return decode_compressed(msg.format, msg.data, max_pixels=max_pixels)  # type: ignore[attr-defined]
+        return _compressed_native(msg.format, msg.data, max_pixels)  # type: ignore[attr-defined]
     if hasattr(msg, "encoding"):
-        return decode_image(
+        return _image_native(
             msg.encoding,  # type: ignore[attr-defined]
             msg.height,  # type: ignore[attr-defined]
             msg.width,  # type: ignore[attr-defined]
             msg.step,  # type: ignore[attr-defined]
             msg.data,  # type: ignore[attr-defined]
             getattr(msg, "is_bigendian", 0),
-            max_pixels=max_pixels,
+            max_pixels,
         )
     raise ImageDecodeError(
         f"{type(msg).__name__} is not an image message: "
         "it has neither 'format' (CompressedImage) nor 'encoding' (Image)"
     )
+
+
+class Preprocessor:
+    """:func:`preprocess` with its buffers, for a stream of frames (one per Driver; not shared between threads).
+
+    A message is decoded to a :class:`NativeFrame` (views of its bytes where the encoding allows), cropped as a view,
+    resized once into a preallocated buffer in the message's channel order and converted once into the preallocated
+    RGB output: no full-size intermediate image for rgb8, bgr8, rgba8, bgra8, mono8 or JPEG/PNG beyond the decoder's
+    own. Conversion and resize commute for these (both work per pixel and per channel), so the bytes are those of
+    ``preprocess(decode_msg(msg), config)``. Every call returns the same output array, overwritten by the next call.
+    """
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        self.config = config
+        self.out = np.empty((config.height, config.width, 3), dtype=np.uint8)
+        self._scratch: dict[tuple[int, ...], np.ndarray] = {}
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """A decoded HxWx3 uint8 RGB frame, preprocessed into :attr:`out`."""
+        return preprocess(rgb, self.config, self.out)
+
+    def decode(self, msg: object, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NativeFrame:
+        """:func:`decode_native` (the first stage of :meth:`from_msg`)."""
+        return decode_native(msg, max_pixels=max_pixels)
+
+    def prepare(self, frame: NativeFrame) -> np.ndarray:
+        """A decoded frame, cropped, resized and made RGB into :attr:`out`."""
+        if frame.code is None:
+            return self(frame.pixels)
+        pixels = frame.pixels
+        if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+            raise ValueError(f"expected an HxW or HxWxC uint8 frame, got shape {pixels.shape} dtype {pixels.dtype}")
+        shape = (self.config.height, self.config.width, *pixels.shape[2:])
+        scratch = self._scratch.get(shape)
+        if scratch is None:
+            scratch = self._scratch[shape] = np.empty(shape, dtype=np.uint8)
+        cv2.cvtColor(resize_into(pixels, self.config, scratch), frame.code, dst=self.out)
+        return self.out
+
+    def from_msg(self, msg: object, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        """An image message (either kind), decoded and preprocessed into :attr:`out`."""
+        return self.prepare(self.decode(msg, max_pixels=max_pixels))

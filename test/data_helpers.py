@@ -11,7 +11,7 @@ import pytest
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from lnn_control.data.bag_writer import BagWriter
+from lnn_control.data.bag_writer import BagFormat, BagWriter
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ROS1_BAG = SHARED_DATA / "ros1_svo" / "tiny_svo.bag"
@@ -200,7 +200,7 @@ def write_drive_bag(
             cmd = command_msg(store, command, cstamp, steering_of(i), velocity_of(i))
             messages.append((log_of(i) - command_lead_ns, 0, CMD_TOPIC, cmd))
     messages.sort(key=lambda m: (m[0], m[1]))
-    with BagWriter(path, storage=storage, typestore=store) as writer:
+    with BagWriter(path, bag_format=BagFormat(storage=storage), typestore=store) as writer:
         writer.add_topic(IMAGE_TOPIC, image_type)
         writer.add_topic(CMD_TOPIC, COMMAND_TYPES[command])
         for log_ns, _, topic, msg in messages:

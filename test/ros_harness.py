@@ -456,6 +456,7 @@ class RosSession:
         self.executor = None
         self._thread: threading.Thread | None = None
         self._repeaters: list[Repeater] = []
+        self._clients: list[Any] = []
         self.errors: list[str] = []
 
     def start(self) -> RosSession:
@@ -536,11 +537,20 @@ class RosSession:
         return collector
 
     def call(self, service: str, srv_type: type, request: Any = None, timeout: float = 15.0) -> Any:
-        """Call a service and return its response (AssertionError if it is not there or does not answer)."""
+        """Call a service and return its response (AssertionError if it is not there or does not answer).
+
+        A new client's request reader and response reader are discovered independently: ``wait_for_service`` says
+        the server can hear us, not that it can answer (the server gives up on a response its client's reader is
+        not matched for within 100 ms, "client will not receive response": seen here on a loaded machine). So
+        before the request, :meth:`_discovery_barrier` gets an answer from the same node's ``get_parameters``
+        (idempotent, so retried) through a client made after this one, so most of the discovery is done. It is
+        not a proof: the recorder's ``~/start`` lost its answer once more in a full run after the barrier, so a
+        test that can wait on a node's own acknowledgement uses :meth:`send` instead."""
         client = self.node.create_client(srv_type, service)
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 raise AssertionError(f"service {service} not available within {timeout} s")
+            self._discovery_barrier(service, timeout)
             done = threading.Event()
             future = client.call_async(srv_type.Request() if request is None else request)
             future.add_done_callback(lambda _f: done.set())
@@ -549,6 +559,42 @@ class RosSession:
             return future.result()
         finally:
             self.node.destroy_client(client)
+
+    def send(self, service: str, srv_type: type, request: Any = None, timeout: float = 15.0) -> Any:
+        """Send a request and return its future without waiting for the answer, for a test that waits on the node's
+        own acknowledgement instead (its status topic): under load rmw_fastrtps can drop a response ("client will
+        not receive response") even after :meth:`_discovery_barrier`."""
+        client = self.node.create_client(srv_type, service)
+        self._clients.append(client)  # alive until the session closes, so a late answer still lands
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise AssertionError(f"service {service} not available within {timeout} s")
+        self._discovery_barrier(service, timeout)
+        return client.call_async(srv_type.Request() if request is None else request)
+
+    def _discovery_barrier(self, service: str, timeout: float) -> None:
+        """Wait until the node serving ``service`` answers its ``get_parameters`` (skipped when the service's
+        parent is not a node, or is that very service)."""
+        from rcl_interfaces.srv import GetParameters
+
+        resolved = self.node.resolve_service_name(service)
+        node, _, leaf = resolved.rpartition("/")
+        namespace, _, name = node.rpartition("/")
+        nodes = {(n, ns) for n, ns in self.node.get_node_names_and_namespaces()}
+        if leaf == "get_parameters" or (name, namespace or "/") not in nodes:
+            return
+        barrier = self.node.create_client(GetParameters, f"{node}/get_parameters")
+        try:
+            end = time.monotonic() + timeout
+            if not barrier.wait_for_service(timeout_sec=timeout):
+                return  # the call itself will say what is wrong
+            while time.monotonic() < end:
+                done = threading.Event()
+                future = barrier.call_async(GetParameters.Request(names=["use_sim_time"]))
+                future.add_done_callback(lambda _f, done=done: done.set())
+                if done.wait(min(2.0, max(0.1, end - time.monotonic()))):
+                    return
+        finally:
+            self.node.destroy_client(barrier)
 
     def repeat(self, publisher: Any, make: Callable[[], Any], rate_hz: float) -> Repeater:
         """Publish ``make()`` at ``rate_hz`` until the returned repeater is stopped (or the session closes)."""

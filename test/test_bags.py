@@ -20,7 +20,7 @@ from data_helpers import (
     write_drive_bag,
 )
 
-from lnn_control.data.bag_writer import BagWriter
+from lnn_control.data.bag_writer import BagFormat, BagWriter
 from lnn_control.data.bags import Bag, BagError, discover_bags, read_records
 from lnn_control.data.recovery import recover
 from lnn_control.vision import decode_msg
@@ -54,7 +54,7 @@ def test_sqlite3_bag_round_trip_is_byte_identical(tmp_path):
     msgs = [raw_image(store, 1_000 + i, frame_pixels(i)) for i in range(5)]
     blobs = [store.serialize_cdr(m, "sensor_msgs/msg/Image") for m in msgs]
     path = tmp_path / "sq"
-    with BagWriter(path, storage="sqlite3", custom_data={"operator": "test"}) as writer:
+    with BagWriter(path, bag_format=BagFormat(storage="sqlite3"), custom_data={"operator": "test"}) as writer:
         writer.add_topic("/cam", "sensor_msgs/Image")
         for i, blob in enumerate(blobs):
             writer.write("/cam", 10_000 + i, blob)
@@ -201,3 +201,152 @@ def test_recover_a_truncated_mcap_up_to_its_last_complete_chunk(tmp_path):
         recover(junk, into=tmp_path / "x")
     with pytest.raises(BagError, match="nothere.mcap: does not exist"):
         recover(tmp_path / "nothere.mcap", into=tmp_path / "y")
+
+
+# -- metadata versions, offered QoS, compression, split files ----------------------------------------------------------
+
+
+def _latched_qos():
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    forever = QosTime(9223372036, 854775807)
+    return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, forever, forever,
+               QosLiveliness.AUTOMATIC, forever, False)  # fmt: skip
+
+
+def _strings(n: int) -> list[bytes]:
+    store = jazzy()
+    make = store.types["std_msgs/msg/String"]
+    rng = np.random.default_rng(n)  # hex digits: compressible by half, not to nothing
+    text = [f"{i} " + rng.bytes(150).hex() for i in range(n)]
+    return [bytes(store.serialize_cdr(make(data=t), "std_msgs/msg/String")) for t in text]
+
+
+def _metadata(path):
+    import yaml
+
+    return yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+
+
+def _storage_qos_text(path, storage: str) -> str:
+    """The offered_qos_profiles string a storage file holds for its first topic (what rosbag2's plugins read)."""
+    import sqlite3
+
+    from lnn_control.data import mcap
+
+    file = sorted(path.glob("*.mcap" if storage == "mcap" else "*.db3"))[0]
+    if storage == "sqlite3":
+        conn = sqlite3.connect(str(file))
+        try:
+            return conn.execute("SELECT offered_qos_profiles FROM topics").fetchone()[0]
+        finally:
+            conn.close()
+    channel = next(iter(mcap.scan(file.read_bytes()).channels.values()))
+    body = channel.body  # id, schema id, topic, encoding, then the metadata map: key, value
+    _, pos = mcap.read_string(body, 4)
+    _, pos = mcap.read_string(body, pos)
+    key, pos = mcap.read_string(body, pos + 4)
+    value, _ = mcap.read_string(body, pos)
+    assert key == "offered_qos_profiles"
+    return value
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_version_8_and_9_metadata_in_the_shape_each_distro_reads_with_the_offered_qos(tmp_path, storage):
+    import yaml
+    from rosbags.rosbag2 import Reader
+
+    sent = _strings(5)
+    for version in (8, 9):
+        path = tmp_path / f"v{version}"
+        with BagWriter(path, bag_format=BagFormat(storage=storage, version=version), custom_data={"k": "v"}) as writer:
+            writer.add_topic("/mux/active_source", "std_msgs/msg/String", offered_qos=[_latched_qos()])
+            for i, data in enumerate(sent):
+                writer.write("/mux/active_source", 100 + i, data)
+        info = _metadata(path)
+        assert info["version"] == version
+        assert info["custom_data"] == {"k": "v"} and info["ros_distro"]  # both versions have them (6 and 8)
+        qos = info["topics_with_message_count"][0]["topic_metadata"]["offered_qos_profiles"]
+        stored = _storage_qos_text(path, storage)
+        if version == 8:  # Humble reads a YAML string, policies as numbers (rmw's enums)
+            assert isinstance(qos, str) and yaml.safe_load(qos)[0]["durability"] == 1
+            assert yaml.safe_load(stored)[0]["durability"] == 1
+        else:  # Jazzy: a list, policies as words; the storage file holds it as YAML text
+            assert qos[0]["durability"] == "transient_local" and qos[0]["history"] == "keep_last"
+            assert yaml.safe_load(stored)[0]["durability"] == "transient_local"
+        with Bag(path) as bag:
+            assert bag.topics["/mux/active_source"].offered_qos == (_latched_qos(),)
+            assert [r[3] for r in bag.raw()] == sent
+        with Reader(path) as reader:
+            assert reader.connections[0].ext.offered_qos_profiles == [_latched_qos()]
+            assert [bytes(d) for _, _, d in reader.messages()] == sent
+
+
+def test_the_default_bag_version_follows_ros_distro(monkeypatch):
+    from lnn_control.data.bag_writer import default_bag_version
+
+    assert default_bag_version("humble") == 8 and default_bag_version("Humble ") == 8
+    assert default_bag_version("jazzy") == default_bag_version("kilted") == default_bag_version("") == 9
+    monkeypatch.setenv("ROS_DISTRO", "humble")
+    assert default_bag_version() == 8
+
+
+def test_zstd_chunks_and_split_files_read_back_in_order(tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    from lnn_control.data import mcap
+
+    sent = _strings(60)
+    by_size = tmp_path / "by_size"
+    with BagWriter(by_size, bag_format=BagFormat(compression="zstd", max_bag_size=4000, chunk_size=1500)) as writer:
+        writer.add_topic("/s", "std_msgs/msg/String")
+        for i, data in enumerate(sent):
+            writer.write("/s", 1_000 + i, data)
+    by_time = tmp_path / "by_time"
+    with BagWriter(by_time, bag_format=BagFormat(storage="sqlite3", max_bag_duration_ns=20)) as writer:
+        writer.add_topic("/s", "std_msgs/msg/String")
+        for i, data in enumerate(sent):
+            writer.write("/s", 1_000 + i, data)
+    for path, files in ((by_size, None), (by_time, 3)):
+        info = _metadata(path)
+        names = info["relative_file_paths"]
+        assert names == [f"{path.name}_{i}{'.mcap' if path is by_size else '.db3'}" for i in range(len(names))]
+        assert (len(names) == files) if files else (len(names) > 2), names
+        assert [f["path"] for f in info["files"]] == names and sum(f["message_count"] for f in info["files"]) == 60
+        with Bag(path) as bag:
+            assert [r[3] for r in bag.raw()] == sent
+        with Reader(path) as reader:
+            assert [bytes(d) for _, _, d in reader.messages()] == sent
+    for name in _metadata(by_size)["relative_file_paths"]:
+        data = (by_size / name).read_bytes()
+        assert mcap.is_complete(data)  # each file is complete in itself
+        chunks = mcap.scan(data).chunks
+        assert chunks and {c.compression for c in chunks} == {"zstd"}
+        assert sum(c.compressed_size for c in chunks) < sum(c.size for c in chunks)
+
+
+def test_bag_format_defaults_and_checks():
+    import dataclasses
+
+    from lnn_control.data.bag_writer import DEFAULT_CHUNK_SIZE
+    from lnn_control.data.episode_bag import EPISODE_FORMAT
+
+    fmt = BagFormat()
+    assert (fmt.storage, fmt.version, fmt.compression, fmt.chunk_size) == ("mcap", 9, "none", DEFAULT_CHUNK_SIZE)
+    assert (fmt.max_bag_size, fmt.max_bag_duration_ns, fmt.fsync, fmt.splits) == (0, 0, False, False)
+    assert BagFormat(fsync=True) == EPISODE_FORMAT  # episodes are synced unless told otherwise
+    assert dataclasses.replace(fmt, max_bag_duration_ns=2.5e9).max_bag_duration_ns == 2_500_000_000
+    assert BagFormat(max_bag_size=1).splits
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fmt.storage = "sqlite3"  # type: ignore[misc]
+    for kwargs, match in (
+        ({"storage": "db"}, "storage must be one of mcap, sqlite3, got 'db'"),
+        ({"version": 7}, "8 .Humble. or 9"),
+        ({"compression": "lz4"}, "compression must be one of none, zstd"),
+        ({"storage": "sqlite3", "compression": "zstd"}, "needs storage mcap"),
+        ({"chunk_size": 0}, "chunk_size must be at least 1 bytes"),
+        ({"max_bag_size": -1}, "max_bag_size must be at least 0"),
+        ({"max_bag_duration_ns": "1s"}, "max_bag_duration_ns must be a number of ns"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            BagFormat(**kwargs)

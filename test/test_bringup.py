@@ -29,6 +29,9 @@ from lnn_control.bringup import (
 from lnn_control.cli import up as up_verb
 from lnn_control.ros.env import PROFILE_VARS
 
+#: A real-vehicle set needs its model named: an untrained one, for plans that never start.
+MODEL = ("--set", "*.model=random:ltc:0")
+
 
 def args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
@@ -77,6 +80,8 @@ def test_set_values_are_typed_like_the_config_files():
         WILDCARD: {"use_sim_time": True},
     }
     assert isinstance(got["drive_node"]["max_speed"], float)
+    text = parse_sets(["camera_node.device=0", "camera_node.rate=30"], ["camera_node"], {"camera_node": {"device": ""}})
+    assert text == {"camera_node": {"device": "0", "rate": 30}}  # text where the files hold text, else typed
     with pytest.raises(BringupError, match="NODE.PARAM=VALUE"):
         parse_sets(["max_speed=1"], ["drive_node"], typed)
     with pytest.raises(BringupError, match="not in this set"):
@@ -86,13 +91,13 @@ def test_set_values_are_typed_like_the_config_files():
 def test_precedence_set_files_then_sim_time_then_config_then_set(tmp_path):
     extra = tmp_path / "extra.yaml"
     extra.write_text(
-        "drive_node:\n  ros__parameters:\n    max_speed: 5.0\n    timeout: 0.3\n"
+        "drive_node:\n  ros__parameters:\n    limits.velocity.max: 5.0\n    timeout: 0.3\n"
         "/**:\n  ros__parameters:\n    use_sim_time: false\n"
     )
     plan = up_verb.plan_from_args(args("sim-drive", "--config", str(extra), "--set", "drive_node.timeout=0.4"))
     node = node_params(plan.params, "drive_node")
     assert node["stamped"] is True  # config/sim.yaml's /** over config/drive.yaml's
-    assert node["max_speed"] == 5.0 and node["timeout"] == 0.4
+    assert node["limits.velocity.max"] == 5.0 and node["timeout"] == 0.4
     assert plan.params[WILDCARD]["use_sim_time"] is False  # the user's file over the set's sim time
     assert plan.configs[-1] == extra
 
@@ -112,19 +117,54 @@ def test_one_stamped_setting_reaches_every_node_of_the_sim_sets():
     for name in ("sim-drive", "record-sim", "dagger-sim", "teleop-sim"):
         plan = up_verb.plan_from_args(args(name, "--with", "joy_teleop_node"))
         assert all(node_params(plan.params, n).get("stamped") is True for n in plan.nodes if n != "recorder_node")
-    plan = up_verb.plan_from_args(args("drive-split", "--set", "*.stamped=true"))  # over mux.yaml's own stamped: false
+    plan = up_verb.plan_from_args(args("drive-split", *MODEL))  # TwistStamped on a robot too, by default
     assert all(node_params(plan.params, n)["stamped"] is True for n in plan.nodes if n != "perception_node")
+    plan = up_verb.plan_from_args(args("drive-split", *MODEL, "--set", "*.stamped=false"))  # over mux.yaml's own
+    assert all(node_params(plan.params, n)["stamped"] is False for n in plan.nodes if n != "perception_node")
 
 
 def test_the_driving_node_feeds_the_mux_only_when_the_mux_runs():
-    with_mux = up_verb.plan_from_args(args("drive-split"))
+    with_mux = up_verb.plan_from_args(args("drive-split", *MODEL))
     assert ("policy_node", "cmd_vel", "lnn/cmd_vel") in with_mux.remaps
     assert "-r" in with_mux.ros_args(Path("p.yaml")) and "policy_node:cmd_vel:=lnn/cmd_vel" in with_mux.ros_args(
         Path("p")
     )
-    alone = up_verb.plan_from_args(args("drive", "--without", MUX, "--namespace", "/robot1"))
+    alone = up_verb.plan_from_args(args("drive", *MODEL, "--without", MUX, "--namespace", "/robot1"))
     assert alone.nodes == ["drive_node"] and alone.remaps == []
     assert alone.ros_args(Path("p.yaml"))[-2:] == ["-r", "__ns:=/robot1"]
+
+
+@pytest.mark.parametrize("name", ["drive", "drive-split"])
+def test_a_real_vehicle_set_refuses_to_start_without_a_model(name, capsys):
+    assert bringup.is_robot_set(name) and not bringup.is_robot_set("sim-drive")
+    with pytest.raises(BringupError, match=r"drives a real vehicle.*--set '\*.model=PATH'.*model:=PATH"):
+        up_verb.plan_from_args(args(name))
+    with pytest.raises(BringupError, match="model named explicitly"):
+        up_verb.plan_from_args(args(name, "--without", MUX))
+    assert up_verb.run(args(name)) == 2
+    assert "drives a real vehicle" in capsys.readouterr().err
+    plan = up_verb.plan_from_args(args(name, *MODEL))  # random:... is explicit
+    assert all(node_params(plan.params, n)["model"] == "random:ltc:0" for n in plan.nodes if n != MUX)
+
+
+def test_sets_without_a_model_node_or_with_the_simulator_need_no_model():
+    assert up_verb.plan_from_args(args("record")).nodes  # nobody loads a model
+    for name in ("sim-drive", "dagger-sim", "drone-sim-drive"):
+        up_verb.plan_from_args(args(name))  # the shipped models are for these
+
+
+def test_nothing_drives_unarmed_on_a_real_vehicle_and_the_sim_sets_arm_at_start():
+    robot = up_verb.plan_from_args(args("drive", *MODEL))
+    assert node_params(robot.params, "drive_node")["enabled"] is True, "behind the mux, which arms"
+    assert node_params(robot.params, MUX)["autonomy_on_start"] is False
+    alone = up_verb.plan_from_args(args("drive-split", *MODEL, "--without", MUX))
+    assert node_params(alone.params, "policy_node")["enabled"] is False, "no mux: the node itself starts disabled"
+    explicit = up_verb.plan_from_args(args("drive", *MODEL, "--set", "drive_node.enabled=false"))
+    assert node_params(explicit.params, "drive_node")["enabled"] is False, "--set still wins"
+    for name in ("sim-drive", "dagger-sim", "drone-sim-drive", "drone-dagger-sim"):
+        plan = up_verb.plan_from_args(args(name))
+        assert node_params(plan.params, MUX)["autonomy_on_start"] is True, name
+        assert node_params(plan.params, "drive_node")["enabled"] is True, name
 
 
 def test_unknown_or_unwritten_nodes_and_missing_configs_are_clear_errors(monkeypatch, tmp_path):
@@ -134,21 +174,22 @@ def test_unknown_or_unwritten_nodes_and_missing_configs_are_clear_errors(monkeyp
         up_verb.plan_from_args(args("drive", "--with", "nobody_node"))
     monkeypatch.setitem(bringup.NODE_MODULES, "command_mux_node", "not_written_yet")
     with pytest.raises(BringupError, match=r"needs command_mux_node \(lnn_control.nodes.not_written_yet\).*--without"):
-        up_verb.plan_from_args(args("drive"))
+        up_verb.plan_from_args(args("drive", *MODEL))
     monkeypatch.setattr(bringup, "config_file", lambda name: tmp_path / name)
     with pytest.raises(BringupError, match="drive.yaml, which does not exist"):
-        up_verb.plan_from_args(args("drive", "--without", MUX))
+        up_verb.plan_from_args(args("drive", *MODEL, "--without", MUX))
 
 
 def test_dds_environment(monkeypatch):
     monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
     monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
-    robot = up_verb.plan_from_args(args("drive", "--without", MUX)).env
+    robot = up_verb.plan_from_args(args("drive", *MODEL, "--without", MUX)).env
     assert all(robot[v].endswith("fastdds.xml") for v in PROFILE_VARS)
     monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/mine.xml")
-    assert all(up_verb.plan_from_args(args("drive", "--without", MUX)).env[v] == "/mine.xml" for v in PROFILE_VARS)
+    assert all(up_verb.plan_from_args(args("drive", *MODEL, "--without", MUX)).env[v] == "/mine.xml"
+               for v in PROFILE_VARS)
     monkeypatch.setenv("ROS_DOMAIN_ID", "77")
-    local = up_verb.plan_from_args(args("drive", "--without", MUX, "--local")).env
+    local = up_verb.plan_from_args(args("drive", *MODEL, "--without", MUX, "--local")).env
     assert local["ROS_DOMAIN_ID"] == "77" and local["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
     assert all(local[v].endswith("fastdds_local.xml") for v in PROFILE_VARS)
 
@@ -190,7 +231,7 @@ def test_dagger_sim_is_record_sim_with_the_policy_driving_and_the_demonstrator_i
     assert record.params["demonstrator_node"]["intervene"] is False
     # the mux keeps the demonstrator's takeover through the next frame (20 ms), not through two
     frame = 1.0 / 50
-    assert frame < dagger.params[MUX]["teleop_timeout"] < 2 * frame
+    assert frame < dagger.params[MUX]["input.teleop.timeout"] < 2 * frame
     topics = [entry.split()[0] for entry in dagger.params["recorder_node"]["topics"]]
     assert set(record.params["recorder_node"]["topics"]) <= set(dagger.params["recorder_node"]["topics"])
     assert "demonstrator_node/label" in topics and "lnn/cmd_vel" in topics
@@ -259,8 +300,21 @@ def test_print_params_shows_the_resolved_set(capsys):
     assert status == 0
     assert head["nodes"] == ["sim_node", "drive_node", MUX] and head["namespace"] == "/r1"
     assert head["remaps"] == ["drive_node:cmd_vel:=lnn/cmd_vel"]
-    assert set(params) == {"/**", "/**/sim_node", "/**/drive_node"}  # only the nodes it starts (the mux: /** only)
+    assert set(params) == {"/**", "/**/sim_node", "/**/drive_node", "/**/command_mux_node"}  # only the nodes it starts
     assert params["/**"]["ros__parameters"]["stamped"] is True
     value = params["/**/drive_node"]["ros__parameters"]["limits.velocity.max"]
     assert value == 3.0 and isinstance(value, float)  # --set wins, typed as the file's float
     assert params["/**"]["ros__parameters"]["use_sim_time"] is True
+
+
+def test_a_parameter_an_earlier_release_had_is_refused_with_its_new_name(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("command_mux_node:\n  ros__parameters:\n    teleop_timeout: 0.3\n"
+                   "drive_node:\n  ros__parameters:\n    max_speed: 1.0\n")
+    with pytest.raises(BringupError, match=r"command_mux_node.teleop_timeout is now input.teleop.timeout.*"
+                                           r"drive_node.max_speed is now limits.velocity.max"):
+        bringup.resolve_set("sim-drive", extra_configs=[old])
+    with pytest.raises(BringupError, match=r"policy_timeout is now input.policy.timeout"):
+        bringup.resolve_set("record", set_items=["*.policy_timeout=1.0"])
+    assert bringup.resolve_set("record", set_items=["*.max_speed=1.0"]).params  # a teleop's own parameter
+

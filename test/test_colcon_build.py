@@ -133,11 +133,14 @@ def _configs():
 def test_config_yaml_gives_each_node_exactly_its_parameters(index):
     pytest.importorskip("rclpy")
     from lnn_control.bringup import node_params, read_params
+    from lnn_control.mux_rules import MuxConfig, parameter_specs
     from lnn_control.ros.node_util import check_value, describe
 
     filename, node, cls = _configs()[index]
     params = node_params(read_params(ROOT / "config" / filename), node)  # its own section and the file's /**
-    specs = {spec["name"]: spec for spec in describe(cls) if not spec["description"].startswith("deprecated")}
+    # the mux also declares input.<name>.* and lock.<name>.* for the inputs and locks the file names
+    declared = parameter_specs(params["inputs"], params["locks"]) if cls is MuxConfig else describe(cls)
+    specs = {spec["name"]: spec for spec in declared if not spec["description"].startswith("deprecated")}
     assert set(params) == set(specs), f"config/{filename} {node}: extra {set(params) - set(specs)}, " \
                                       f"missing {set(specs) - set(params)}"  # fmt: skip
     for name, value in params.items():

@@ -89,7 +89,8 @@ def ros():
 @pytest.fixture(scope="module")
 def node(ros, tmp_path_factory):
     """A command mux started with local_env(), talking with this process (so discovery and data both happened)."""
-    with NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=tmp_path_factory.mktemp("iso")) as proc:
+    with NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=tmp_path_factory.mktemp("iso"),
+                     params={"stamped": False, "autonomy_on_start": True}) as proc:
         proc.wait_for_output("ready")
         pub = ros.publisher("lnn/cmd_vel", Twist)
         out = ros.collect("cmd_vel", Twist)

@@ -55,6 +55,7 @@ PARAMS = {
     "geofence_radius": 10.0,
     "geofence_margin": 0.5,
     "status_period": 0.5,
+    "stamped": False,  # Twist; test_sim_time_and_the_stamped_layout takes the default TwistStamped
 }
 #: How long any one wait may take before the test fails (a bound for a stuck node, not a measurement).
 WAIT = 15.0

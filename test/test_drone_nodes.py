@@ -72,7 +72,8 @@ def test_drive_node_flies_the_drone_sim_in_lockstep(ros, tmp_path):
     sim = NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path / "sim",
                       params={**SIM_PARAMS, "seed": 11})
     drive = NodeProcess("lnn_control.nodes.drive", domain_id=DOMAIN, log_dir=tmp_path / "drive",
-                        params={"model": "random:cfc:3:drone", "threads": 1, "stamped": True, "use_sim_time": True,
+                        params={"model": "random:cfc:3:drone", "threads": 1, "stamped": True, "enabled": True,
+                                "use_sim_time": True,
                                 "nominal_dt": 0.07, "inference": "onnxruntime"})
     with sim, drive:
         commands.wait_for_count(20, timeout=120)

@@ -113,13 +113,27 @@ def run_launch_file(path: Path, **given: str) -> list[dict]:
 CAMERA = [("camera/image_raw", "camera/image_raw"), ("camera/image_raw/compressed", "camera/image_raw/compressed")]
 #: (launch file, its arguments, the `up` command line it matches, extra remaps per node: what `up` leaves alone)
 LAUNCH_CASES = [
-    ("drive", {}, ["drive"], {"drive_node": CAMERA, MUX: [*CAMERA, ("cmd_vel", "cmd_vel")]}),
+    (
+        "drive",
+        {"model": "m"},
+        ["drive", "--set", "*.model=m"],
+        {"drive_node": CAMERA, MUX: [*CAMERA, ("cmd_vel", "cmd_vel")]},
+    ),
     (
         "drive",
         {"split": "true", "use_mux": "false", "stamped": "true", "model": "random:ltc:0", "cmd_vel_topic": "/cmd"},
         ["drive-split", "--without", MUX, "--set", "*.stamped=true", "--set", "*.model=random:ltc:0"],
         {"perception_node": CAMERA, "policy_node": [*CAMERA, ("cmd_vel", "/cmd")]},
     ),
+    (
+        "drive",
+        {"model": "m", "camera": "true", "camera_device": "0", "vehicle": "twist_yaw_rate", "joy": "true",
+         "cmd_vel_topic": "/diff_drive_controller/cmd_vel"},
+        ["drive", "--set", "*.model=m", "--with", "camera_node", "--with", "vehicle_adapter_node", "--with",
+         "joy_teleop_node", "--set", "camera_node.device=0", "--set", "vehicle_adapter_node.mode=twist_yaw_rate"],
+        {"drive_node": CAMERA, MUX: CAMERA, "camera_node": CAMERA, "joy_teleop_node": CAMERA,
+         "vehicle_adapter_node": [*CAMERA, ("vehicle/cmd_vel", "/diff_drive_controller/cmd_vel")]},
+    ),  # fmt: skip
     (
         "record",
         {"joy": "true", "operator": "alice", "autostart": "true", "image_topic": "/cam"},
@@ -166,6 +180,9 @@ def test_launch_files_start_what_up_starts(stem, given, argv, extra):
     path = ROOT / "launch" / f"{stem}.launch.py"
     assert plan.name in launch_sets(path)
     nodes = run_launch_file(path, **given)
+    others = [n for n in nodes if n["package"] != "lnn_control"]  # config/node_sets.yaml's external, after ours
+    assert [(n["package"], n["executable"]) for n in others] == [(p, e) for _, p, e in plan.external]
+    nodes = nodes[: len(nodes) - len(others)]
     assert [n["executable"] for n in nodes] == [n["name"] for n in nodes] == plan.nodes
     files = {file for node in nodes for file in node["parameters"]}
     assert len(files) == 1, "one parameter file for all nodes, as up writes it"
@@ -177,6 +194,19 @@ def test_launch_files_start_what_up_starts(stem, given, argv, extra):
         up_remaps = [(s, t) for n, s, t in plan.remaps if n == node["name"]]
         assert node["remappings"] == up_remaps + extra.get(node["name"], []), node["name"]
     assert [n["name"] for n in nodes if "prefix" in n] == [n for n in plan.nodes if n == "teleop_keyboard_node"]
+
+
+@pytest.mark.parametrize("given", [{}, {"split": "true"}, {"use_mux": "false"}])
+def test_drive_launch_refuses_a_real_vehicle_without_a_model(given):
+    with pytest.raises(bringup.BringupError, match=r"drives a real vehicle.*model:=PATH"):
+        run_launch_file(ROOT / "launch" / "drive.launch.py", **given)
+    nodes = run_launch_file(ROOT / "launch" / "drive.launch.py", model="random:ltc:0", **given)
+    (params_file,) = {file for node in nodes for file in node["parameters"]}
+    params = yaml.safe_load(Path(params_file).read_text())
+    Path(params_file).unlink()
+    driving = next(n["name"] for n in nodes if n["name"] in ("drive_node", "policy_node"))
+    enabled = {**params["/**"]["ros__parameters"], **params.get(f"/**/{driving}", {}).get("ros__parameters", {})}
+    assert enabled["enabled"] is (given.get("use_mux") != "false"), "alone it starts disabled; behind the mux, enabled"
 
 
 def test_every_launch_file_is_run_here():

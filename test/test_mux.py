@@ -6,11 +6,14 @@ waits on what the node says (``cmd_vel``, ``mux/active_source``, its log). Where
 leak through, it compares the order of the outputs with the source changes the node logged, so a stalled machine
 (which makes the inputs stale, and the node switch) cannot fail it.
 
-One mux process per layout (Twist, TwistStamped); this process plays the policy and the person.
+One mux process for the Twist layout and today's rules, one per feature after it (the stamped layout, autonomy,
+the e-stop's heartbeat and stored state, the idle tail, a third input), each in a namespace of its own; this process
+plays the policy, the person, the e-stop and the deadman.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 from collections.abc import Callable
@@ -25,23 +28,34 @@ from ros_harness import Collector, NodeProcess, RosSession, free_domain_id, publ
 from std_msgs.msg import Bool, String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
+from lnn_control.mux_rules import read_e_stop_state  # noqa: E402
 from lnn_control.ros.msgs import twist_msg, twist_to_command  # noqa: E402
 from lnn_control.ros.qos import LATCHED  # noqa: E402
+from lnn_control.ros.stamps import stamp_to_ns  # noqa: E402
 
 pytestmark = [pytest.mark.ros]
 
 DOMAIN = free_domain_id()
-PARAMS = {"rate": 20.0, "teleop_timeout": 0.4, "policy_timeout": 0.4, "status_period": 0.5}
+#: Today's behaviour (Twist, armed at start, zero forever when idle) for the module's mux.
+PARAMS = {"rate": 20.0, "input.teleop.timeout": 0.4, "input.policy.timeout": 0.4, "status_period": 0.5,
+          "stamped": False, "autonomy_on_start": True, "idle_tail": -1.0}
 #: How long any one wait may take before the test fails (a bound for a stuck node, not a measurement).
 WAIT = 15.0
 
 
 def test_names_are_re_exported_from_the_rules():
     from lnn_control import mux_rules
-    from lnn_control.nodes.mux import E_STOP, NONE, POLICY, TELEOP, Arbiter, MuxConfig
+    from lnn_control.nodes.mux import E_STOP, NONE, POLICY, POLICY_TOPIC, TELEOP, TELEOP_TOPIC, MuxConfig
 
-    assert (Arbiter, MuxConfig) == (mux_rules.Arbiter, mux_rules.MuxConfig)
+    assert MuxConfig is mux_rules.MuxConfig
     assert (E_STOP, NONE, POLICY, TELEOP) == ("e_stop", "none", "policy", "teleop")
+    assert (POLICY_TOPIC, TELEOP_TOPIC) == ("lnn/cmd_vel", "teleop/cmd_vel")
+
+
+def arm(ros: RosSession, ns: str = "") -> None:
+    """Arm autonomy with the mux's service (engaging the e-stop disarms it)."""
+    response = ros.call(f"{ns}/command_mux_node/autonomy", SetBool, SetBool.Request(data=True))
+    assert response.success, response.message
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +203,7 @@ def test_e_stop_topic_is_latched_until_released(ros, io, mux):
 
 def test_e_stop_service(ros, io, mux):
     pubs, out, source = io
+    arm(ros)  # the topic test's e-stop disarmed it
     begin = len(out)
     policy = ros.repeat(pubs["policy"], lambda: twist_msg(0.0, 1.0, stamped=False), 30.0)
     try:
@@ -204,6 +219,8 @@ def test_e_stop_service(ros, io, mux):
         zero_at = out.index(velocity_is(0.0), start)
         response = ros.call("command_mux_node/e_stop", SetBool, SetBool.Request(data=False))
         assert response.success and response.message == "emergency stop released"
+        source.wait_for(source_is("none"), WAIT, start=source_start)  # the e-stop disarmed autonomy
+        arm(ros)
         out.wait_for(velocity_is(1.0), WAIT, start=zero_at)
         mux.wait_for_output(r"emergency stop released by service ~/e_stop", WAIT, start=log_start)
     finally:
@@ -244,3 +261,180 @@ def test_stamped_layout_and_clean_sigint(ros, tmp_path):
         assert repeat.header.frame_id == "cam"
         assert twist_to_command(repeat).stamp_ns >= twist_to_command(idle).stamp_ns, "stamped on the node clock"
         assert proc.stop(signal.SIGINT) == 0, proc.tail()
+
+
+# -- the new rules, each on a mux of its own (defaults: TwistStamped, autonomy disarmed) ------------------------------
+
+
+def stamped_cmd(velocity: float, steering: float = 0.0) -> Callable[[], TwistStamped]:
+    return lambda: twist_msg(steering, velocity, stamped=True, stamp_ns=1)
+
+
+def stamped_velocity_is(value: float) -> Callable[[Any], bool]:
+    return lambda msg: abs(msg.twist.linear.x - value) < 1e-9
+
+
+def mux_in(ns: str, log_dir, params: dict, name: str | None = None) -> NodeProcess:
+    """A mux in namespace ``ns`` (every topic and service under it), its log in ``log_dir/name``."""
+    return NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=log_dir / (name or ns.strip("/")),
+                       name="command_mux_node", params=params, remaps={"__ns": ns})
+
+
+def test_autonomy_arms_by_service_and_by_deadman(ros, tmp_path):
+    ns = "/arm"
+    params = {"status_period": 0.1, "input.policy.timeout": 0.3, "autonomy_timeout": 0.3}
+    policy = ros.publisher(f"{ns}/lnn/cmd_vel", TwistStamped)
+    deadman = ros.publisher(f"{ns}/autonomy/enable", Bool)
+    out = ros.collect(f"{ns}/cmd_vel", TwistStamped)
+    source = ros.collect(f"{ns}/mux/active_source", String, LATCHED)
+    armed = ros.collect(f"{ns}/mux/autonomy", Bool, LATCHED)
+    with mux_in(ns, tmp_path, params) as proc:
+        proc.wait_for_output("ready.*autonomy disarmed")
+        ros.wait_for_subscribers(policy)
+        assert armed.wait_for(lambda m: True, WAIT).data is False
+        repeater = ros.repeat(policy, stamped_cmd(0.6), 30.0)
+        try:
+            # the policy publishes, matched; the mux keeps saying none (ten repeats of its status) and drives nothing
+            start = len(source)
+            source.wait_for_count(start + 10, WAIT)
+            assert {m.data for m in source.messages[start:]} == {"none"}
+            assert out.find(stamped_velocity_is(0.6)) is None, "an unarmed policy drove"
+            response = ros.call(f"{ns}/command_mux_node/autonomy", SetBool, SetBool.Request(data=True))
+            assert response.success and response.message == "autonomy armed"
+            source.wait_for(source_is("policy"), WAIT, start=start)
+            out.wait_for(stamped_velocity_is(0.6), WAIT)
+            armed.wait_for(lambda m: m.data is True, WAIT)
+            at = len(source)
+            assert ros.call(f"{ns}/command_mux_node/autonomy", SetBool, SetBool.Request(data=False)).success
+            source.wait_for(source_is("none"), WAIT, start=at)
+            proc.wait_for_output("autonomy disarmed", WAIT)
+            # the deadman: armed while true keeps coming, disarmed once it stops
+            at = len(source)
+            held = ros.repeat(deadman, lambda: Bool(data=True), 20.0)
+            try:
+                source.wait_for(source_is("policy"), WAIT, start=at)
+            finally:
+                held.stop()
+            at = len(source)
+            source.wait_for(source_is("none"), WAIT, start=at)
+        finally:
+            repeater.stop()
+
+
+def test_heartbeat_e_stop_engages_when_its_publisher_dies(ros, tmp_path):
+    ns = "/heartbeat"
+    params = {"e_stop_heartbeat": 0.5, "status_period": 0.2}
+    teleop = ros.publisher(f"{ns}/teleop/cmd_vel", TwistStamped)
+    out = ros.collect(f"{ns}/cmd_vel", TwistStamped)
+    source = ros.collect(f"{ns}/mux/active_source", String, LATCHED)
+    with mux_in(ns, tmp_path, params) as proc:
+        proc.wait_for_output("ready.*heartbeat 0.5 s")
+        assert source.wait_for(lambda m: True, WAIT).data == "e_stop", "no e-stop publisher yet: engaged"
+        e_stop = ros.publisher(f"{ns}/e_stop", Bool)
+        alive = ros.repeat(e_stop, lambda: Bool(data=False), 20.0)
+        person = ros.repeat(teleop, stamped_cmd(0.4), 20.0)
+        try:
+            source.wait_for(source_is("teleop"), WAIT)
+            out.wait_for(stamped_velocity_is(0.4), WAIT)
+            # the e-stop publisher dies: it stops and leaves the graph
+            alive.stop()
+            ros.node.destroy_publisher(e_stop)
+            at, out_at = len(source), len(out)
+            source.wait_for(source_is("e_stop"), WAIT, start=at)
+            proc.wait_for_output(r"emergency stop: nothing on /heartbeat/e_stop for 0\.5 s", WAIT)
+            out.wait_for(stamped_velocity_is(0.0), WAIT, start=out_at)
+            assert "emergency stop ENGAGED" not in proc.output(), "the latched state did not change"
+            # while the person keeps driving, only zeros go out: ten of them
+            first = out.index(stamped_velocity_is(0.0), out_at)
+            ros.wait_for(lambda: sum(map(stamped_velocity_is(0.0), out.messages[first:])) >= 10, WAIT, "10 zeros")
+            assert not any(map(stamped_velocity_is(0.4), out.messages[first:])), "the person's command leaked"
+            # a new e-stop publisher saying false releases it
+            back = ros.publisher(f"{ns}/e_stop", Bool)
+            publish_until(back, lambda: Bool(data=False), source, source_is("teleop"), WAIT)
+        finally:
+            person.stop()
+
+
+def test_engaged_e_stop_survives_a_mux_restart(ros, tmp_path):
+    ns = "/persist"
+    state = tmp_path / "state" / "e_stop"
+    params = {"e_stop_state_file": str(state), "status_period": 0.2}
+    source = ros.collect(f"{ns}/mux/active_source", String, LATCHED)
+    service = f"{ns}/command_mux_node/e_stop"
+    with mux_in(ns, tmp_path, params, name="persist_1") as first:
+        first.wait_for_output("ready.*e_stop released")
+        source.wait_for(source_is("none"), WAIT)
+        assert ros.call(service, SetBool, SetBool.Request(data=True)).success
+        assert read_e_stop_state(state) == (True, ""), "kept before the service answered"
+        first.kill()  # a crash: no chance to write anything at exit
+    at = len(source)
+    with mux_in(ns, tmp_path, params, name="persist_2") as second:
+        second.wait_for_output("ready.*e_stop engaged")
+        assert source.wait_for(lambda m: True, WAIT, start=at).data == "e_stop", "restarted engaged"
+        assert ros.call(service, SetBool, SetBool.Request(data=False)).message == "emergency stop released"
+        assert read_e_stop_state(state) == (False, "")
+    at = len(source)
+    with mux_in(ns, tmp_path, params, name="persist_3") as third:
+        third.wait_for_output("ready.*e_stop released")
+        assert source.wait_for(lambda m: True, WAIT, start=at).data == "none"
+
+
+def test_silence_on_cmd_vel_after_the_idle_tail(ros, tmp_path):
+    ns = "/tail"
+    tail, period, status_period = 0.3, 0.05, 0.1
+    params = {"idle_tail": tail, "rate": 1 / period, "status_period": status_period, "input.teleop.timeout": 0.2}
+    teleop = ros.publisher(f"{ns}/teleop/cmd_vel", TwistStamped)
+    out = ros.collect(f"{ns}/cmd_vel", TwistStamped)
+    source = ros.collect(f"{ns}/mux/active_source", String, LATCHED)
+    with mux_in(ns, tmp_path, params) as proc:
+        proc.wait_for_output("ready")
+        ros.wait_for_subscribers(teleop)
+        publish_until(teleop, stamped_cmd(0.5), out, stamped_velocity_is(0.5), WAIT)
+        source.wait_for(source_is("teleop"), WAIT)
+        at = source.index(source_is("teleop"))
+        source.wait_for(source_is("none"), WAIT, start=at)  # the person stopped publishing
+        idle = source.index(source_is("none"), at)
+        # the marker: the mux's own status repeats, status_period apart on its clock, until well past the tail
+        repeats = math.ceil((tail + 2 * period) / status_period) + 2
+        source.wait_for_count(idle + 1 + repeats, WAIT)
+        assert {m.data for m in source.messages[idle:]} == {"none"}
+        marker = publish_until(teleop, stamped_cmd(0.9), out, stamped_velocity_is(0.9), WAIT)
+        messages = out.messages
+        last_command = max(i for i, m in enumerate(messages) if stamped_velocity_is(0.5)(m))
+        between = messages[last_command + 1 : messages.index(marker)]
+        assert between and all(map(stamped_velocity_is(0.0), between)), "zeros, then the marker"
+        stamps = [stamp_to_ns(m.header.stamp) for m in between]
+        # every zero within the tail (plus a period) on the mux's clock, though the marker came well after it
+        assert max(stamps) - min(stamps) <= (tail + period) * 1e9, stamps
+        assert len(between) <= round(tail / period) + 2, len(between)
+
+
+def test_a_third_input_from_yaml_drives_by_its_priority(ros, tmp_path):
+    ns = "/nav"
+    params = {"inputs": ["teleop", "nav", "policy"], "input.nav.topic": "nav/cmd_vel", "input.nav.priority": 50,
+              "input.nav.timeout": 0.3, "input.teleop.timeout": 0.3, "autonomy_on_start": True}
+    pubs = {name: ros.publisher(f"{ns}/{topic}", TwistStamped)
+            for name, topic in (("policy", "lnn/cmd_vel"), ("nav", "nav/cmd_vel"), ("teleop", "teleop/cmd_vel"))}
+    out = ros.collect(f"{ns}/cmd_vel", TwistStamped)
+    source = ros.collect(f"{ns}/mux/active_source", String, LATCHED)
+    with mux_in(ns, tmp_path, params) as proc:
+        proc.wait_for_output(r"ready: teleop \(/nav/teleop/cmd_vel, 100.*nav \(/nav/nav/cmd_vel, 50.*policy")
+        for pub in pubs.values():
+            ros.wait_for_subscribers(pub)
+        repeaters = {"policy": ros.repeat(pubs["policy"], stamped_cmd(0.1), 30.0)}
+        try:
+            source.wait_for(source_is("policy"), WAIT)
+            repeaters["nav"] = ros.repeat(pubs["nav"], stamped_cmd(0.2), 30.0)
+            at = len(source)
+            source.wait_for(source_is("nav"), WAIT, start=at)  # above the policy
+            out.wait_for(stamped_velocity_is(0.2), WAIT)
+            repeaters["teleop"] = ros.repeat(pubs["teleop"], stamped_cmd(0.3), 30.0)
+            source.wait_for(source_is("teleop"), WAIT, start=at)  # the person above nav
+            repeaters.pop("teleop").stop()
+            at = len(source)
+            source.wait_for(source_is("nav"), WAIT, start=at)
+            repeaters.pop("nav").stop()
+            source.wait_for(source_is("policy"), WAIT, start=at)
+        finally:
+            for repeater in repeaters.values():
+                repeater.stop()

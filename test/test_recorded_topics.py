@@ -23,12 +23,22 @@ def test_entries_with_defaults_and_either_optional_field():
     ]
 
 
+def test_an_entry_without_type_takes_it_from_the_graph():
+    specs, _ = parse_topics(["teleop/cmd_vel", "mux/active_source latched", "camera/image_raw 30", "x sensor 5"])
+    assert specs == [
+        TopicSpec("teleop/cmd_vel", "", "", 0.0),  # type and QoS: from the publishers, when one appears
+        TopicSpec("mux/active_source", "", "latched", 0.0),
+        TopicSpec("camera/image_raw", "", "", 30.0),
+        TopicSpec("x", "", "sensor", 5.0),
+    ]
+
+
 @pytest.mark.parametrize(
     ("topics", "problem"),
     [
         ([], "'topics' is empty"),
         (["a std_msgs/String", "  "], "entry 2 ('  '): empty"),
-        (["camera/image_raw"], "entry 1 ('camera/image_raw'): no message type"),
+        (["a reliable 5 extra"], "4 fields"),
         (["a std_msgs/String reliable 5 extra"], "5 fields"),
         (["a not-a-type"], "TYPE 'not-a-type' is not a message type"),
         (["a std_msgs/String fast"], "'fast' is neither a QOS"),

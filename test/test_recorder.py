@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -432,9 +433,10 @@ def test_record_only_when_human_and_recovery_on_start(ros, tmp_path):
 
     # an unfinished bag left by a killed writer, as test_sigkill produces
     killed = tmp_path / "bags" / "episode_killed_001"
+    from lnn_control.data.bag_writer import BagFormat
     from lnn_control.data.episode_bag import EpisodeBag
 
-    writer = EpisodeBag(killed, [TopicSpec("/t", "std_msgs/msg/String")], fsync=False)
+    writer = EpisodeBag(killed, [TopicSpec("/t", "std_msgs/msg/String")], bag_format=BagFormat(fsync=False))
     writer.open()
     writer.write(0, T0, bytes(STORE.serialize_cdr(STORE.types["std_msgs/msg/String"](data="a"), "std_msgs/msg/String")))
     writer.flush()
@@ -477,8 +479,202 @@ def test_record_only_when_human_and_recovery_on_start(ros, tmp_path):
 
 
 def test_a_bad_topic_entry_is_named_at_start(tmp_path):
-    proc = recorder(tmp_path, "rec_bad_entry", topics=["camera/image_raw sensor_msgs/msg/Image", "teleop/cmd_vel"])
+    # (a bare topic name is no error: its type comes from the graph)
+    entries = ["camera/image_raw sensor_msgs/msg/Image", "teleop/cmd_vel geometry/Twist!"]
+    proc = recorder(tmp_path, "rec_bad_entry", topics=entries)
     with proc:
         assert proc.wait(60) == 2, proc.tail()
-    assert "parameter 'topics' entry 2 ('teleop/cmd_vel'): no message type" in proc.output(), proc.tail()
+    assert "parameter 'topics' entry 2 ('teleop/cmd_vel geometry/Twist!'): TYPE" in proc.output(), proc.tail()
     assert "Traceback" not in proc.output(), proc.tail()
+
+
+# -- Humble, graph types, offered QoS, compression and split files -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _metadata(bag: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+
+
+def test_without_message_info_callbacks_as_on_humble_everything_is_recorded_in_a_version_8_bag(
+    ros, tmp_path, monkeypatch
+):
+    """Humble's rclpy calls a subscription callback with the message alone. Forced to that path (the capability
+    check says no), the recorder still keeps every message, counts nothing as lost (the first message of each burst
+    comes without its sequence number) and writes the metadata version Humble's ros2 bag reads."""
+    import yaml
+    from rclpy.subscription import Subscription
+
+    from lnn_control.nodes import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "message_info_callbacks", lambda: False)
+    overrides = [
+        Parameter("output_dir", value=str(tmp_path / "bags")),
+        Parameter("topics", value=["humble/frames sensor_msgs/msg/Image reliable"]),
+        Parameter("bag_version", value=8),
+        Parameter("qos_depth", value=500),
+        Parameter("min_free_mb", value=0),
+    ]
+    node = recorder_module.RecorderNode(node_name="rec_humble", context=ros.context, parameter_overrides=overrides)
+    try:
+        assert not node.message_info and node.engine.bag_format.version == 8
+        sub = node._readers[0][0]
+        assert sub._callback_type is Subscription.CallbackType.MessageOnly  # rclpy passes the message alone
+        ros.executor.add_node(node)
+        pub = ros.publisher("humble/frames", Image, RELIABLE)
+        ros.wait_for_subscribers(pub)
+        _, _, sent = frames(tmp_path, 80, raw=True)
+        assert node.start_episode()[0]
+        publish_all(ros, [(pub, sent)])
+        ros.wait_for(lambda: node.engine.status()["topics"]["/humble/frames"]["received"] == 80, what="80 received")
+        ok, message = node.engine.stop()
+        assert ok and "80 messages" in message and "0 lost before the recorder" in message, message
+    finally:
+        with contextlib.suppress(Exception):
+            ros.executor.remove_node(node)
+        node.destroy_node()
+    bag = only_bag(tmp_path / "bags")
+    got, custom = read_bag(bag)
+    assert got["/humble/frames"] == [padded(b) for b in sent]
+    assert json.loads(custom["lnn_control.stats"])["/humble/frames"]["lost"] == 0
+    info = _metadata(bag)
+    assert info["version"] == 8
+    qos = info["topics_with_message_count"][0]["topic_metadata"]["offered_qos_profiles"]
+    assert isinstance(qos, str) and yaml.safe_load(qos)[0]["reliability"] == 1  # Humble's form: a string, numbers
+
+
+def _record_launch_params(tmp_path: Path, **arguments: str) -> str:
+    """The parameter file record.launch.py gives recorder_node for these launch arguments."""
+    import importlib.util
+
+    from lnn_control.launching import node_actions
+
+    path = ROOT / "launch" / "record.launch.py"
+    spec = importlib.util.spec_from_file_location("record_launch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    values = {name: default for name, (default, _) in module.ARGUMENTS.items()}
+    values.update(arguments)
+    action = next(a for a in node_actions(module.choose(values)) if a["executable"] == "recorder_node")
+    return action["parameters"][0]
+
+
+def test_record_launch_stamped_records_the_stamped_commands_and_a_wrong_type_is_named(ros, tmp_path):
+    params_file = _record_launch_params(tmp_path, stamped="true", output_dir=str(tmp_path / "bags"), autostart="true")
+    ns = "/stamped7"
+    with NodeProcess("lnn_control.nodes.recorder", domain_id=DOMAIN, log_dir=tmp_path, name="recorder_node",
+                     args=["--ros-args", "--params-file", params_file, "-r", f"__ns:={ns}"],
+                     params={"status_period": 0.2, "min_free_mb": 1}) as proc:  # fmt: skip
+        proc.wait_for_output("recording episode")
+        status = ros.collect(f"{ns}/recorder_node/status", String)
+        cmd = ros.publisher(f"{ns}/teleop/cmd_vel", TwistStamped, RELIABLE)
+        wrong = ros.publisher(f"{ns}/camera/image_raw", CompressedImage, RELIABLE)  # record.yaml says Image
+
+        def received() -> int:
+            last = status.last()
+            topics = json.loads(last.data)["topics"] if last else {}
+            return topics.get(f"{ns}/teleop/cmd_vel", {}).get("received", 0)
+
+        from ros_harness import publish_until_condition
+
+        publish_until_condition(cmd, TwistStamped, lambda: received() >= 5, timeout=30, what="5 commands acknowledged")
+        proc.wait_for_output(rf"{ns}/teleop/cmd_vel: type geometry_msgs/msg/TwistStamped from the graph")
+        proc.wait_for_output(
+            rf"{ns}/camera/image_raw: configured type sensor_msgs/msg/Image, but the graph offers "
+            r"sensor_msgs/msg/CompressedImage"
+        )
+        ros.node.destroy_publisher(wrong)
+        assert proc.stop(signal.SIGINT) == 0, proc.tail()
+    bag = only_bag(tmp_path / "bags")
+    with Reader(bag) as reader:
+        types = {c.topic: c.msgtype for c in reader.connections}
+        count = sum(1 for c, _, _ in reader.messages() if c.topic == f"{ns}/teleop/cmd_vel")
+    assert types[f"{ns}/teleop/cmd_vel"] == "geometry_msgs/msg/TwistStamped"
+    stats = json.loads(read_bag(bag)[1]["lnn_control.stats"])
+    assert count == stats[f"{ns}/teleop/cmd_vel"]["written"] >= 5
+
+
+def test_offered_qos_compressed_split_bag_replays_latched(ros, tmp_path):
+    from rosbags.interfaces import QosDurability
+
+    from lnn_control.data import mcap
+
+    _, _, sent = frames(tmp_path, 30, raw=True)  # 57 KB each: several files of 300 KB
+    params = {"topics": ["q/mux/active_source std_msgs/msg/String latched", "q/frames sensor_msgs/msg/Image reliable"],
+              "compression": "zstd", "max_bag_size": 300_000, "qos_depth": 100, "bag_version": 9}  # fmt: skip
+    with recorder(tmp_path, "rec_qos", **params) as proc:
+        proc.wait_for_output("ready")
+        status = ros.collect("rec_qos/status", String)
+        state = ros.publisher("q/mux/active_source", String, LATCHED)
+        cam = ros.publisher("q/frames", Image, RELIABLE)
+        ros.wait_for_subscribers(state)
+        ros.wait_for_subscribers(cam)
+        ros.send("rec_qos/start", Trigger)  # the publishers' QoS is read from the graph here
+        status.wait_for(lambda m: json.loads(m.data)["state"] == "recording")  # the recorder's acknowledgement
+        state.publish(String(data="teleop"))
+        publish_all(ros, [(cam, sent)])
+
+        def received(msg: String, topic: str) -> int:
+            return json.loads(msg.data)["topics"].get(topic, {}).get("received", 0)
+
+        status.wait_for(lambda m: received(m, "/q/frames") == 30 and received(m, "/q/mux/active_source") == 1)
+        stopped = ros.call("rec_qos/stop", Trigger)
+        assert stopped.success and "31 messages" in stopped.message, stopped.message
+        assert proc.stop(signal.SIGINT) == 0, proc.tail()
+    ros.node.destroy_publisher(state)  # from here on only the player offers the topic
+    bag = only_bag(tmp_path / "bags")
+    info = _metadata(bag)
+    files = info["relative_file_paths"]
+    assert len(files) >= 3 and files == [f"{bag.name}_{i}.mcap" for i in range(len(files))]
+    for name in files:
+        chunks = mcap.scan((bag / name).read_bytes()).chunks
+        assert chunks and {c.compression for c in chunks} == {"zstd"}
+    offered = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+               for t in info["topics_with_message_count"]}  # fmt: skip
+    assert [q["durability"] for q in offered["/q/mux/active_source"]] == ["transient_local"]  # the publisher's
+    assert [q["durability"] for q in offered["/q/frames"]] == ["volatile"]
+    got, _ = read_bag(bag)
+    assert got["/q/frames"] == [padded(b) for b in sent]
+    with Reader(bag) as reader:
+        qos = {c.topic: c.ext.offered_qos_profiles for c in reader.connections}
+    assert qos["/q/mux/active_source"][0].durability == QosDurability.TRANSIENT_LOCAL
+    # replayed: a transient-local subscriber (as the nodes make them for mux/active_source) matches the player
+    latched_in = ros.collect("q/mux/active_source", String, LATCHED)
+    frames_in = ros.collect("q/frames", Image, RELIABLE, raw=True)
+    from ros_harness import node_env
+
+    player = subprocess.run(
+        [sys.executable, "-m", "lnn_control.cli", "play", str(bag), "--local", "--rate", "5", "--wait-for-subscribers",
+         "1", "--wait-timeout", "20"],
+        env=node_env(DOMAIN), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert player.returncode == 0, player.stderr
+    assert [m.data for m in latched_in.wait_for_count(1)] == ["teleop"]
+    assert len(frames_in.wait_for_count(30)) == 30
+
+
+def test_sigkill_on_a_split_compressed_bag_is_recovered(ros, tmp_path):
+    _, _, sent = frames(tmp_path, 60, raw=True)
+    with recorder(tmp_path, "rec_kill_split", topics=["ks/frames sensor_msgs/msg/Image reliable"], qos_depth=500,
+                  autostart=True, flush_period=0.2, compression="zstd", max_bag_size=600_000) as proc:  # fmt: skip
+        proc.wait_for_output("recording episode")
+        status = ros.collect("rec_kill_split/status", String)
+        pub = ros.publisher("ks/frames", Image, RELIABLE)
+        ros.wait_for_subscribers(pub)
+        publish_all(ros, [(pub, sent[:40])])
+        status.wait_for(lambda m: json.loads(m.data)["topics"].get("/ks/frames", {}).get("written") == 40)
+        flushed = status.wait_for(lambda m: len(json.loads(m.data)["files"]) >= 2)
+        assert json.loads(flushed.data)["files"][0].endswith("_0.mcap")
+        time.sleep(0.5)  # more than flush_period: the last flush has happened
+        publish_all(ros, [(pub, sent[40:])])
+        proc.kill()
+    bag = only_bag(tmp_path / "bags")
+    assert is_unfinished(bag)
+    report = recover(bag)
+    got, custom = read_bag(bag)
+    kept = got["/ks/frames"]
+    assert len(kept) >= 40 and kept == [padded(b) for b in sent[: len(kept)]], report
+    assert len(_metadata(bag)["relative_file_paths"]) >= 2 and "lnn_control.recovered" in custom

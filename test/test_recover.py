@@ -15,7 +15,7 @@ from data_helpers import ROS1_BAG, jazzy, write_drive_bag
 from rosbags.rosbag2 import Reader
 
 from lnn_control import cli
-from lnn_control.data.bag_writer import BagWriter
+from lnn_control.data.bag_writer import BagFormat, BagWriter
 from lnn_control.data.bags import Bag, BagError
 from lnn_control.data.episode_bag import SIDECAR, EpisodeBag, TopicSpec, is_unfinished
 from lnn_control.data.recovery import recover
@@ -33,8 +33,8 @@ def _killed_bag(path: Path, flushes: int = 4, *, storage: str = "mcap") -> tuple
     """A recorder bag whose writer died after ``flushes`` flushes of PER_FLUSH messages, plus a few unflushed ones.
 
     Returns the messages written (in order) and the size of the storage file after each flush."""
-    bag = EpisodeBag(path, [TopicSpec("/a", STRING), TopicSpec("/b", STRING)], storage=storage,
-                     custom_data={"lnn_control.operator": "test"}, fsync=False)  # fmt: skip
+    bag = EpisodeBag(path, [TopicSpec("/a", STRING), TopicSpec("/b", STRING)], bag_format=BagFormat(storage=storage),
+                     custom_data={"lnn_control.operator": "test"})  # fmt: skip
     bag.open()
     sent: list[bytes] = []
     sizes = []
@@ -149,7 +149,7 @@ def test_sqlite3_keeps_every_committed_transaction_in_place_and_into(tmp_path, c
 
 
 def test_a_complete_storage_file_without_metadata_gets_its_metadata(tmp_path):
-    bag = EpisodeBag(tmp_path / "ep", [TopicSpec("/a", STRING)], fsync=False)
+    bag = EpisodeBag(tmp_path / "ep", [TopicSpec("/a", STRING)], bag_format=BagFormat(fsync=False))
     bag.open()
     bag.write(0, 5, _string(1))
     bag.close()
@@ -215,3 +215,43 @@ def test_recorder_node_recover_is_an_alias(tmp_path, capsys):
     assert _read(tmp_path / "ep") == sent[: 4 * PER_FLUSH]
     assert main(["recorder_node", "--recover", str(tmp_path / "nothere")]) == 1
     assert "nothere: does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_killed_split_and_compressed_bag_is_recovered_file_by_file(tmp_path, capsys, storage):
+    import yaml
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    forever = QosTime(9223372036, 854775807)
+    latched = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, forever,
+                  forever, QosLiveliness.AUTOMATIC, forever, False)  # fmt: skip
+    path = tmp_path / "ep"
+    fmt = BagFormat(storage=storage, version=8, compression="zstd" if storage == "mcap" else "none",
+                    max_bag_size=1500 if storage == "mcap" else 60_000)  # fmt: skip
+    bag = EpisodeBag(path, [TopicSpec("/a", STRING), TopicSpec("/b", STRING, "latched")], bag_format=fmt,
+                     custom_data={"lnn_control.operator": "test"}, offered_qos={1: [latched]})  # fmt: skip
+    bag.open()
+    sent = []
+    for i in range(60):
+        data = _string(i)
+        bag.write(i % 2, 1_000 + i, data)
+        sent.append(data)
+        if i % 5 == 4:
+            bag.flush()
+    flushed = len(sent)
+    bag.write(0, 2_000, _string(999))  # after the last flush: lost with the writer
+    files = bag.files
+    bag.abort(remove=False)  # SIGKILL
+    assert len(files) > 2 and is_unfinished(path)
+    code, out, err = _recover_cli(capsys, path)
+    assert code == 0, err
+    got = _read(path)  # ours and rosbags' agree
+    assert got == sent[:flushed]
+    info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    # every file, in the order written (one the writer had just begun, with nothing complete in it, is left out)
+    kept = info["relative_file_paths"]
+    assert info["version"] == 8 and kept == files[: len(kept)] and len(kept) >= len(files) - 1 and len(kept) > 1
+    topics = {t["topic_metadata"]["name"]: t["topic_metadata"] for t in info["topics_with_message_count"]}
+    assert yaml.safe_load(topics["/b"]["offered_qos_profiles"])[0]["durability"] == 1  # from the sidecar, v8 form
+    with Bag(path) as reopened:
+        assert reopened.topics["/b"].offered_qos == (latched,)

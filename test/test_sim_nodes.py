@@ -160,6 +160,7 @@ class TestLockstep:
                 "model": str(model),
                 "threads": 1,
                 "stamped": True,
+                "enabled": True,
                 "use_sim_time": True,
                 "limits.velocity.max": 100.0,
                 "nominal_dt": 0.02,
@@ -305,7 +306,8 @@ def test_demonstrator_drives_the_sim_through_the_mux(ros, tmp_path):
     with (
         NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path,
                     params={"stamped": True, "seed": 1, "lockstep_timeout": 1.0}) as sim,
-        NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=tmp_path, params=sim_time) as mux,
+        NodeProcess("lnn_control.nodes.mux", domain_id=DOMAIN, log_dir=tmp_path,
+                    params={**sim_time, "autonomy_on_start": True, "idle_tail": -1.0}) as mux,  # as config/sim.yaml
         NodeProcess("lnn_control.nodes.demonstrator", domain_id=DOMAIN, log_dir=tmp_path,
                     params={**sim_time, "steering_noise": 0.05, "seed": 2}) as demo,
     ):

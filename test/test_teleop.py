@@ -78,7 +78,7 @@ def test_keyboard_node_on_a_pseudo_terminal(ros, tmp_path):
     driving, fresh = (0.5, 0.2), (0.25, 0.0)
     try:
         with NodeProcess("lnn_control.nodes.teleop_keyboard", domain_id=DOMAIN, log_dir=tmp_path, stdin=slave,
-                         params={"speed_step": 0.25, "steering_step": 0.2, "rate": 20.0},
+                         params={"speed_step": 0.25, "steering_step": 0.2, "rate": 20.0, "stamped": False},
                          preexec_fn=controlling_terminal) as proc:  # fmt: skip
             out = ros.collect("teleop/cmd_vel", Twist)
             proc.wait_for_output("steer left")  # the help text: the terminal is set up
@@ -152,7 +152,7 @@ def test_joy_node_with_a_real_joy_publisher(ros, tmp_path):
     """Joy messages reach teleop/cmd_vel only with the deadman held; repeats without Joy, one zero on the timeout
     and on release, the e-stop on its button's press, a warning for a missing axis; SIGINT exits 0."""
     params = {"axis_velocity": 1, "axis_steering": 3, "scale_velocity": 2.0, "enable_button": 5, "e_stop_button": 0,
-              "rate": 20.0, "joy_timeout": 1.0}  # fmt: skip
+              "rate": 20.0, "joy_timeout": 1.0, "stamped": False, "autonomy_button": 6}  # fmt: skip
     axes = [0.0, 0.5, 0.0, 0.25]  # exact in float32, as Joy axes are
     released, held, e_stop_pressed = [0] * 8, [0, 0, 0, 0, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0]
     driving, zero = (1.0, 0.25), (0.0, 0.0)
@@ -161,6 +161,7 @@ def test_joy_node_with_a_real_joy_publisher(ros, tmp_path):
         joy = ros.publisher("joy", Joy)
         out = ros.collect("teleop/cmd_vel", Twist)
         e_stop = ros.collect("e_stop", Bool)
+        autonomy = ros.collect("autonomy/enable", Bool)
         ros.wait_for_subscribers(joy)
         ros.wait_for_publishers("teleop/cmd_vel")
         _wait_matched(ros, "teleop/cmd_vel")
@@ -201,6 +202,15 @@ def test_joy_node_with_a_real_joy_publisher(ros, tmp_path):
         proc.wait_until(lambda: proc.output().count(request) >= 2, what="the second e-stop request")
         assert proc.output().count(request) == 2, "the press asks for the e-stop, holding the button does not"
         assert [m.data for m in e_stop.wait_for_count(2)] == [True, True]
+
+        # the autonomy button: true while held (on each Joy message and repeated), one false when let go
+        autonomy_held = [0, 0, 0, 0, 0, 0, 1, 0]
+        publish_until(joy, lambda: joy_msg([0.0] * 4, autonomy_held), autonomy, lambda m: m.data is True)
+        at = len(autonomy)
+        autonomy.wait_for_count(at + 3)  # repeated at rate without more Joy, until joy_timeout
+        joy.publish(joy_msg([0.0] * 4, released))
+        autonomy.wait_for(lambda m: m.data is False, start=at)
+        assert all(m.data for m in autonomy.messages[:autonomy.index(lambda m: m.data is False)])
 
         joy.publish(joy_msg([0.0], held))  # axes missing: a warning naming them, no command
         proc.wait_for_output("axis_velocity 1 does not exist: the Joy message has 1 axes")
@@ -274,7 +284,7 @@ def test_keyboard_node_flies_a_drone(ros, tmp_path):
     def flu(msg: Twist) -> tuple[float, ...]:
         return tuple(round(v, 9) for v in (msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.z))
 
-    params = {"action": "drone", "speed_step": 0.25, "climb_step": 0.5, "yaw_step": 0.5, "rate": 20.0}
+    params = {"action": "drone", "speed_step": 0.25, "climb_step": 0.5, "yaw_step": 0.5, "rate": 20.0, "stamped": False}
     try:
         with NodeProcess("lnn_control.nodes.teleop_keyboard", domain_id=DOMAIN, log_dir=tmp_path, stdin=slave,
                          params=params, remaps={"teleop/cmd_vel": "drone/keys"},

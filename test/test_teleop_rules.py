@@ -9,6 +9,7 @@ deadzone, hover, and the same publishing rules.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import subprocess
@@ -16,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lnn_control.command import CAR, DRONE, Command, car, schema_from
 from lnn_control.ros.node_util import check_value, describe
@@ -405,6 +405,29 @@ def test_joy_e_stop_on_the_press_only_once():
     assert not any(none.on_joy([0.0, 0.0], [1] * 8, ms * MS).e_stop for ms in range(10)), "no e-stop button: never"
 
 
+def test_joy_autonomy_button_is_a_deadman_for_the_policy():
+    rules = JoyRules(dataclasses.replace(JOY, autonomy_button=2))
+    armed, let_go = [0, 0, 1], [0, 0, 0]
+    assert rules.on_joy(AXES, let_go, 0).autonomy is None, "never held: nothing said"
+    outs = [(0, rules.on_joy(AXES, armed, 0))] + [(ms, rules.on_timer(ms * MS)) for ms in range(50, 401, 50)]
+    assert [(ms, o.autonomy) for ms, o in outs] == [(ms, True) for ms in range(0, 401, 50)], "held: true at rate"
+    assert all(o.command is None for _, o in outs), "the autonomy button drives nothing itself"
+    assert rules.on_joy(AXES, armed, 420 * MS).autonomy is True, "and on every Joy message"
+    assert rules.on_timer(440 * MS).autonomy is None, "a repeat waits for most of a period"
+    assert rules.on_joy(AXES, let_go, 500 * MS).autonomy is False, "let go: one false"
+    assert rules.on_timer(1000 * MS).autonomy is None and rules.on_joy(AXES, let_go, 1010 * MS).autonomy is None
+    # held, then the gamepad falls silent: one false at the joy_timeout, then nothing
+    rules.on_joy(AXES, armed, 2000 * MS)
+    ticks = [(ms, rules.on_timer(ms * MS).autonomy) for ms in range(2050, 4000, 50)]
+    said = [(ms, a) for ms, a in ticks if a is not None]
+    assert said[-1] == (2550, False) and all(a for _, a in said[:-1]), said
+    assert JoyTeleopConfig().autonomy_button == -1 and JoyRules(JOY).on_joy(AXES, [1, 1, 1], 0).autonomy is None
+
+
+def test_the_teleops_publish_twist_stamped_by_default():
+    assert KeyTeleopConfig().stamped is True and JoyTeleopConfig().stamped is True
+
+
 # -- the drone: keys --------------------------------------------------------------------------------------------------
 
 DRONE_KEYS = KeyTeleopConfig(action="drone", speed_step=0.25, climb_step=0.1, yaw_step=0.2, max_speed=1.0,
@@ -636,8 +659,9 @@ def test_joy_drone_follows_the_cars_timing_rules():
 
 
 def _file_params(name: str, node: str) -> dict:
-    document = yaml.safe_load((ROOT / "config" / name).read_text())
-    return {**document.get("/**", {}).get("ros__parameters", {}), **document[node]["ros__parameters"]}
+    from lnn_control.bringup import node_params, read_params
+
+    return node_params(read_params(ROOT / "config" / name), node)  # the file's /** and the node's own section
 
 
 @pytest.mark.parametrize(("node", "cls"), [("teleop_keyboard_node", KeyTeleopConfig),

@@ -52,7 +52,7 @@ def plan() -> bringup.Plan:
 
 
 def test_the_set_runs_the_sim_in_real_time_and_records_only_what_a_person_drive_has():
-    from lnn_control.nodes.mux import MuxConfig
+    from lnn_control.mux_rules import TELEOP, default_input
     from lnn_control.nodes.recorder import RecorderConfig
     from lnn_control.nodes.simulator import SimNodeConfig
     from lnn_control.nodes.teleop_keyboard import KeyTeleopConfig
@@ -66,8 +66,8 @@ def test_the_set_runs_the_sim_in_real_time_and_records_only_what_a_person_drive_
     assert p.params[bringup.WILDCARD]["use_sim_time"] is True
     assert sim["stamped"] and teleop["stamped"] and mux["stamped"], "TwistStamped throughout, on sim time"
     assert teleop["steering_hold"] is True
-    # the teleop repeats well inside the mux's teleop_timeout (sim time, which runs as fast as wall time here)
-    assert 1.0 / teleop["rate"] * 5 <= mux.get("teleop_timeout", MuxConfig().teleop_timeout)
+    # the teleop repeats well inside the mux's teleop timeout (sim time, which runs as fast as wall time here)
+    assert 1.0 / teleop["rate"] * 5 <= mux.get("input.teleop.timeout", default_input(TELEOP).timeout)
     assert rec["autostart"] is True and not any(e.startswith("demonstrator_node/label ") for e in rec["topics"])
     assert all(len(entry.split()) >= 2 for entry in rec["topics"]), "TOPIC TYPE [QOS] [RATE] entries"
     declared = {"sim_node": SimNodeConfig, "teleop_keyboard_node": KeyTeleopConfig, "recorder_node": RecorderConfig}

@@ -182,6 +182,23 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(bags, cache, tmp_path)
     assert len(rows) == 3  # header + the epoch before the resume + the epoch after it
 
 
+def test_loader_workers_augment_and_train_to_the_same_weights(bags, cache, tmp_path):
+    """training.workers moves the augmentation into the loader's processes; the run is the same bit for bit."""
+    runs = {}
+    for workers in (0, 2):
+        T.train(tiny_config(cache, epochs=1, workers=workers), bags[:2], tmp_path / f"w{workers}", val_bags=bags[2:])
+        runs[workers] = weights(tmp_path / f"w{workers}" / "last")
+    assert all(torch.equal(runs[0][name], runs[2][name]) for name in runs[0])
+
+
+def test_precision_auto_is_measured_and_recorded(bags, cache, tmp_path, capsys):
+    T.train(tiny_config(cache, epochs=1, precision="auto"), bags[:1], tmp_path / "run", val_bags=bags[1:2])
+    chosen = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["training"]["precision"]
+    assert chosen in ("fp32", "bf16")  # what --resume reads back: the choice, not "auto"
+    err = capsys.readouterr().err
+    assert f"precision auto -> {chosen}" in err and torch.backends.cpu.get_cpu_capability() in err
+
+
 def test_the_checkpoint_carries_the_timing_of_the_windows_and_the_driver_runs_it(bags, cache, tmp_path):
     data = tiny_config(cache, epochs=1).to_dict()
     data["timing"] = {"nominal_dt": 0.04, "min_dt": 0.01, "max_dt": 0.2, "reset_gap": 0.6}

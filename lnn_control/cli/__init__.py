@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "import-tub": ("lnn_control.cli.import_tub", "convert a Donkeycar tub into a rosbag2 MCAP bag"),
     "export": ("lnn_control.cli.export", "export the single-step policy to TorchScript or ONNX"),
     "info": ("lnn_control.cli.info", "describe a checkpoint: config, parameter counts net of masks"),
+    "build-msgs": ("lnn_control.cli.build_msgs", "build the message packages the ROS wheels lack (ackermann, tf2)"),
 }
 
 

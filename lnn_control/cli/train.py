@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default with --resume: that folder)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run saved in DIR")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="fp32 or bf16 autocast")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="fp32, bf16 autocast, or auto: whichever a short measurement at the start finds faster")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (training.threads, 2)")
     parser.add_argument("--epochs", type=int, default=None, help="shorthand for --set training.epochs=N")
     parser.add_argument(

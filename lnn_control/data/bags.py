@@ -58,6 +58,8 @@ class TopicSummary:
     name: str
     msgtype: str
     count: int
+    offered_qos: tuple = ()
+    """The QoS profiles its publishers offered when it was recorded (rosbags ``Qos``; empty when not recorded)."""
 
 
 def normalize_msgtype(msgtype: str) -> str:
@@ -163,7 +165,7 @@ class Bag:
             raise BagError(self.path, f"cannot open ({self.kind}): {exc} ({hint})") from exc
         self._add_missing_types(default)
         self.topics: dict[str, TopicSummary] = {
-            name: TopicSummary(name, info.msgtype or "?", int(info.msgcount))
+            name: TopicSummary(name, info.msgtype or "?", int(info.msgcount), _offered_qos(info.connections))
             for name, info in self._reader.topics.items()
         }
         self.message_count = int(self._reader.message_count)
@@ -257,6 +259,16 @@ class Bag:
             except (AttributeError, TypeError, ValueError):
                 header_ns = None
             yield Record(topic, msgtype, log_ns, header_ns, msg)
+
+
+def _offered_qos(connections: Iterable[Any]) -> tuple:
+    """The offered QoS profiles recorded with a topic's connections (rosbag2 metadata or storage), in order."""
+    found: list = []
+    for conn in connections:
+        for qos in getattr(conn.ext, "offered_qos_profiles", None) or ():
+            if qos not in found:
+                found.append(qos)
+    return tuple(found)
 
 
 def read_records(

@@ -5,17 +5,24 @@ any thread, queues them, and writes them into one bag per episode (:class:`~lnn_
 MCAP by default, sqlite3 on request) on a writer thread of its own, so a slow or failing disk never blocks the DDS
 callbacks. The node (:mod:`lnn_control.nodes.recorder`) only wires ROS to it.
 
-Durability. Every ``flush_period`` seconds (and whenever the pending MCAP chunk reaches ``chunk_size`` bytes) the
-writer makes everything written so far durable (:meth:`lnn_control.data.bag_writer.BagWriter.flush`). A process
-killed with SIGKILL therefore loses at most the last ``flush_period`` of data, and its bag lacks only the summary
-and ``metadata.yaml``: :func:`lnn_control.data.recovery.recover` adds them (``lnn-control recover BAG``; the
-recorder does it by itself for unfinished bags under its ``output_dir`` when it starts). What was measured is in
-the README; test_recorder.py checks that everything written before the last flush survives.
+Durability. Every ``flush_period`` seconds (and whenever the pending MCAP chunk reaches the format's ``chunk_size``
+bytes) the writer makes everything written so far durable (:meth:`lnn_control.data.bag_writer.BagWriter.flush`). A
+process killed with SIGKILL therefore loses at most the last ``flush_period`` of data, and its bag lacks only the
+summary and ``metadata.yaml``: :func:`lnn_control.data.recovery.recover` adds them (``lnn-control recover BAG``;
+the recorder does it by itself for unfinished bags under its ``output_dir`` when it starts). What was measured is
+in the README; test_recorder.py checks that everything written before the last flush survives.
 
 Acknowledged. A message is *accepted* when :meth:`EpisodeRecorder.accept` put it into the episode's queue (it then
 counts in ``received``); nothing accepted is silently lost: :meth:`EpisodeRecorder.stop` returns success only after
-every accepted message is in the closed (and, with ``fsync``, synced) bag, and its message states the counts.
-Messages that cannot be kept are counted per topic and reason (``queue_full``, ``write_error``) and reported.
+every accepted message is in the closed (and, with the format's ``fsync``, synced) bag, and its message states the
+counts. Messages that cannot be kept are counted per topic and reason (``queue_full``, ``write_error``) and
+reported.
+
+Topics configured without a type (``TopicSpec.msgtype`` ``""``) join later: :meth:`EpisodeRecorder.resolve` gives
+them the type the graph offers, and an open episode declares them in its bag before their first message. Bags are
+written as one :class:`~lnn_control.data.bag_writer.BagFormat` says (``bag_format``: storage, metadata ``version``
+8 or 9, optionally zstd-compressed MCAP chunks, split into files by ``max_bag_size`` / ``max_bag_duration_ns``), with
+each topic's offered QoS (``start(..., offered_qos=...)``); recovery handles every such bag.
 
 Disk problems (an unwritable ``output_dir``, a full disk, any ``OSError``) end the episode with an error that names
 the path and the cause; the bag is closed (or recovered) as far as the disk allows, the engine goes back to idle and
@@ -24,6 +31,7 @@ the next :meth:`start` may try again. Nothing here waits forever: every wait has
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import shutil
@@ -38,9 +46,9 @@ from typing import Any
 
 from rosbags.typesys import Stores, get_typestore
 
-from lnn_control.data.bag_writer import STORAGES
+from lnn_control.data.bag_writer import BagFormat
 from lnn_control.data.bags import BagError
-from lnn_control.data.episode_bag import KEY_PREFIX, EpisodeBag, TopicSpec
+from lnn_control.data.episode_bag import EPISODE_FORMAT, KEY_PREFIX, EpisodeBag, TopicSpec
 from lnn_control.data.message_types import MessageTypeError, ensure_type
 from lnn_control.data.recovery import recover
 
@@ -80,16 +88,25 @@ class SequenceGaps:
     subscriber does not learn which publisher sent a sample, so each number continues the stream whose last number
     is the largest one below it, and starts a new stream when none is below it (a second publisher, or one that
     restarted). Before a stream's first sample nothing counts as lost (a late joiner misses history, not samples).
+
+    A sample received without its number (``None``: an rclpy that passes no message info to callbacks, Humble's)
+    filled a hole: the next gap counts that many fewer. Exact for one publisher; with several, a lower bound.
+    Numbers the middleware does not give (:data:`NO_SEQUENCE`) count nothing.
     """
 
     def __init__(self, max_streams: int = MAX_STREAMS) -> None:
         self.max_streams = max_streams
         self.last: list[int] = []
+        self.unnumbered = 0  # samples without a number since the last numbered one
 
     def lost(self, sequence: int | None) -> int:
         """Feed one received sample's publication sequence number; how many samples were lost just before it."""
-        if sequence is None or sequence in NO_SEQUENCE:
+        if sequence is None:
+            self.unnumbered += 1
             return 0
+        if sequence in NO_SEQUENCE:
+            return 0
+        credit, self.unnumbered = self.unnumbered, 0
         below = [i for i, last in enumerate(self.last) if last < sequence]
         if not below:
             if len(self.last) >= self.max_streams:
@@ -99,7 +116,7 @@ class SequenceGaps:
         i = max(below, key=lambda k: self.last[k])
         gap = sequence - self.last[i] - 1
         self.last[i] = sequence
-        return gap
+        return max(0, gap - credit)
 
 
 @dataclass
@@ -118,8 +135,9 @@ class RecordingEpisode:
 class EpisodeRecorder:
     """The recorder's engine: one episode at a time, written from a queue by one thread.
 
-    ``log(severity, text)`` receives what the node should log. All public methods are thread-safe and return
-    within their timeouts.
+    ``bag_format`` is how each episode's bag is written (:class:`~lnn_control.data.bag_writer.BagFormat`; by
+    default MCAP, synced at each flush). ``log(severity, text)`` receives what the node should log. All public
+    methods are thread-safe and return within their timeouts.
     """
 
     def __init__(
@@ -127,29 +145,23 @@ class EpisodeRecorder:
         topics: Sequence[TopicSpec],
         *,
         output_dir: str | Path,
-        storage: str = "mcap",
+        bag_format: BagFormat = EPISODE_FORMAT,
         prefix: str = "episode_",
         queue_size: int = 2000,
         max_queue_bytes: int = 512 << 20,
         flush_period: float = 1.0,
-        chunk_size: int = 1 << 20,
-        fsync: bool = True,
         min_free_bytes: int = 200 << 20,
         log: LogFn | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         drain: Callable[[], None] | None = None,
     ) -> None:
-        if storage not in STORAGES:
-            raise RecorderError(f"storage {storage!r} is not one of {', '.join(STORAGES)}")
+        self.bag_format = bag_format
         self.topics = list(topics)
         self.output_dir = Path(output_dir).expanduser()
-        self.storage = storage
         self.prefix = prefix
         self.queue_size = int(queue_size)
         self.max_queue_bytes = int(max_queue_bytes)
         self.flush_period = float(flush_period)
-        self.chunk_size = int(chunk_size)
-        self.fsync = bool(fsync)
         self.min_free_bytes = int(min_free_bytes)
         self.log = log or (lambda _sev, _text: None)
         self.clock_ns = clock_ns
@@ -158,10 +170,8 @@ class EpisodeRecorder:
         self.lost_total = [0] * len(self.topics)
         self.store = get_typestore(Stores.ROS2_JAZZY)
         for spec in self.topics:  # fail at start-up, not at the first episode, on an unknown type
-            try:
-                ensure_type(self.store, spec.msgtype)
-            except MessageTypeError as exc:
-                raise RecorderError(str(exc)) from exc
+            if spec.msgtype:  # the others come from the graph later (resolve)
+                self._ensure(spec.msgtype)
         self._cond = threading.Condition()
         self._items: deque = deque()
         self._queued_bytes = 0
@@ -175,6 +185,26 @@ class EpisodeRecorder:
         self._shutdown = False
         self._thread = threading.Thread(target=self._run, name="bag_writer", daemon=True)
         self._thread.start()
+
+    def _ensure(self, msgtype: str) -> None:
+        try:
+            ensure_type(self.store, msgtype)
+        except MessageTypeError as exc:
+            raise RecorderError(str(exc)) from exc
+
+    def resolve(self, index: int, msgtype: str, qos: str, offered_qos: Sequence[Any] = ()) -> TopicSpec:
+        """Topic ``index`` (configured without a type) now has ``msgtype`` (from the graph) and subscription QoS
+        ``qos``; an open episode declares it in its bag before any of its messages. The new spec;
+        :class:`RecorderError` when the type's definition cannot be found."""
+        self._ensure(msgtype)
+        with self._cond:
+            spec = dataclasses.replace(self.topics[index], msgtype=msgtype, qos=qos)
+            self.topics[index] = spec
+            episode = self.episode
+            if episode is not None:  # queued before any message of the topic: the writer declares it first
+                self._items.append(("declare", (episode, index, spec, list(offered_qos)), threading.Event(), []))
+                self._cond.notify()
+        return spec
 
     # -- called from DDS callbacks ------------------------------------------------------------------------------------
 
@@ -236,8 +266,15 @@ class EpisodeRecorder:
             return False, f"the bag writer did not finish '{op}' within {timeout:.0f} s (is the disk stuck?)"
         return result[0]
 
-    def start(self, custom_data: Mapping[str, str], timeout: float = 30.0) -> tuple[bool, str]:
-        """Open a new episode's bag under ``output_dir``; (success, message naming the bag or the problem)."""
+    def start(
+        self,
+        custom_data: Mapping[str, str],
+        timeout: float = 30.0,
+        offered_qos: Mapping[int, Sequence[Any]] | None = None,
+    ) -> tuple[bool, str]:
+        """Open a new episode's bag under ``output_dir``; (success, message naming the bag or the problem).
+
+        ``offered_qos``: topic index -> the QoS profiles (rosbags ``Qos``) its publishers offer, stored per topic."""
         with self._cond:
             if self.episode is not None:
                 return False, f"already recording {self.episode.path.name}; stop or discard it first"
@@ -254,7 +291,7 @@ class EpisodeRecorder:
         episode = RecordingEpisode(self._counter, path, self.clock_ns(), [TopicStats() for _ in self.topics])
         custom = dict(custom_data)
         custom[KEY_PREFIX + "episode"] = path.name
-        ok, message = self._control("open", (episode, custom), timeout)
+        ok, message = self._control("open", (episode, custom, dict(offered_qos or {})), timeout)
         if ok:
             with self._cond:
                 self.episode = episode
@@ -331,6 +368,8 @@ class EpisodeRecorder:
                 if episode
                 else {},
                 "lost_total": dict(zip((spec.topic for spec in self.topics), self.lost_total, strict=True)),
+                "types": {spec.topic: spec.msgtype for spec in self.topics},  # "": not known yet (from the graph)
+                "files": episode.writer.files if episode and episode.writer is not None else [],
                 "last_error": self.last_error,
             }
 
@@ -445,16 +484,19 @@ class EpisodeRecorder:
     def _handle(self, current: RecordingEpisode | None, item: tuple) -> RecordingEpisode | None:
         op, payload, done, result = item
         try:
+            if op == "declare":
+                return self._declare(current, payload)
             if op == "open":
-                episode, custom = payload
+                episode, custom, offered = payload
+                with self._cond:
+                    topics = list(self.topics)
                 writer = EpisodeBag(
                     episode.path,
-                    self.topics,
-                    storage=self.storage,
+                    topics,
+                    bag_format=self.bag_format,
                     custom_data=custom,
                     typestore=self.store,
-                    fsync=self.fsync,
-                    chunk_size=self.chunk_size,
+                    offered_qos=offered,
                 )
                 try:
                     writer.open()
@@ -493,6 +535,17 @@ class EpisodeRecorder:
             return None if current is episode else current
         finally:
             done.set()
+
+    def _declare(self, current: RecordingEpisode | None, payload: tuple) -> RecordingEpisode | None:
+        """A topic typed from the graph joins the open episode's bag."""
+        episode, index, spec, offered = payload
+        if current is not episode or episode.writer is None:
+            return current  # the episode ended meanwhile; the next one declares it at its start
+        try:
+            episode.writer.declare(index, spec, offered)
+        except Exception as exc:  # noqa: BLE001
+            return self._end_with_error(episode, f"cannot add {spec.topic} ({spec.msgtype}): {_describe(exc)}")
+        return current
 
     def _summary(self, episode: RecordingEpisode, close_s: float) -> str:
         written = sum(s.written for s in episode.stats)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from lnn_control.data.bag_writer import BagWriter
+from lnn_control.data.bag_writer import BagFormat, BagWriter
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw/compressed"
 DEFAULT_COMMAND_TOPIC = "/teleop/cmd_vel"
@@ -293,7 +293,7 @@ def _open_writers(
 ) -> None:
     """One open writer per output bag, appended to ``writers`` (so the caller aborts them all on an error)."""
     for target in outs:
-        writer = BagWriter(target, storage=storage, typestore=store, custom_data=custom).open()
+        writer = BagWriter(target, bag_format=BagFormat(storage=storage), typestore=store, custom_data=custom).open()
         writers.append(writer)
         writer.add_topic(image_topic, "sensor_msgs/msg/CompressedImage")
         writer.add_topic(command_topic, "geometry_msgs/msg/TwistStamped")

@@ -37,7 +37,7 @@ expert's recovery from a policy's error at speed is unreliable (driving the ship
 101 and 102, it spun the car off the road at 50-60 m/s and drove donuts on the grass for the rest of the episode;
 capped at 30 m/s it brought the car back every time and all four episodes finished their lap). The label on
 ``~/label`` stays the uncapped expert command. Takeovers are logged (throttled) and counted. The mux's
-``teleop_timeout`` must outlast one frame (20 ms) so the policy's command for a state cannot slip in before the
+``input.teleop.timeout`` must outlast one frame (20 ms) so the policy's command for a state cannot slip in before the
 demonstrator's; config/dagger.yaml sets 0.03 s.
 
 **Imperfection** (``steering_noise``, ``drift_rate``, ...): mapped one to one onto
@@ -45,6 +45,11 @@ demonstrator's; config/dagger.yaml sets 0.03 s.
 recovery, applied to the executed command only). Off by default; config/sim.yaml turns a moderate amount on for
 recording, because data from a perfect driver never shows a recovery and a policy trained on it compounds its first
 error. Episode k's noise is seeded with ``seed + k``. Intervention mode never applies it.
+
+**Diagnostics** (``/diagnostics`` every ``diagnostics_period`` s, :mod:`lnn_control.ros.diagnostics`):
+``demonstrator_node: expert`` (episode, commands, drifts or takeovers; WARN until a track arrived) and
+``demonstrator_node: vehicle state`` (node-clock age of the latest pose and velocity; WARN when none arrived or it
+is older than ``state_timeout``).
 """
 
 from __future__ import annotations
@@ -61,7 +66,9 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from lnn_control.command import Command
+from lnn_control.health import Report, age_report
 from lnn_control.nodes.simulator import EPISODE_QOS, EPISODE_TOPIC, POSE_TOPIC, VELOCITY_TOPIC
+from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
 from lnn_control.ros.qos import COMMAND
@@ -239,6 +246,9 @@ class DemonstratorNode(Node):
         self.drifting_commands = 0
         if c.rate > 0:
             self.create_timer(1.0 / c.rate, self._on_timer)
+        self.diagnostics = Diagnostics(self)
+        self.diagnostics.add("expert", self._expert_report)
+        self.diagnostics.add("vehicle state", self._state_report)
         self.get_logger().info(
             f"{self.resolve_topic_name(POSE_TOPIC)} + {self.resolve_topic_name(VELOCITY_TOPIC)} -> "
             f"{self.publisher.topic_name} ({'TwistStamped' if c.stamped else 'Twist'}, "
@@ -355,6 +365,25 @@ class DemonstratorNode(Node):
     def _send(self, publisher: Any, command: Command, stamp_ns: int) -> None:
         stamped = command.restamped(stamp_ns)
         publisher.publish(command_to_twist(stamped, stamped=self.config.stamped, frame_id=self.config.frame_id))
+
+    # -- diagnostics --------------------------------------------------------------------------------------------------
+
+    def _expert_report(self) -> Report:
+        c, t = self.config, self.takeover
+        values: dict[str, Any] = {"episode": self.episode, "commands": self.commands, "mode":
+                                  "intervene" if c.intervene else "drive", "topic": self.publisher.topic_name}
+        if c.intervene:
+            values.update({"takeovers": t.takeovers, "states driven": t.states, "driving now": t.active})
+        else:
+            values["commands while drifting"] = self.drifting_commands
+        if self.expert.track is None:
+            return Report.warn(f"no track yet on {self.resolve_topic_name(EPISODE_TOPIC)}: not driving", **values)
+        what = "taking over" if c.intervene and t.active else "labelling" if c.intervene else "driving"
+        return Report.ok(f"episode {self.episode}: {what}", **values)
+
+    def _state_report(self) -> Report:
+        now = self.get_clock().now().nanoseconds
+        return age_report("vehicle state", self.state_received_ns, now, warn_s=self.config.state_timeout)
 
     def _warn(self, key: str, message: str) -> None:
         if self._throttle(key):

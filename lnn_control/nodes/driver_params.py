@@ -98,9 +98,14 @@ class CommandParams(TimingOverrides):
     timing is :class:`DriverConfig`'s. The limits are declared per field of the model's action
     (:func:`declare_limits`)."""
 
-    stamped: bool = param(False, "publish geometry_msgs/TwistStamped (header stamp = the camera stamp), not Twist")
+    stamped: bool = param(
+        True, "publish geometry_msgs/TwistStamped (header stamp = the camera stamp); false: Twist"
+    )
     frame_id: str = param("base_link", "header frame_id of TwistStamped commands")
-    enabled: bool = param(True, "start enabled; when disabled (service ~/enable) the node publishes zero velocity")
+    enabled: bool = param(
+        False, "start enabled (publish the network's commands); false: zero velocity until the service ~/enable says "
+        "true. `lnn-control up` and the launch files enable it behind the command mux, which arms autonomy itself",
+    )
     timeout: float = param(
         0.2, "watchdog: seconds (node clock) without input before zero velocity", min=0.001, max=60.0, dynamic=True
     )

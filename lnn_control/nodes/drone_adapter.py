@@ -6,8 +6,8 @@ only streams setpoints, hovering whenever a rule below says so.
 
 Inputs (topic names relative unless a parameter gives them, so remappable):
 
-- ``cmd_vel``: the :data:`~lnn_control.command.DRONE` command, ``geometry_msgs/Twist`` (or ``TwistStamped`` with
-  ``stamped:=true``, header frame ``command_frame``): ``linear`` = body FLU velocity (m/s), ``angular.z`` = yaw
+- ``cmd_vel``: the :data:`~lnn_control.command.DRONE` command, ``geometry_msgs/TwistStamped`` (header frame
+  ``command_frame``; ``Twist`` with ``stamped:=false``): ``linear`` = body FLU velocity (m/s), ``angular.z`` = yaw
   rate (rad/s, counter-clockwise, REP 103); ``angular.x/y`` must be zero;
 - ``odom_topic`` (``nav_msgs/Odometry``, default ``/mavros/local_position/odom``): position and yaw in an ENU world
   frame (REP 105), best-effort QoS like MAVROS publishes it;
@@ -26,6 +26,10 @@ Outputs, at ``rate`` Hz on the node clock (``use_sim_time`` makes it sim time):
   only then; without it the node stops at start with an error saying so.
 - ``~/status`` (``std_msgs/String``, latched): a JSON summary (``state``, the limits ``acting``, counters, the
   setpoint) on every change and every ``status_period`` seconds; state changes are logged too.
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, every ``diagnostics_period`` s and at once when the e-stop
+  changes; :mod:`lnn_control.ros.diagnostics`): ``drone_adapter_node: output`` (the state, the limits acting,
+  counters; OK while following, WARN while hovering), ``drone_adapter_node: odometry`` (node-clock age; ERROR when
+  it is needed and missing or older than ``odom_timeout``) and ``drone_adapter_node: e-stop`` (ERROR while engaged).
 
 The rules (hover on e-stop, refused or missing commands, missing odometry; speed, climb, yaw-rate and acceleration
 limits; the geofence) live, free of ROS, in :mod:`lnn_control.drone_output`, tested in simulated time; this node
@@ -60,6 +64,8 @@ from lnn_control.drone_output import (
     px4_setpoint,
     yaw_from_quaternion,
 )
+from lnn_control.health import Level, Report, age_report
+from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, run_node
 from lnn_control.ros.qos import COMMAND, LATCHED, SENSOR
@@ -130,6 +136,10 @@ class DroneAdapterNode(Node):
         self.create_subscription(Bool, E_STOP_TOPIC, self._on_e_stop_topic, COMMAND)
         self.create_service(SetBool, "~/e_stop", self._on_e_stop_service)
         self.create_timer(1.0 / self.config.rate, self._on_timer)
+        self.diagnostics = Diagnostics(self, hardware_id=self.config.output)
+        self.diagnostics.add("output", self._output_report)
+        self.diagnostics.add("odometry", self._odometry_report)
+        self.diagnostics.add("e-stop", self._e_stop_report)
         self.get_logger().info(f"ready: {self.describe()}")
 
     def _make_outputs(self) -> None:
@@ -194,6 +204,8 @@ class DroneAdapterNode(Node):
         elif not msg.data and self.throttle("e_stop_false"):
             self.get_logger().info(f"{message} ({how})")
         self._on_timer()  # answer at once
+        if self.rules.e_stop != was:
+            self.diagnostics.publish()
 
     def _on_e_stop_service(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         was = self.rules.e_stop
@@ -204,6 +216,8 @@ class DroneAdapterNode(Node):
         elif was and not self.rules.e_stop:
             self.get_logger().info("emergency stop released by service ~/e_stop")
         self._on_timer()
+        if self.rules.e_stop != was:
+            self.diagnostics.publish()
         return response
 
     # -- output -------------------------------------------------------------------------------------------------------
@@ -269,6 +283,31 @@ class DroneAdapterNode(Node):
             "command": list(decision.velocity.as_tuple()),
             "setpoint": self._setpoint,
         }
+
+    # -- diagnostics --------------------------------------------------------------------------------------------------
+
+    def _output_report(self) -> Report:
+        rules, c = self.rules, self.config
+        values = {"state": rules.state or "starting", "output": c.output, "rate (Hz)": c.rate,
+                  "commands": rules.commands, "refused": rules.refused, "setpoint": self._setpoint}
+        if rules.state == OK:
+            return Report.ok(f"following {self.resolve_topic_name(COMMAND_TOPIC)}", **values)
+        reason = HOVER_REASONS.get(rules.state, "starting")
+        return Report.warn(f"hovering: {reason}", **values)
+
+    def _odometry_report(self) -> Report:
+        c = self.config
+        if not c.needs_odometry:
+            report = age_report("odometry", self.rules.pose_ns, self._now(), missing=Level.OK)
+            return Report.ok("not needed (no geofence, body frame): " + report.message, **report.values)
+        report = age_report("odometry", self.rules.pose_ns, self._now(), error_s=c.odom_timeout, missing=Level.ERROR)
+        return report.with_values(topic=c.odom_topic)
+
+    def _e_stop_report(self) -> Report:
+        if self.rules.e_stop:
+            return Report.error("emergency stop ENGAGED: hovering; release with the service ~/e_stop (false)",
+                                engaged=True)
+        return Report.ok("released", engaged=False)
 
     def close(self) -> None:
         """Log a summary (run_node calls it before destroying the node)."""

@@ -19,6 +19,11 @@ mux hands the drone to it as to a person and back to the policy when it lets go.
 
 One command per frame, as soon as its truth arrives. The state topics are a simulator's privilege; a learned policy
 never subscribes them.
+
+**Diagnostics** (``/diagnostics`` every ``diagnostics_period`` s, :mod:`lnn_control.ros.diagnostics`):
+``drone_demonstrator_node: expert`` (episode, task, commands, takeovers; WARN until an episode's task arrived) and
+``drone_demonstrator_node: truth`` (node-clock age of the latest truth row; WARN when none arrived or it is older
+than :data:`TRUTH_WARN_S`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, String
 
 from lnn_control.command import Command
+from lnn_control.health import Report, age_report
 from lnn_control.nodes.simulator import EPISODE_QOS, EPISODE_TOPIC, TRUTH_TOPIC, truth_values
+from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
 from lnn_control.ros.qos import COMMAND
@@ -44,6 +51,8 @@ from lnn_control.sim.drone.tasks import task_spec
 
 TELEOP_TOPIC = "teleop/cmd_vel"
 LABEL_TOPIC = "~/label"
+#: The truth diagnostic warns when the latest row is older than this, s (node clock).
+TRUTH_WARN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,10 @@ class DroneDemonstratorNode(Node):
         self.obstacles = np.zeros((0, 3))
         self.previous_target: tuple[float, np.ndarray] | None = None  # (time, position) of the last row
         self.commands = 0
+        self.truth_ns: int | None = None  # node clock at the latest truth row of the current episode
+        self.diagnostics = Diagnostics(self)
+        self.diagnostics.add("expert", self._expert_report)
+        self.diagnostics.add("truth", self._truth_report)
         self.get_logger().info(
             f"{self.resolve_topic_name(TRUTH_TOPIC)} -> "
             f"{self.label_publisher.topic_name if c.label_only else self.publisher.topic_name} "
@@ -133,6 +146,7 @@ class DroneDemonstratorNode(Node):
             self._warn("truth", f"{self.resolve_topic_name(TRUTH_TOPIC)}: not a drone's truth ({exc}): not flying")
             return
         stamp_ns = int(round(row["time"] * 1e9))
+        self.truth_ns = self.get_clock().now().nanoseconds
         action = self.expert.act(state, stamp_ns)
         self.commands += 1
         if self.config.intervene:
@@ -155,6 +169,23 @@ class DroneDemonstratorNode(Node):
     def _send(self, publisher: Any, command: Command, stamp_ns: int) -> None:
         stamped = command.restamped(stamp_ns)
         publisher.publish(command_to_twist(stamped, stamped=self.config.stamped, frame_id=self.config.frame_id))
+
+    def _expert_report(self) -> Report:
+        c, t = self.config, self.takeover
+        values: dict[str, Any] = {
+            "episode": self.episode, "task": None if self.task is None else self.task.name,
+            "obstacles": len(self.obstacles), "commands": self.commands,
+            "mode": "intervene" if c.intervene else "label only" if c.label_only else "fly",
+        }
+        if c.intervene:
+            values.update({"takeovers": t.takeovers, "states flown": t.states})
+        if self.task is None:
+            return Report.warn(f"no drone episode yet on {self.resolve_topic_name(EPISODE_TOPIC)}: not flying",
+                               **values)
+        return Report.ok(f"episode {self.episode}: {self.task.name}", **values)
+
+    def _truth_report(self) -> Report:
+        return age_report("truth", self.truth_ns, self.get_clock().now().nanoseconds, warn_s=TRUTH_WARN_S)
 
     def _warn(self, key: str, message: str) -> None:
         if self._throttle(key):

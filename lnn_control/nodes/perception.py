@@ -3,8 +3,9 @@
 Subscribes ``camera/image_raw`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8, ...) or, with
 ``image_transport:=compressed``, ``camera/image_raw/compressed`` (sensor_msgs/CompressedImage: jpeg, png), with
 sensor-data QoS. Frames are decoded by :mod:`lnn_control.vision` from numpy views of ``msg.data`` (no cv_bridge),
-cropped and resized as the model was trained, and encoded by :meth:`Driver.features` — the first half of the one
-frame-to-command path; policy_node runs the second half.
+cropped and resized as the model was trained into the Driver's preallocated buffer, and encoded by
+:meth:`Driver.features_from_msg` (the same bytes as :meth:`Driver.features` of the decoded frame) — the first half of
+the one frame-to-command path; policy_node runs the second half.
 
 Features go out on ``lnn/features`` as **sensor_msgs/Image with encoding 32FC1, height 1, width N** (N = the
 model's feature count, ``step = 4 N``, ``is_bigendian = 0``: little-endian float32), with the **camera image's
@@ -16,6 +17,13 @@ The publisher is reliable with a depth of 5, so both reliable and best-effort su
 A frame that cannot be used (unsupported encoding, step or size mismatch, empty data, corrupt JPEG or PNG, an absurd
 size, a crop that leaves nothing) is dropped and counted, with a warning naming the topic and the problem, throttled
 per kind of problem; the node carries on with the next frame.
+
+``/diagnostics`` (every ``diagnostics_period`` s, :mod:`lnn_control.ros.diagnostics`; hardware id: the model):
+``perception_node: camera`` (frames per second of the node clock over 5 s, the frames received and dropped, the
+drops by kind, :func:`~lnn_control.nodes.driver_diagnostics.drop_kind`, and the latest reason; WARN before the first
+frame or when some frames of the last 5 s were dropped, ERROR when none came for 5 s or all were dropped) and
+``perception_node: model`` (the model, its core and action, the inference backend; WARN when it is not the one
+asked for).
 """
 
 from __future__ import annotations
@@ -30,13 +38,15 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from lnn_control.driver import Driver
+from lnn_control.driver import NO_CLOCK, Driver, StageClock
+from lnn_control.health import Report
+from lnn_control.nodes.driver_diagnostics import InputHealth, model_report
 from lnn_control.nodes.driver_params import CameraParams, ModelParams, build_driver, log_summary, problem_key
+from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import image_array, image_msg
 from lnn_control.ros.node_util import Throttle, declare_config, run_node
 from lnn_control.ros.qos import SENSOR
 from lnn_control.ros.stamps import stamp_to_ns
-from lnn_control.vision import decode_msg
 
 RAW_TOPIC = "camera/image_raw"
 COMPRESSED_TOPIC = "camera/image_raw/compressed"
@@ -68,7 +78,9 @@ def features_from_msg(msg: Image, expected: int) -> np.ndarray:
 class CameraInput:
     """The camera half shared by perception_node and drive_node: subscription, decoding, features, drop counting.
 
-    Calls ``on_features(features, header)`` for every usable frame, with the camera message's header.
+    Calls ``on_features(features, header)`` for every usable frame, with the camera message's header. Setting
+    :attr:`clock` to a :class:`~lnn_control.driver.StageClock` times the stages of every frame (a benchmark does).
+    :meth:`report` is the ``camera`` diagnostic (rate on the node clock, drops and why).
     """
 
     def __init__(
@@ -90,13 +102,22 @@ class CameraInput:
         self.received = 0
         self.dropped = 0
         self._throttle = Throttle()
+        self.clock: StageClock = NO_CLOCK
+        self.health = InputHealth("frames")
+
+    def _now(self) -> int:
+        return self.node.get_clock().now().nanoseconds
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self.received += 1
+        now = self._now()
+        self.health.received(now)
+        self.clock.start()
         try:
-            features = self.driver.features(decode_msg(msg, max_pixels=self.max_pixels))
+            features = self.driver.features_from_msg(msg, max_pixels=self.max_pixels, clock=self.clock)
         except ValueError as exc:  # ImageDecodeError, or a crop that leaves nothing of this frame
             self.dropped += 1
+            self.health.dropped(now, exc)
             problem = f"{self.topic}: frame dropped: {exc}"
             if self._throttle(problem_key(problem)):
                 self.node.get_logger().warning(f"{problem} ({self.dropped} of {self.received} frames dropped so far)")
@@ -106,6 +127,10 @@ class CameraInput:
     def summary(self) -> str:
         """One line for the shutdown log."""
         return f"{self.topic}: {self.received} frames received, {self.dropped} dropped"
+
+    def report(self) -> Report:
+        """The ``camera`` diagnostic: :meth:`InputHealth.report` of this input."""
+        return self.health.report(self._now(), topic=self.topic, received=self.received, dropped=self.dropped)
 
 
 class PerceptionNode(Node):
@@ -118,6 +143,9 @@ class PerceptionNode(Node):
         self.driver = build_driver(self, model, camera)
         self.publisher = self.create_publisher(Image, FEATURES_TOPIC, FEATURES_QOS)
         self.camera = CameraInput(self, camera, self.driver, self._publish)
+        self.diagnostics = Diagnostics(self, hardware_id=model.model or "shipped")
+        self.diagnostics.add("camera", self.camera.report)
+        self.diagnostics.add("model", lambda: model_report(model.model, model.inference, self.driver, model.threads))
         self.get_logger().info(f"{self.camera.topic} -> {self.publisher.topic_name}")
 
     def _publish(self, features: np.ndarray, header: Header) -> None:

@@ -1,18 +1,30 @@
 """recorder_node: demonstrations into rosbag2 bags, one per episode, the bytes exactly as received.
 
-What it records: ``topics``, one entry per topic, ``"TOPIC TYPE [QOS] [RATE]"`` (fields separated by spaces)::
+What it records: ``topics``, one entry per topic, ``"TOPIC [TYPE] [QOS] [RATE]"`` (fields separated by spaces)::
 
-    topics: ["camera/image_raw sensor_msgs/msg/Image sensor 30", "teleop/cmd_vel geometry_msgs/msg/Twist"]
+    topics: ["camera/image_raw sensor_msgs/msg/Image sensor 30", "teleop/cmd_vel"]
 
-TYPE is any installed message type (``sensor_msgs/msg/Image`` or ``sensor_msgs/Image``). QOS is ``sensor`` (best
+TYPE is any installed message type (``sensor_msgs/msg/Image`` or ``sensor_msgs/Image``). Left out, the recorder
+waits for a publisher and subscribes with the type it offers (logged; the command topics are Twist or TwistStamped
+depending on ``stamped``, so config/record.yaml leaves it out). A configured TYPE the publishers do not offer gets
+a warning naming the topic and both types (DDS never matches different types). QOS is ``sensor`` (best
 effort, the cameras' sensor-data profile), ``reliable`` or ``latched`` (reliable + transient local, for
-late-joining status topics); left out, ``sensor`` for image types and ``reliable`` for the rest. RATE is the
+late-joining status topics); left out, ``sensor`` for image types and ``reliable`` for the rest, and for a topic
+typed from the graph, whatever matches its publishers. RATE is the
 expected rate in Hz (left out or 0: no check). ``qos_depth`` sets the history depth. The old parallel lists
 (bare topic names in ``topics`` plus ``types``, ``qos``, ``expected_rates``) still work for this release, with a
 deprecation warning. Topics are subscribed with ``raw=True`` so the serialized CDR bytes go into the bag as they
 came off the wire (no deserialising, no re-encoding). The bag (MCAP by default, sqlite3 with ``storage:=sqlite3``)
 stores each type's full definition, so readers need no ROS packages. Topics are stored under their resolved names
 (namespaces and remaps applied).
+
+Bags: ``bag_version`` 8 (what Humble's ``ros2 bag info/play`` read) or 9 (Jazzy); 0, the default, takes it from
+``ROS_DISTRO``. Each topic's offered QoS (its publishers' profiles from the graph at the episode start, else the
+subscription's) goes into ``metadata.yaml`` and the storage file, so ``ros2 bag play`` and ``lnn-control play``
+offer it again (latched topics replay latched). ``compression: zstd`` compresses the MCAP chunks;
+``max_bag_size`` (bytes) and ``max_bag_duration`` (seconds) split an episode's bag into files ``<bag>_<n>``.
+The subscription callback takes ``(message, info)`` where rclpy passes message info (Iron and later) and the
+message alone on Humble (then the first message of each burst has no sequence number: ``lost`` is a lower bound).
 
 Episodes: ``~/start``, ``~/stop``, ``~/discard`` (std_srvs/Trigger), or ``autostart:=true`` (one episode from start
 until shutdown). Each bag is ``<output_dir>/<prefix><YYYYmmdd_HHMMSS>_<NNN>``. With ``record_only_when_human`` the
@@ -44,6 +56,11 @@ Guarantees (details in :mod:`lnn_control.data.recording`):
   with an error naming the path and the cause; the services answer ``success: false`` with it and the node keeps
   running.
 
+``/diagnostics`` (diagnostic_msgs/DiagnosticArray, every ``diagnostics_period`` s, :mod:`lnn_control.ros.diagnostics`):
+``recorder_node: episode`` (recording or idle; ERROR with the last write error), ``recorder_node: topics`` (per topic
+received, dropped, lost; WARN on drops, losses or a topic still waiting for a publisher to give its type) and
+``recorder_node: disk`` (free space of ``output_dir``; ERROR below ``min_free_mb``).
+
 It warns when a topic's rate over ``rate_window`` seconds falls below its expected RATE by more than
 ``rate_tolerance``, and publishes its state as JSON on ``~/status`` (std_msgs/String)
 every ``status_period`` seconds.
@@ -68,10 +85,13 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 import lnn_control
+from lnn_control.data.bag_writer import BAG_VERSIONS, COMPRESSIONS, BagFormat, default_bag_version
 from lnn_control.data.bags import BagError
-from lnn_control.data.episode_bag import KEY_PREFIX, QOS_CHOICES, is_unfinished, parse_topics
+from lnn_control.data.episode_bag import KEY_PREFIX, QOS_CHOICES, TopicSpec, is_unfinished, parse_topics
 from lnn_control.data.recording import EpisodeRecorder, RecorderError
 from lnn_control.data.recovery import recover
+from lnn_control.health import Report, disk_report, merge
+from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import message_class
 from lnn_control.ros.node_util import Throttle, declare_config, param, read_param, run_node
 from lnn_control.ros.qos import LATCHED
@@ -88,12 +108,13 @@ class RecorderConfig:
     topics: list[str] = param(
         [
             "camera/image_raw sensor_msgs/msg/Image sensor",
-            "teleop/cmd_vel geometry_msgs/msg/Twist reliable",
-            "mux/active_source std_msgs/msg/String reliable",
+            "teleop/cmd_vel reliable",
+            "mux/active_source std_msgs/msg/String latched",
         ],
-        "one entry per topic: 'TOPIC TYPE [QOS] [RATE]', e.g. 'camera/image_raw sensor_msgs/msg/Image sensor 30'; "
-        "QOS: sensor, reliable or latched (default: sensor for images, reliable otherwise); RATE: expected Hz, "
-        "0 or left out: no check (relative topic names are resolved)",
+        "one entry per topic: 'TOPIC [TYPE] [QOS] [RATE]', e.g. 'camera/image_raw sensor_msgs/msg/Image sensor 30'; "
+        "TYPE left out: the type its publishers offer (subscribed once one appears); QOS: sensor, reliable or "
+        "latched (default: sensor for images, reliable otherwise; without TYPE: matching the publishers); RATE: "
+        "expected Hz, 0 or left out: no check (relative topic names are resolved)",
     )
     types: list[str] = param([], "deprecated (the TYPE field of each topics entry): message type of each topic")
     qos: list[str] = param(
@@ -105,6 +126,22 @@ class RecorderConfig:
     rate_tolerance: float = param(0.2, "warn when the rate is below expected * (1 - rate_tolerance)", min=0.0, max=1.0)
     output_dir: str = param("bags", "folder for the episode bags (created if needed; ~ expanded)")
     storage: str = param("mcap", "bag storage", choices=("mcap", "sqlite3"))
+    bag_version: int = param(
+        0,
+        "rosbag2 metadata version: 8 (Humble's ros2 bag reads it), 9 (Jazzy and later); 0: from ROS_DISTRO "
+        "(humble: 8, anything else: 9)",
+        choices=(0, *BAG_VERSIONS),
+    )
+    compression: str = param("none", "MCAP chunk compression (zstd needs storage mcap)", choices=COMPRESSIONS)
+    max_bag_size: int = param(
+        0, "bytes per bag file: a new file <bag>_<n> begins before it grows past this (0: no limit)", min=0
+    )
+    max_bag_duration: float = param(
+        0.0, "seconds of log time per bag file: a new file <bag>_<n> begins after this (0: no limit)", min=0.0
+    )
+    graph_period: float = param(
+        0.5, "seconds between looks at the graph (types of untyped topics, type mismatches)", min=0.05, max=60.0
+    )
     prefix: str = param("episode_", "bag folder name prefix, before <YYYYmmdd_HHMMSS>_<NNN>")
     autostart: bool = param(False, "start an episode at once and record until shutdown")
     record_only_when_human: bool = param(False, "keep messages only while mux/active_source is 'teleop'")
@@ -133,6 +170,51 @@ def _qos(kind: str, depth: int) -> QoSProfile:
     )
 
 
+def message_info_callbacks() -> bool:
+    """True when this rclpy passes ``(message, message info)`` to a subscription callback of two parameters (Iron
+    and later: ``Subscription.CallbackType``); Humble's calls every callback with the message alone."""
+    from rclpy.subscription import Subscription
+
+    return hasattr(Subscription, "CallbackType")
+
+
+def _bag_qos(profile: Any) -> Any:
+    """An rclpy QoS profile as rosbags' ``Qos`` (what a bag stores as offered QoS); policies rosbags does not know
+    become UNKNOWN."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    def policy(enum: Any, value: Any) -> Any:
+        try:
+            return enum(int(value))
+        except (TypeError, ValueError):
+            return enum.UNKNOWN
+
+    def span(duration: Any) -> Any:
+        return QosTime(*divmod(int(duration.nanoseconds), 1_000_000_000))
+
+    return Qos(
+        policy(QosHistory, profile.history),
+        int(profile.depth),
+        policy(QosReliability, profile.reliability),
+        policy(QosDurability, profile.durability),
+        span(profile.deadline),
+        span(profile.lifespan),
+        policy(QosLiveliness, profile.liveliness),
+        span(profile.liveliness_lease_duration),
+        bool(profile.avoid_ros_namespace_conventions),
+    )
+
+
+def _matching_kind(profiles: list[Any]) -> str:
+    """The subscription QoS kind that matches every publisher: best effort if one is, latched if all are
+    transient local, reliable otherwise."""
+    if any(p.reliability == ReliabilityPolicy.BEST_EFFORT for p in profiles):
+        return "sensor"
+    if profiles and all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles):
+        return "latched"
+    return "reliable"
+
+
 class RecorderNode(Node):
     """See the module docstring."""
 
@@ -149,16 +231,22 @@ class RecorderNode(Node):
         n = len(entries)
         self._throttle = Throttle(5.0)
         self.active_source = ""
+        self.message_info = message_info_callbacks()
+        self._readers: dict[int, tuple[Any, Callable[[bytes, dict], None]]] = {}  # index -> (subscription, offer)
+        self._qos_profiles: dict[int, QoSProfile] = {}
+        self._pending: list[int] = []  # topics whose type comes from the graph, not subscribed yet
+        self._mismatch: dict[int, tuple[str, ...]] = {}  # types last warned about per topic
         specs = []
-        self._readers: list[tuple[Any, Callable[[bytes, dict], None]]] = []  # (subscription, offer one message)
         for index, entry in enumerate(entries):
+            if not entry.msgtype:
+                self._pending.append(index)
+                specs.append(dataclasses.replace(entry, topic=self._resolve(entry.topic)))
+                continue
             try:
                 cls = message_class(entry.msgtype)
             except ValueError as exc:  # the type is not installed
                 raise ValueError(f"parameter 'topics' entry {index + 1} ({entry.topic}): {exc}") from exc
-            qos = _qos(entry.qos, cfg.qos_depth)
-            sub = self.create_subscription(cls, entry.topic, self._callback(index), qos, raw=True)
-            self._readers.append((sub, self._offer(index)))
+            sub = self._subscribe(index, cls, entry.topic, entry.qos)
             specs.append(dataclasses.replace(entry, topic=sub.topic_name))  # stored under its resolved name
         self.specs = specs
         self._arrivals = [0] * n
@@ -166,17 +254,24 @@ class RecorderNode(Node):
         output_dir = Path(cfg.output_dir).expanduser()
         if cfg.recover_on_start:
             self._recover_unfinished(output_dir)
+        bag_format = BagFormat(  # raises ValueError on a combination the parameters' own checks let through
+            storage=cfg.storage,
+            version=cfg.bag_version or default_bag_version(),
+            compression=cfg.compression,
+            chunk_size=cfg.chunk_size_kb << 10,
+            max_bag_size=cfg.max_bag_size,
+            max_bag_duration_ns=int(cfg.max_bag_duration * 1e9),
+            fsync=cfg.fsync,
+        )
         try:
             self.engine = EpisodeRecorder(
                 specs,
                 output_dir=output_dir,
-                storage=cfg.storage,
+                bag_format=bag_format,
                 prefix=cfg.prefix,
                 queue_size=cfg.queue_size,
                 max_queue_bytes=cfg.max_queue_mb << 20,
                 flush_period=cfg.flush_period,
-                chunk_size=cfg.chunk_size_kb << 10,
-                fsync=cfg.fsync,
                 min_free_bytes=cfg.min_free_mb << 20,
                 log=self._log,
                 drain=self.drain,
@@ -190,12 +285,19 @@ class RecorderNode(Node):
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Trigger, "~/discard", self._on_discard)
         self.create_timer(cfg.status_period, self._publish_status)
+        self.diagnostics = Diagnostics(self, hardware_id=str(output_dir))
+        self.diagnostics.add("episode", self._episode_report)
+        self.diagnostics.add("topics", self._topics_report)
+        self.diagnostics.add("disk", lambda: disk_report(output_dir, error_free_bytes=cfg.min_free_mb << 20))
         if any(spec.expected_rate for spec in specs):
             self.create_timer(cfg.rate_window, self._check_rates)
+        self.create_timer(cfg.graph_period, self.check_graph)
         self._closed = False
-        described = ", ".join(f"{s.topic} [{s.msgtype}, {s.qos}]" for s in specs)
+        described = ", ".join(f"{s.topic} [{s.msgtype or 'type from the graph'}, {s.qos or 'matching'}]" for s in specs)
+        info = "" if self.message_info else "; no message info in callbacks (Humble's rclpy): lost is a lower bound"
         self.get_logger().info(
-            f"ready: records {described} into {output_dir.resolve()} ({cfg.storage}); "
+            f"ready: records {described} into {output_dir.resolve()} ({cfg.storage}, bag version "
+            f"{bag_format.version}, compression {cfg.compression}){info}; "
             f"services ~/start ~/stop ~/discard" + ("; only while a human drives" if cfg.record_only_when_human else "")
         )
         if cfg.autostart:
@@ -229,6 +331,25 @@ class RecorderNode(Node):
 
     # -- subscriptions ------------------------------------------------------------------------------------------------
 
+    def _resolve(self, topic: str) -> str:
+        """The full name of ``topic`` (namespace and remaps applied), as a subscription would resolve it."""
+        resolve = getattr(self, "resolve_topic_name", None)
+        if resolve is not None:
+            return resolve(topic)
+        if topic.startswith("/"):  # an rclpy without Node.resolve_topic_name: namespace only
+            return topic
+        if topic.startswith("~"):
+            return self.get_fully_qualified_name() + topic[1:]
+        return f"{self.get_namespace().rstrip('/')}/{topic}"
+
+    def _subscribe(self, index: int, cls: type, topic: str, kind: str) -> Any:
+        """Subscribe topic ``index`` (raw bytes) with the QoS ``kind``; the subscription."""
+        qos = _qos(kind, self.config.qos_depth)
+        sub = self.create_subscription(cls, topic, self._callback(index), qos, raw=True)
+        self._readers[index] = (sub, self._offer(index))
+        self._qos_profiles[index] = qos
+        return sub
+
     def _offer(self, index: int) -> Callable[[bytes, dict], None]:
         """What to do with one received message of topic ``index``: hand it to the engine."""
         use_sim_time = self.get_parameter("use_sim_time").value
@@ -239,27 +360,53 @@ class RecorderNode(Node):
             recv_ns = int(info.get("received_timestamp") or time.time_ns())
             log_ns = clock.now().nanoseconds if use_sim_time else recv_ns
             human = self.active_source == TELEOP if self.config.record_only_when_human else True
-            sequence = info.get("publication_sequence_number")
+            sequence = info.get("publication_sequence_number")  # None without message info: counted as such
             self.engine.accept(index, data, recv_ns, log_ns, human=human, sequence=sequence)
 
         return offer
 
-    def _callback(self, index: int) -> Callable[[bytes, dict], None]:
+    def _callback(self, index: int) -> Callable[..., None]:
         """The subscription's callback: this message, then whatever else already waits in the same reader (one
-        executor round per burst instead of one per message)."""
+        executor round per burst instead of one per message). Its signature follows what this rclpy passes: the
+        message and its info (Iron and later), or the message alone (Humble); the readers' own ``take_message``
+        gives the info either way."""
 
-        def on_message(data: bytes, info: dict) -> None:
+        def burst(data: bytes, info: dict) -> None:
             sub, offer = self._readers[index]
             offer(data, info)
             self._take_waiting(sub, offer, BURST)
 
-        return on_message
+        if self.message_info:
+            return burst
+
+        def message_only(data: bytes) -> None:
+            # No info for this one: its reception time is estimated from the next message waiting in the reader
+            # (DDS received this one before that one), else now, so log times stay in arrival order.
+            sub, offer = self._readers[index]
+            following = self._take_one(sub)
+            recv_ns = time.time_ns()
+            if following is not None and following[1].get("received_timestamp"):
+                recv_ns = min(recv_ns, int(following[1]["received_timestamp"]) - 1)
+            offer(data, {"received_timestamp": recv_ns})
+            if following is not None:
+                offer(*following)
+                self._take_waiting(sub, offer, BURST - 1)
+
+        return message_only
+
+    @staticmethod
+    def _take_one(sub: Any) -> tuple[bytes, dict] | None:
+        """The next message waiting in ``sub``'s reader with its info (``{}`` where rclpy gives none), or None."""
+        with sub.handle:
+            got = sub.handle.take_message(sub.msg_type, True)
+        if got is None:
+            return None
+        return (got[0], got[1]) if isinstance(got, tuple) else (got, {})
 
     def _take_waiting(self, sub: Any, offer: Callable[[bytes, dict], None], limit: int) -> int:
         """Take up to ``limit`` messages waiting in ``sub``'s reader and offer each; how many."""
         for taken in range(limit):
-            with sub.handle:
-                got = sub.handle.take_message(sub.msg_type, True)
+            got = self._take_one(sub)
             if got is None:
                 return taken
             offer(*got)
@@ -272,10 +419,81 @@ class RecorderNode(Node):
         even though no executor callback took it yet. Bounded per topic, so a publisher cannot keep it going.
         """
         limit = 10 * self.config.qos_depth + 100
-        taken = sum(self._take_waiting(sub, offer, limit) for sub, offer in self._readers)
+        taken = sum(self._take_waiting(sub, offer, limit) for sub, offer in list(self._readers.values()))
         if taken:
             self.get_logger().info(f"took {taken} messages still waiting in the readers")
         return taken
+
+    # -- the graph ----------------------------------------------------------------------------------------------------
+
+    def check_graph(self) -> None:
+        """Subscribe the topics configured without a type once a publisher offers one (with its type), and warn
+        when a configured type differs from what the publishers offer (DDS never matches those)."""
+        for index in list(self._pending):
+            self._adopt(index)
+        for index, spec in enumerate(self.specs):
+            if spec.msgtype and index not in self._pending:
+                self._check_type(index, spec)
+
+    def _publishers_of(self, topic: str) -> list[Any]:
+        try:
+            return list(self.get_publishers_info_by_topic(topic))
+        except Exception:  # noqa: BLE001 - the context is going away
+            return []
+
+    def _adopt(self, index: int) -> None:
+        spec = self.specs[index]
+        infos = self._publishers_of(spec.topic)
+        if not infos:
+            return
+        counts: dict[str, int] = {}
+        for info in infos:
+            counts[info.topic_type] = counts.get(info.topic_type, 0) + 1
+        msgtype = max(sorted(counts), key=lambda t: counts[t])  # most publishers' type
+        if len(counts) > 1 and self._throttle(("types", spec.topic)):
+            self.get_logger().warning(
+                f"{spec.topic}: publishers offer several types ({', '.join(sorted(counts))}); recording {msgtype}"
+            )
+        try:
+            cls = message_class(msgtype)
+        except ValueError as exc:
+            if self._throttle(("missing", spec.topic)):
+                self.get_logger().error(f"{spec.topic}: cannot record its type from the graph: {exc}")
+            return
+        profiles = [i.qos_profile for i in infos if i.topic_type == msgtype]
+        kind = spec.qos or _matching_kind(profiles)
+        try:
+            new = self.engine.resolve(index, msgtype, kind, [_bag_qos(p) for p in profiles])
+        except RecorderError as exc:
+            if self._throttle(("missing", spec.topic)):
+                self.get_logger().error(f"{spec.topic}: cannot record {msgtype}: {exc}")
+            return
+        self._pending.remove(index)
+        self._subscribe(index, cls, spec.topic, kind)
+        self.specs[index] = dataclasses.replace(new, topic=spec.topic)
+        nodes = ", ".join(sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos}))
+        self.get_logger().info(f"{spec.topic}: type {msgtype} from the graph (publishers: {nodes}), QoS {kind}")
+
+    def _check_type(self, index: int, spec: TopicSpec) -> None:
+        offered = tuple(sorted({i.topic_type for i in self._publishers_of(spec.topic)} - {spec.msgtype}))
+        if offered == self._mismatch.get(index, ()):
+            return
+        self._mismatch[index] = offered
+        if offered:
+            self.get_logger().warning(
+                f"{spec.topic}: configured type {spec.msgtype}, but the graph offers {', '.join(offered)}: DDS does "
+                f"not match different types, nothing of those publishers is recorded (leave TYPE out of the "
+                f"'topics' entry to take it from the graph)"
+            )
+
+    def _offered_qos(self) -> dict[int, list[Any]]:
+        """Topic index -> the QoS its publishers offer now (the subscription's own when none is known)."""
+        out = {}
+        for index in self._readers:
+            spec = self.specs[index]
+            profiles = [i.qos_profile for i in self._publishers_of(spec.topic) if i.topic_type == spec.msgtype]
+            out[index] = [_bag_qos(p) for p in profiles or [self._qos_profiles[index]]]
+        return out
 
     def _on_active_source(self, msg: String) -> None:
         if msg.data != self.active_source and self.engine.episode is not None:
@@ -300,7 +518,7 @@ class RecorderNode(Node):
             KEY_PREFIX + "start_time": datetime.now().astimezone().isoformat(timespec="seconds"),
             KEY_PREFIX + "use_sim_time": str(bool(self.get_parameter("use_sim_time").value)).lower(),
         }
-        return self.engine.start(custom)
+        return self.engine.start(custom, offered_qos=self._offered_qos())
 
     def _on_start(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.start_episode()
@@ -319,6 +537,7 @@ class RecorderNode(Node):
     def _publish_status(self) -> None:
         status = self.engine.status()
         status["active_source"] = self.active_source
+        status["message_info"] = self.message_info
         self.status_publisher.publish(String(data=json.dumps(status, sort_keys=True)))
         for topic, stats in status["topics"].items():
             dropped = stats["queue_full"] + stats["write_error"]
@@ -327,6 +546,36 @@ class RecorderNode(Node):
                     f"{topic}: {dropped} messages dropped in {status['episode']} "
                     f"({stats['queue_full']} queue full, {stats['write_error']} write errors)"
                 )
+
+    # -- diagnostics --------------------------------------------------------------------------------------------------
+
+    def _episode_report(self) -> Report:
+        status = self.engine.status()
+        values = {"state": status["state"], "episode": status["episode"], "queued": status["queued"],
+                  "active source": self.active_source, "message info": self.message_info}
+        if status["last_error"]:
+            return Report.error(f"{status['state']}; last error: {status['last_error']}", **values)
+        if status["state"] == "recording":
+            return Report.ok(f"recording {status['episode']}", **values)
+        return Report.ok("idle (call ~/start)", **values)
+
+    def _topics_report(self) -> Report:
+        status = self.engine.status()
+        reports = []
+        for topic, stats in status["topics"].items():
+            dropped = stats["queue_full"] + stats["write_error"]
+            lost = status["lost_total"].get(topic, 0)
+            values = {f"{topic} received": stats["received"], f"{topic} dropped": dropped, f"{topic} lost": lost}
+            if dropped:
+                reports.append(Report.warn(f"{topic}: {dropped} dropped", **values))
+            elif lost:
+                reports.append(Report.warn(f"{topic}: {lost} lost before the recorder", **values))
+            else:
+                reports.append(Report.ok(f"{topic}: {stats['received']} received", **values))
+        missing = [topic for topic, kind in status["types"].items() if not kind]
+        if missing:
+            reports.append(Report.warn(f"waiting for a publisher of {', '.join(missing)} (type from the graph)"))
+        return merge(reports) if reports else Report.ok("no episode yet")
 
     def _check_rates(self) -> None:
         now = time.monotonic()

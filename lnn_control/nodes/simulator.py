@@ -32,6 +32,13 @@ factories, so a second backend is one entry there) and is the only source of tim
   "lap_finished" | "terminated" | "max_steps" | "reset", "steps": n, "score": total reward, "laps": ...,
   "tiles_visited": ..., "tiles_total": ..., "lap_progress": ..., "stamp_ns": ...}``.
 
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, every ``diagnostics_period`` s,
+  :mod:`lnn_control.ros.diagnostics`): ``sim_node: simulation`` (episode, seed, step, counters; WARN while
+  lockstep waits for a controller), ``sim_node: frame rate`` (frames per wall second over 5 s and the real-time
+  factor; WARN when none came for 5 s of a running episode) and ``sim_node: command`` (sim-time age of the last
+  command; WARN when none came this episode, or when it is older than ``command_timeout`` and the stop command
+  applies).
+
 **Service** ``~/reset`` (std_srvs/Trigger): ends the running episode (reason ``reset``) and starts the next one at
 step 0, with seed ``seed + episode index``, whether or not ``episodes`` were already done.
 
@@ -92,6 +99,8 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String  # noqa:
 from std_srvs.srv import Trigger  # noqa: E402
 
 from lnn_control.command import Command  # noqa: E402
+from lnn_control.health import Level, RateMeter, Report, age_report  # noqa: E402
+from lnn_control.ros.diagnostics import Diagnostics  # noqa: E402
 from lnn_control.ros.msgs import image_msg, twist_to_command, twist_type  # noqa: E402
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node  # noqa: E402
 from lnn_control.ros.qos import COMMAND, SENSOR  # noqa: E402
@@ -118,6 +127,8 @@ POSE_TOPIC = "sim/pose"
 VELOCITY_TOPIC = "sim/velocity"
 EPISODE_TOPIC = "sim/episode"
 ODOM_TOPIC = "odom"
+#: Window of the frame-rate diagnostic, s (steady clock).
+FRAME_RATE_WINDOW_S = 5.0
 
 #: CarRacing's ``sim/truth`` row (lnn_control.sim.truth_rows); other backends publish their own, named in the layout.
 TRUTH_FIELDS = CAR_FIELDS
@@ -325,6 +336,8 @@ class SimNode(Node):
         self.last_messages: list[tuple[Any, Any]] = []  # (publisher, message) of the latest tick, to re-publish
         self.episodes_done = 0
         self.ticks = 0
+        self.commands = 0  # received on cmd_vel
+        self.frame_rate = RateMeter(FRAME_RATE_WINDOW_S, what="frames", start_ns=time.monotonic_ns())
         self.rules = LockstepRules(
             LockstepConfig(
                 lockstep=c.lockstep,
@@ -340,6 +353,10 @@ class SimNode(Node):
         else:
             self.timer = self.create_timer(1.0 / c.rate, self._on_tick, clock=steady)
         self.create_timer(CLOCK_CHECK_S, self._check_clocks, clock=steady)
+        self.diagnostics = Diagnostics(self, hardware_id=self.sim.name)
+        self.diagnostics.add("simulation", self._simulation_report)
+        self.diagnostics.add("frame rate", self._frame_rate_report)
+        self.diagnostics.add("command", self._command_report)
         mode = (
             f"lockstep (timeout {c.lockstep_timeout} s)" if c.lockstep else f"free-running at {c.rate:g} Hz"
         )
@@ -492,13 +509,16 @@ class SimNode(Node):
         )
         self.last_messages = messages
         self._send(messages)
-        self.rules.on_frame(now, time.monotonic_ns())
+        wall = time.monotonic_ns()
+        self.rules.on_frame(now, wall)
+        self.frame_rate.tick(wall)
 
     def _send(self, messages: list[tuple[Any, Any]]) -> None:
         for publisher, msg in messages:
             publisher.publish(msg)
 
     def _on_command(self, msg: Any) -> None:
+        self.commands += 1
         self._apply(self.rules.on_command(twist_to_command(msg, self.sim.schema), stamped=hasattr(msg, "header")))
 
     def _on_check(self) -> None:
@@ -557,6 +577,58 @@ class SimNode(Node):
         if self._throttle(key):
             suppressed = self._throttle.take_suppressed(key)
             self.get_logger().warning(message + (f" [{suppressed} similar suppressed]" if suppressed else ""))
+
+    # -- diagnostics --------------------------------------------------------------------------------------------------
+
+    def _waiting(self) -> bool:
+        """Lockstep holds a frame and nobody publishes on cmd_vel (as of the last check)."""
+        return bool(self.config.lockstep and self.running and self.rules.pending_ns is not None
+                    and not self.rules.controller_present)
+
+    def _simulation_report(self) -> Report:
+        rules, c = self.rules, self.config
+        values = {
+            "backend": self.sim.name if self.sim is not None else "closed",
+            "episode": self.episode,
+            "seed": self.episode_seed,
+            "step": self.steps,
+            "running": self.running,
+            "episodes done": self.episodes_done,
+            "frames": self.ticks,
+            "sim time (s)": self.end_ns / 1e9,
+            "lockstep": c.lockstep,
+            "answered": rules.answered,
+            "lockstep timeouts": rules.timeouts,
+            "late commands": rules.late_commands,
+            "bad commands": rules.bad_commands,
+        }
+        if not self.running:
+            return Report.ok(f"idle after {self.episodes_done} episode(s): call ~/reset for the next", **values)
+        if self._waiting():
+            return Report.warn(f"episode {self.episode}: waiting for a controller on {self.cmd_topic}", **values)
+        return Report.ok(f"episode {self.episode} (seed {self.episode_seed}) at step {self.steps}", **values)
+
+    def _frame_rate_report(self) -> Report:
+        now = time.monotonic_ns()
+        rate = self.frame_rate.rate(now)
+        sim_s_per_frame = self.dt_ns * self.config.steps_per_frame / 1e9
+        report = self.frame_rate.report(now).with_values(
+            **{"real-time factor": None if rate is None else rate * sim_s_per_frame}
+        )
+        if not self.running:
+            return Report.ok("idle", **report.values)
+        if report.level == Level.ERROR:  # a stalled sim is not broken: lockstep waits, a controller may be slow
+            return Report.warn(report.message + (" (waiting for a controller)" if self._waiting() else ""),
+                               **report.values)
+        return report
+
+    def _command_report(self) -> Report:
+        rules, c = self.rules, self.config
+        stale_s = c.command_timeout if c.command_timeout > 0 else None
+        report = age_report("command", rules.held_ns, rules.sim_now_ns, warn_s=stale_s)
+        if report.level != Level.OK and rules.held_ns is not None:
+            report = Report.warn(report.message + ": applying the stop command", **report.values)
+        return report.with_values(**{"commands received": self.commands, "topic": self.cmd_topic})
 
     # -- shutdown -----------------------------------------------------------------------------------------------------
 

@@ -28,9 +28,9 @@ stops where the norm reaches ``max_speed`` (at full speed forward, slow down bef
 
 Any driving key takes control: from then on the command is published on ``teleop/cmd_vel`` at ``rate`` Hz of wall
 time (and at once on every key), whether or not keys keep coming, so the mux keeps the person in charge; release
-(``r``) stops publishing and resets the command to zero for the next take-over. Twist or, with ``stamped:=true``,
-TwistStamped (``frame_id``, stamped with the node clock: sim time under ``use_sim_time``, where nothing is published
-until the first ``/clock`` arrives).
+(``r``) stops publishing and resets the command to zero for the next take-over. TwistStamped (``frame_id``, stamped
+with the node clock: sim time under ``use_sim_time``, where nothing is published until the first ``/clock``
+arrives), or Twist with ``stamped:=false``.
 
 ``steering_hold:=true`` makes the steering spring-loaded, as in a driving game: a steering key steers only while it
 is held and the steering returns to centre when it is let go; a drone's yaw keys likewise (it yaws only while one is

@@ -15,7 +15,10 @@ topic has N subscribers (discovery takes a moment; without it the first messages
 ``ROS_DOMAIN_ID`` or 0). ROS 1 bags are not played: convert them first (``rosbags-convert``).
 
 Publishers are reliable with a keep-last depth of ``--qos-depth`` (reliable publishers also serve best-effort
-subscribers such as the camera subscriptions of the nodes).
+subscribers such as the camera subscriptions of the nodes). A topic whose recorded publishers all offered
+transient-local durability (the bag's ``offered_qos_profiles``, e.g. ``mux/active_source``, ``sim/episode``) is
+replayed transient local, with the recorded depth where the bag knows it: latched subscribers match it and a late
+joiner gets the latest values, as from the original publisher.
 """
 
 from __future__ import annotations
@@ -125,7 +128,8 @@ def _publishers(node: Any, bag: Bag, topics: Sequence[str], qos: Any, stats: Pla
     publishers: dict[str, Any] = {}
     for topic in topics:
         try:
-            publishers[topic] = node.create_publisher(message_class(bag.topics[topic].msgtype), topic, qos)
+            cls = message_class(bag.topics[topic].msgtype)
+            publishers[topic] = node.create_publisher(cls, topic, replay_qos(bag.topics[topic].offered_qos, qos))
         except ValueError as exc:  # the type's package is not installed
             stats.skipped_topics[topic] = str(exc)
             print(f"play: skipping {topic}: {exc}", file=sys.stderr)
@@ -133,6 +137,24 @@ def _publishers(node: Any, bag: Bag, topics: Sequence[str], qos: Any, stats: Pla
         why = ": " + "; ".join(stats.skipped_topics.values()) if stats.skipped_topics else ""
         raise PlayError(f"{bag.path}: no topic can be published{why}")
     return publishers
+
+
+def replay_qos(offered: Sequence[Any], default: Any) -> Any:
+    """The publisher QoS for a topic whose publishers offered ``offered`` (rosbags ``Qos``) when it was recorded:
+    ``default`` (reliable, volatile), made transient local when every recorded publisher was (depth: the recorded
+    one where known, else the default's)."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
+    from rosbags.interfaces import QosDurability, QosHistory
+
+    if not offered or any(q.durability != QosDurability.TRANSIENT_LOCAL for q in offered):
+        return default
+    depths = [q.depth for q in offered if q.history == QosHistory.KEEP_LAST and q.depth > 0]
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=max(depths) if depths else default.depth,
+        reliability=default.reliability,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
 
 def _finish(publishers: Sequence[Any], stop: threading.Event) -> None:
@@ -337,7 +359,7 @@ def _start_drive_node(model: str | Path, live: _LiveBag, env: dict[str, str], tm
 
     from lnn_control import processes
 
-    params = {"model": str(model), "stamped": True, "threads": 1,
+    params = {"model": str(model), "stamped": True, "enabled": True, "threads": 1,
               "image_transport": "compressed" if live.compressed else "raw", **(driver_params or {})}
     node_topic = "camera/image_raw/compressed" if live.compressed else "camera/image_raw"
     param_file = tmp / "params.yaml"
