@@ -435,13 +435,14 @@ class MuxRules:
         if self.active in self.by_name:
             restamp = now_ns if self.config.stamped else None
             outputs.append(self._sent(SendCommand(self.latest[self.active], restamp), now_ns))
-        elif self.active != NONE or self._in_tail(now_ns):
+        elif self.active != NONE or self.in_tail(now_ns):
             outputs.append(self._sent(SendZero(now_ns), now_ns))
         return outputs
 
     # -- helpers ----------------------------------------------------------------------------------------------------
 
-    def _in_tail(self, now_ns: int) -> bool:
+    def in_tail(self, now_ns: int) -> bool:
+        """Whether zeros still go out for nobody at ``now_ns`` (within ``idle_tail`` of the start of ``none``)."""
         if self.tail_ns < 0:
             return True
         return self.idle_since_ns is not None and now_ns - self.idle_since_ns <= self.tail_ns

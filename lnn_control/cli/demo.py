@@ -1,12 +1,32 @@
-"""``lnn-control demo``: the shipped liquid policy drives the CarRacing simulator through ROS, or (``--offline``)
-import, train and replay a tub (:mod:`lnn_control.demo`, what ``make demo`` runs)."""
+"""``lnn-control demo``: the shipped liquid policies drive the CarRacing simulator and fly the drone through ROS, or
+(``--offline``) import, train and replay a tub (:mod:`lnn_control.demo`, what ``make demo`` runs)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from lnn_control.demo import DEFAULT_MODEL, FIRST_UNSEEN_SEED, TUB, DemoOptions, run_demo
+from lnn_control.demo import (
+    DEFAULT_MODEL,
+    DRONE_DOMAINS,
+    DRONE_MAX_STEPS,
+    DRONE_MODEL,
+    FIRST_UNSEEN_SEED,
+    TUB,
+    DemoOptions,
+    run_demo,
+)
+
+DOMAINS = ("summer", "fall", "winter", "urban", "dusk", "fog", "distractor")
+
+
+def domain_list(text: str) -> tuple[str, ...]:
+    """``summer,fog`` -> the drone's domains, each checked."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in DOMAINS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: give domains out of {', '.join(DOMAINS)}, comma-separated")
+    return names
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,10 +40,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", action="store_true", help="run each node in its own process (up --processes)")
     parser.add_argument("--set", dest="set_params", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="more parameters for lnn-control up sim-drive (repeatable)")
-    parser.add_argument("--gif-seconds", type=float, default=20.0, help="length of the GIF, s of sim time (0: none)")
+    parser.add_argument("--gif-seconds", type=float, default=20.0,
+                        help="length of the car's GIF, s of sim time (the drone's shows its first flight; 0: none)")
     parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for up and the observer (default: random)")
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="s to wait for the first frame")
     parser.add_argument("--stall-timeout", type=float, default=30.0, help="s without a new sim step before giving up")
+    parser.add_argument("--no-car", dest="car", action="store_false", help="skip the car (fly the drone only)")
+    drone = parser.add_argument_group("the drone (after the car: up drone-sim-drive, one flight per domain)")
+    drone.add_argument("--no-drone", dest="drone", action="store_false", help="skip the drone")
+    drone.add_argument("--drone-model", help=f"drone checkpoint stem (default: the shipped models/{DRONE_MODEL})")
+    drone.add_argument("--drone-domains", type=domain_list, default=DRONE_DOMAINS, metavar="D[,D...]",
+                       help=f"one fly-to-target flight per domain (default {','.join(DRONE_DOMAINS)}: its training "
+                            "domain and a shift it never saw)")
+    drone.add_argument("--drone-seed", type=int, default=FIRST_UNSEEN_SEED,
+                       help=f"seed of every flight (the same forest in each domain; default {FIRST_UNSEEN_SEED})")
+    drone.add_argument("--drone-max-steps", type=int, default=DRONE_MAX_STEPS,
+                       help=f"frames per flight (70 ms each; default {DRONE_MAX_STEPS}: the task's 30 s limit ends "
+                            "it first)")
     offline = parser.add_argument_group("the offline pipeline (--offline)")
     offline.add_argument("--offline", action="store_true", help="import a tub, train, replay (no simulator drive)")
     offline.add_argument("--tub", type=Path, default=TUB, help="Donkeycar tub (folder or .tar.gz)")

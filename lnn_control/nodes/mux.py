@@ -392,7 +392,7 @@ class CommandMuxNode(Node):
         now, rules = self._now(), self.rules
         report = self.output_rate.report(now).with_values(**{"configured rate (Hz)": self.config.rate,
                                                              "source": rules.active})
-        if rules.active == NONE and not rules._in_tail(now):  # after the idle tail nothing goes out, by design
+        if rules.active == NONE and not rules.in_tail(now):  # after the idle tail nothing goes out, by design
             return Report.ok(f"idle: nothing goes out on {self.resolve_topic_name(OUTPUT_TOPIC)} while nobody drives",
                              **report.values)
         return Report(report.level, f"{report.message} on {self.resolve_topic_name(OUTPUT_TOPIC)}", report.values)

@@ -19,7 +19,7 @@ _WHERE = {
     "visual_backprop": "media", "saliency_panel": "media", "save_gif": "media", "write_gif": "media",
     "write_video": "media", "episode_gif": "media",
     "plot_outputs": "plots", "neuron_groups": "plots", "plot_activity": "plots", "activity_heatmap": "plots",
-    "plot_timeseries": "plots", "plot_episode_activity": "plots",
+    "plot_timeseries": "plots", "plot_episode_activity": "plots", "episode_label": "plots",
     "fmt": "tables", "text_table": "tables", "markdown_table": "tables", "episode_table": "tables",
     "strict_json": "tables", "summarize": "episodes", "outcome_summary": "episodes", "write_report": "episodes",
 }

@@ -5,9 +5,10 @@
 - ``episodes.csv``: one row per episode (seed, reward, laps, tiles, off-track time, steps, ...);
 - ``summary.json``: ``meta`` plus reward mean/std/min/max, laps, off-track time, the task's outcome (the drone:
   success and collision counts and rates, time to target), and the rows;
-- ``episode_<seed>.gif``: the controller's view of one episode (upscaled) with a steering bar and the target and
-  measured speed, first ``gif_seconds`` of it;
-- ``timeseries.png``: each field of the command and the measured speed over time for every episode;
+- ``episode_<seed>.gif``: the controller's view of one episode (upscaled) with each field of the command (a car's
+  steering also as a bar), the measured speed (and the drone's distance to the target), first ``gif_seconds`` of it;
+- ``timeseries.png``: each field of the command, the measured speed (and the drone's distance to the target) over
+  time for every episode;
 - ``activity.png``: per-step activity (e.g. neuron states) of the GIF episode, when the controller exposed one.
 
 Neither torch nor gymnasium is imported here.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,12 +43,15 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
 
 def outcome_summary(results: Sequence[EpisodeResult]) -> dict[str, Any]:
     """Over the episodes' ``outcome``: per flag (``success``, ``collided``) the count and rate, per number its mean
-    over the episodes where it is finite (``time_to_target_s`` over the successes)."""
+    over the episodes where it is finite (``time_to_target_s`` over the successes), per word (``outcome``,
+    ``domain``, ``ended_by``) how many episodes had each."""
     out: dict[str, Any] = {}
     keys = [k for k in (results[0].outcome if results else {})]
     for key in keys:
         values = [r.outcome.get(key) for r in results]
-        if all(isinstance(v, bool) for v in values):
+        if all(isinstance(v, str) for v in values):
+            out[f"{key}_counts"] = dict(Counter(values))
+        elif all(isinstance(v, bool) for v in values):
             out[f"{key}_count"] = int(sum(values))
             out[f"{key}_rate"] = float(np.mean(values))
         elif all(isinstance(v, (int, float)) for v in values):

@@ -151,35 +151,53 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> P
 
 
 def episode_gif(result: EpisodeResult, path: Path, seconds: float = 10.0, scale: int = 2, stride: int = 3) -> Path:
-    """A closed-loop episode's frames, upscaled, with the command applied and the speed under each; a car's
-    steering also as a bar (a bar to the left is a left turn)."""
+    """A closed-loop episode's frames, upscaled, with each field of the command applied (the car's steering and
+    velocity, the drone's ``vx, vy, vz, yaw_rate``; wrapped onto as many lines as the width needs), the time, the
+    speed and, where the truth has one (the drone), the distance to the target under each; a car's steering also as
+    a bar (a bar to the left is a left turn)."""
     from PIL import Image, ImageDraw
 
     assert result.frames is not None
     t = result.series["t_s"]
     dt = float(t[1] - t[0]) if len(t) > 1 else 0.02
     n = min(len(result.frames), max(1, int(round(seconds / dt))))
-    strip = 46
+    h, w = result.frames[0].shape[:2]
     names = [key[len("cmd_"):] for key in result.series if key.startswith("cmd_")]
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    bar = 10 if "steering" in result.series else 0
+    lines = _wrap(measure, names, w * scale - 8)
+    strip = max(46, 4 + bar + 11 * (len(lines) + 1) + 3)
+    distance = result.series.get("truth_target_distance")
     images = []
     for k in range(0, n, stride):
-        frame = result.frames[k]
-        h, w = frame.shape[:2]
         img = Image.new("RGB", (w * scale, h * scale + strip), (0, 0, 0))
-        img.paste(Image.fromarray(frame).resize((w * scale, h * scale), Image.NEAREST), (0, 0))
+        img.paste(Image.fromarray(result.frames[k]).resize((w * scale, h * scale), Image.NEAREST), (0, 0))
         draw = ImageDraw.Draw(img)
         top = h * scale + 4
-        centre = w * scale // 2
-        half = w * scale // 2 - 6
-        if "steering" in result.series:
-            steer = float(result.series["steering"][k])
-            x_end = centre - int(round(steer * half))  # positive steering (left) draws to the left
+        if bar:
+            centre, half = w * scale // 2, w * scale // 2 - 6
+            x_end = centre - int(round(float(result.series["steering"][k]) * half))  # positive (left) to the left
             draw.rectangle((min(centre, x_end), top, max(centre, x_end), top + 8), fill=(255, 200, 0))
             draw.line((centre, top - 2, centre, top + 10), fill=(255, 255, 255))
-        observed = bool(result.series["observed"][k])
-        fields = " ".join(f"{name} {float(result.series[name][k]):+.2f}" for name in names)
-        speed = f"t {t[k]:5.2f}s  v {result.series['speed'][k]:4.1f} m/s{'' if observed else '  DROP'}"
-        draw.text((4, top + 10), fields, fill=(255, 255, 255))
-        draw.text((4, top + 21), speed, fill=(255, 255, 255))
+        values = [" ".join(f"{name} {float(result.series[name][k]):+.2f}" for name in line) for line in lines]
+        status = [f"t {t[k]:5.2f}s", f"v {result.series['speed'][k]:4.1f} m/s"]
+        if distance is not None and np.isfinite(distance[k]):
+            status.append(f"d {distance[k]:4.1f} m")
+        status += [] if bool(result.series["observed"][k]) else ["DROP"]
+        y = top + bar
+        for line in [*values, "  ".join(status)]:
+            draw.text((4, y), line, fill=(255, 255, 255))
+            y += 11
         images.append(img.convert("P", palette=Image.ADAPTIVE, colors=128))
     return save_gif(images, path, int(round(1000 * dt * stride)))
+
+
+def _wrap(draw: Any, names: Sequence[str], width: float) -> list[list[str]]:
+    """The command fields in lines of at most ``width`` pixels, each field shown as ``name +0.00``."""
+    lines: list[list[str]] = []
+    for name in names:
+        if lines and draw.textlength(" ".join(f"{n} +0.00" for n in [*lines[-1], name])) <= width:
+            lines[-1].append(name)
+        else:
+            lines.append([name])
+    return lines

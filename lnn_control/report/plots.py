@@ -157,23 +157,33 @@ def command_fields(result: EpisodeResult) -> list[str]:
     return [key[len("cmd_"):] for key in result.series if key.startswith("cmd_")]
 
 
+def episode_label(result: EpisodeResult) -> str:
+    """``seed S`` and, for a task with domains (the drone), the domain: a legend entry."""
+    domain = result.outcome.get("domain")
+    return f"seed {result.seed}" + (f", {domain}" if domain else "")
+
+
 def plot_timeseries(results: Sequence[EpisodeResult], path: Path) -> Path:
-    """Closed-loop episodes: each command field as applied, and the measured forward speed, over time, one line per
-    episode."""
+    """Closed-loop episodes: each command field as applied, the measured forward speed and, where the truth has one
+    (the drone), the distance to the target, over time, one line per episode."""
     plt = _pyplot()
     names = command_fields(results[0]) if results else []
-    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(10, 2.2 * (len(names) + 1) + 1), sharex=True, squeeze=False)
+    measured = [("speed", "forward speed, m/s")]
+    if results and all("truth_target_distance" in r.series for r in results):
+        measured.append(("truth_target_distance", "distance to target, m"))
+    rows = len(names) + len(measured)
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 2.2 * rows + 1), sharex=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    panels = [*names, *(key for key, _ in measured)]
     for i, r in enumerate(results):
         c = colours[i % len(colours)]
-        t = r.series["t_s"]
-        for ax, name in zip(axes[:-1, 0], names, strict=True):
-            ax.plot(t, r.series[name], color=c, lw=0.8, label=f"seed {r.seed}")
-        axes[-1, 0].plot(t, r.series["speed"], color=c, lw=0.8)
-    for ax, name in zip(axes[:-1, 0], names, strict=True):
+        for ax, key in zip(axes[:, 0], panels, strict=True):
+            ax.plot(r.series["t_s"], r.series[key], color=c, lw=0.8, label=episode_label(r))
+    for ax, name in zip(axes[: len(names), 0], names, strict=True):
         ax.set_ylabel(name)
         ax.axhline(0, color="k", lw=0.4)
-    axes[-1, 0].set_ylabel("forward speed, m/s")
+    for ax, (_, label) in zip(axes[len(names):, 0], measured, strict=True):
+        ax.set_ylabel(label)
     axes[-1, 0].set_xlabel("sim time, s")
     if len(results) <= 10 and names:
         axes[0, 0].legend(loc="upper right", fontsize=7, ncol=min(5, len(results)))

@@ -3,14 +3,22 @@
 :class:`SimObserver` subscribes what ``sim_node`` publishes and what it receives (:mod:`lnn_control.nodes.simulator`):
 
 - ``camera/image_raw`` (sensor-data QoS): the frames the controller saw, kept for the episodes in ``keep_frames``;
-- ``cmd_vel`` (Twist or TwistStamped): the commands the simulator receives, after the command mux;
-- ``sim/truth``: per-tick ground truth (speed, reward, on track, ...), keyed by (episode, step);
-- ``sim/episode``: the start and end events, which carry the seed and the episode's own score.
+- ``cmd_vel`` (Twist or TwistStamped): the commands the simulator receives, after the command mux, read as the
+  ``schema`` the simulator takes (:mod:`lnn_control.command`: the car's steering and velocity, the drone's ``vx, vy,
+  vz, yaw_rate``);
+- ``sim/truth``: per-tick ground truth (the named row of :mod:`lnn_control.sim.truth_rows`: the car's speed, reward,
+  on track, ...; the drone's 3-D pose, target distance, collided, success, ...), keyed by (episode, step);
+- ``sim/episode``: the start and end events, which carry the seed and the episode's own score (and, for a backend
+  with a task, its figures: the drone's success, collided, time to target, final distance).
 
 :meth:`SimObserver.results` turns each finished episode into a :class:`~lnn_control.sim.closed_loop.EpisodeResult`,
 aligned as ``sim-eval`` aligns its own: index ``j`` holds frame ``j``, the command that answered it (the first one
 stamped with that frame's stamp, as the lockstep simulator takes it) and the truth after the tick it drove (``j+1``).
-So :mod:`lnn_control.report.episodes` writes the same report for a drive over ROS as for an in-process evaluation.
+Its series hold each field of the schema (applied and ``cmd_<field>``), ``speed``, ``total_reward``, ``offset`` and
+``on_track`` as ``sim-eval``'s do (NaN, or on track, where the backend has no track), and every other truth value as
+``truth_<name>`` (the drone's ``truth_target_distance``, ...); its ``outcome`` holds the end event's task figures,
+with the scene's ``domain`` and the :func:`outcome_name` first. So :mod:`lnn_control.report.episodes` writes the
+same report for a drive over ROS as for an in-process evaluation, for either vehicle.
 
 **Warm-up.** DDS discovery between processes takes a moment (about 1 s on a busy 2-core machine), and a lockstep
 simulator steps as soon as its controller answers, so an observer started beside it misses the first steps. Episodes
@@ -41,6 +49,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from lnn_control.command import CAR, ActionSchema
 from lnn_control.nodes.simulator import CAMERA_TOPIC, CMD_TOPIC, EPISODE_QOS, EPISODE_TOPIC, TRUTH_TOPIC, truth_values
 from lnn_control.ros.msgs import image_array, twist_to_command, twist_type
 from lnn_control.ros.qos import COMMAND, SENSOR
@@ -55,6 +64,28 @@ RESET_SERVICE = "sim_node/reset"
 CAMERA_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=200, reliability=SENSOR.reliability, durability=SENSOR.durability
 )
+
+#: The keys of sim_node's end event every backend sends; any other key is the task's own figure (the drone's).
+END_FIELDS = frozenset({"event", "episode", "seed", "reason", "steps", "score", "laps", "tiles_visited",
+                        "tiles_total", "lap_progress", "stamp_ns"})
+#: Truth values the result's series hold by the names ``sim-eval`` gives them; the rest go in as ``truth_<name>``.
+TRUTH_SERIES = {"speed": "speed", "total_reward": "total_reward", "track_offset": "offset", "on_track": "on_track"}
+#: Truth values that only index the row.
+TRUTH_INDEX = frozenset({"time", "episode", "step"})
+#: What :func:`outcome_name` may call an episode.
+OUTCOMES = ("success", "collision", "timeout", "out_of_bounds", "lost_target", "tracking_poor", "reset")
+
+
+def outcome_name(figures: dict[str, Any], reason: str) -> str:
+    """One word for how a task's episode ended: ``success``, ``collision``, ``timeout`` (the task's time limit or
+    sim_node's ``max_steps``), else the backend's own event (``out_of_bounds``, ...) or sim_node's reason."""
+    if figures.get("success"):
+        return "success"
+    if figures.get("collided"):
+        return "collision"
+    if reason == "max_steps" or figures.get("ended_by") == "time_limit":
+        return "timeout"
+    return str(figures.get("ended_by") or reason)
 
 
 @dataclass
@@ -78,18 +109,20 @@ class EpisodeLog:
 
 
 class SimObserver(Node):
-    """Watches one simulator set (see the module docstring); ``keep_frames``: episode indices whose frames are kept."""
+    """Watches one simulator set (see the module docstring); ``schema``: the simulator's command fields;
+    ``keep_frames``: episode indices whose frames are kept."""
 
-    def __init__(self, *, stamped: bool, first_episode: int = 1,
+    def __init__(self, *, stamped: bool, schema: ActionSchema = CAR, first_episode: int = 1,
                  keep_frames: set[int] | frozenset[int] = frozenset({1}), node_name: str = "demo_observer",
                  **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        self.schema = schema
         self.first_episode = first_episode
         self.keep_frames = set(keep_frames)
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # notified on every truth message and episode event
         self.episodes: dict[int, EpisodeLog] = {}
-        self.commands: dict[int, tuple[float, float]] = {}  # stamp -> (steering, velocity), first arrival wins
+        self.commands: dict[int, tuple[float, ...]] = {}  # stamp -> values in schema order, first arrival wins
         self.frames: dict[int, np.ndarray] = {}  # stamp -> frame (kept episodes only, once their range is known)
         self.counts = {"frames": 0, "commands": 0, "truth": 0, "bad": 0}
         self.first_frame_wall: float | None = None
@@ -135,7 +168,7 @@ class SimObserver(Node):
         return True
 
     def _on_command(self, msg: Any) -> None:
-        command = twist_to_command(msg)
+        command = twist_to_command(msg, self.schema)
         with self._lock:
             self.counts["commands"] += 1
             if command.stamp_ns:
@@ -248,28 +281,10 @@ class SimObserver(Node):
             [round(log.truth[j]["time"] * 1e9) if j in log.truth else begin + j * tick_ns for j in range(steps)],
             np.int64,
         )
-        after = [log.truth.get(j + 1) for j in range(steps)]  # the state each command led to
-
-        def column(name: str) -> np.ndarray:
-            return np.array([np.nan if t is None else t[name] for t in after], np.float64)
-
-        steering = np.zeros(steps, np.float32)
-        velocity = np.zeros(steps, np.float32)
-        observed = np.zeros(steps, bool)
-        held = (0.0, 0.0)
-        for j, stamp in enumerate(stamps):
-            command = self.commands.get(int(stamp))
-            observed[j] = command is not None
-            held = command if command is not None else held
-            steering[j], velocity[j] = held
-        on_track_known = column("on_track")
-        for j in range(1, steps):  # a truth message not seen: as the step before (counted in the report's meta)
-            if np.isnan(on_track_known[j]):
-                on_track_known[j] = on_track_known[j - 1]
-        on_track = ~(on_track_known < 0.5)  # unknown at the very start: on track
-        frames = None
-        if log.index in self.keep_frames:
-            frames = _frames_at(self.frames, stamps)
+        commands, observed = self._command_series(stamps)
+        truth = _truth_series([log.truth.get(j + 1) for j in range(steps)])  # the state each command led to
+        on_track = truth.pop("on_track")
+        frames = _frames_at(self.frames, stamps) if log.index in self.keep_frames else None
         reason = end.get("reason", "")
         return EpisodeResult(
             seed=int(end.get("seed", log.seed)),
@@ -280,25 +295,67 @@ class SimObserver(Node):
             off_track_s=float((~on_track).sum() * tick_ns * 1e-9),
             steps=steps,
             sim_time_s=steps * tick_ns * 1e-9,
-            terminated=reason in ("terminated", "lap_finished"),
+            terminated=reason not in ("max_steps", "reset"),
             truncated=reason == "max_steps",
             observed=int(observed.sum()),
             wall_s=max(log.wall_end - log.wall_start, 1e-9),
             series={
                 "t_s": (stamps - begin) * 1e-9,
-                "steering": steering,
-                "velocity": velocity,
-                "cmd_steering": steering.copy(),
-                "cmd_velocity": velocity.copy(),
-                "speed": column("speed").astype(np.float32),
-                "total_reward": column("total_reward").astype(np.float32),
-                "offset": column("track_offset").astype(np.float32),
+                **commands,
+                **{f"cmd_{name}": commands[name].copy() for name in self.schema.names},
+                "speed": truth.pop("speed").astype(np.float32),
+                "total_reward": truth.pop("total_reward").astype(np.float32),
+                "offset": truth.pop("offset").astype(np.float32),
                 "on_track": on_track,
                 "observed": observed,
                 "stamp_ns": stamps,
+                **{f"truth_{name}": values for name, values in truth.items()},
             },
             frames=frames,
+            outcome=_outcome(log),
         )
+
+    def _command_series(self, stamps: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per field of the schema, the command that answered each frame (a command not seen: the one before, the
+        stop command at the start), and which were seen."""
+        values = np.zeros((len(stamps), len(self.schema)), np.float32)
+        observed = np.zeros(len(stamps), bool)
+        held = self.schema.stop().values
+        for j, stamp in enumerate(stamps):
+            command = self.commands.get(int(stamp))
+            observed[j] = command is not None
+            held = command if command is not None else held
+            values[j] = held
+        return {name: values[:, i].copy() for i, name in enumerate(self.schema.names)}, observed
+
+
+def _truth_series(after: list[dict[str, float] | None]) -> dict[str, np.ndarray]:
+    """The truth rows (None: not seen) as columns: ``speed``, ``total_reward``, ``offset`` (NaN where not seen or the
+    backend has no such value), ``on_track`` (a row not seen: as the one before; no track: on it), and every other
+    value by its own name."""
+    names = sorted({name for row in after if row is not None for name in row} - TRUTH_INDEX - set(TRUTH_SERIES))
+
+    def column(name: str) -> np.ndarray:
+        return np.array([np.nan if t is None else t.get(name, np.nan) for t in after], np.float64)
+
+    out = {ours: column(theirs) for theirs, ours in TRUTH_SERIES.items()}
+    on_track_known = out["on_track"]
+    for j in range(1, len(after)):  # a truth message not seen: as the step before (counted in the report's meta)
+        if np.isnan(on_track_known[j]):
+            on_track_known[j] = on_track_known[j - 1]
+    out["on_track"] = ~(on_track_known < 0.5)  # unknown at the very start, or no track: on track
+    return out | {name: column(name) for name in names}
+
+
+def _outcome(log: EpisodeLog) -> dict[str, Any]:
+    """The task's figures in ``log``'s end event (none for the car): the domain, the :func:`outcome_name`, then the
+    event's own (the drone's ``success``, ``collided``, ``time_to_target_s``, ``final_distance_m``, ``ended_by``)."""
+    end = log.end or {}
+    figures = {k: v for k, v in end.items() if k not in END_FIELDS}
+    if not figures:
+        return {}
+    head = {"domain": str(log.start["domain"])} if "domain" in log.start else {}
+    return {**head, "outcome": outcome_name(figures, str(end.get("reason", ""))), **figures}
 
 
 def _frames_at(frames: dict[int, np.ndarray], stamps: np.ndarray) -> np.ndarray | None:
