@@ -7,7 +7,8 @@ callback had taken were lost. Here rclpy is initialised without signal handlers 
 1. SIGINT, SIGTERM or SIGHUP asks the spin loop to stop (it checks between ``spin_once`` calls);
 2. the executor ends; each node's ``close()`` runs with the context still valid (the recorder takes every message
    waiting in its readers, writes it and closes its bag; nodes log their summaries through rcl);
-3. every ``destroy_node()``, then ``rclpy.shutdown()``: nothing logs through rcl after it;
+3. every ``destroy_node()``, then ``rclpy.shutdown()``: nothing logs through rcl after it; if these hang in DDS for
+   more than :data:`TEARDOWN_TIMEOUT_S`, the process exits with status 1 and the tracebacks (:func:`teardown_deadline`);
 4. a second signal during clean-up exits at once (status 130 for SIGINT, 128 + signal otherwise); the recorder's bag
    then reads up to its last flush, as after SIGKILL.
 
@@ -16,12 +17,14 @@ A stop by signal is a normal end: exit status 0.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -29,6 +32,8 @@ from typing import Any
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: How long one ``spin_once`` may block, so a stop request is seen this fast (s).
 POLL_S = 0.05
+#: The most ``destroy_node()`` and ``rclpy.shutdown()`` may take after the nodes closed (s): :func:`teardown_deadline`.
+TEARDOWN_TIMEOUT_S = 10.0
 
 
 class StopRequest:
@@ -80,9 +85,9 @@ def spin_until_stopped(executor: Any, stop: StopRequest, deadline: float | None 
         executor.spin_once(timeout_sec=POLL_S)
 
 
-def finish_nodes(nodes: Sequence[Any], executor: Any | None) -> int:
-    """Clean-up in our order, context still valid: the executor, every ``close()``, then every ``destroy_node()``.
-    1 if a ``close()`` or ``destroy_node()`` failed (it is printed), else 0."""
+def close_nodes(nodes: Sequence[Any], executor: Any | None) -> int:
+    """The first half of the clean-up, context still valid: the executor, then every ``close()``. 1 if a
+    ``close()`` failed (it is printed), else 0."""
     status = 0
     if executor is not None:
         for node in nodes:
@@ -90,6 +95,26 @@ def finish_nodes(nodes: Sequence[Any], executor: Any | None) -> int:
         executor.shutdown(timeout_sec=5.0)
     for node in nodes:
         status = max(status, _close(node))
+    return status
+
+
+@contextlib.contextmanager
+def teardown_deadline(seconds: float = TEARDOWN_TIMEOUT_S) -> Iterator[None]:
+    """Exit the process (status 1, with every thread's traceback on stderr) if the body takes longer than
+    ``seconds``. The DDS teardown can hang: Fast DDS 2.14 was seen busy-waiting in ``DomainParticipant::set_listener``
+    inside ``rmw_destroy_node``, at 100% CPU and holding the GIL, after ``up --processes`` was killed and its nodes
+    stopped together; no Python thread or signal handler can run then, so this uses faulthandler's watchdog, a C
+    thread. What ``close()`` kept (a recorder's bag) is already closed when this runs."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def destroy_nodes(nodes: Sequence[Any]) -> int:
+    """The second half of the clean-up: every ``destroy_node()``. 1 if one failed (it is printed), else 0."""
+    status = 0
     for node in nodes:
         try:
             node.destroy_node()
@@ -165,8 +190,10 @@ def run_nodes(
                     print(f"[lnn_control] {signal.Signals(stop.signum).name}: stopping (a second signal exits at once)",
                           file=sys.stderr, flush=True)
         finally:
-            status = max(status, finish_nodes(nodes, executor))
-            rclpy.try_shutdown()
+            status = max(status, close_nodes(nodes, executor))
+            with teardown_deadline():
+                status = max(status, destroy_nodes(nodes))
+                rclpy.try_shutdown()
     return status
 
 
