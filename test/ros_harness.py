@@ -546,11 +546,8 @@ class RosSession:
         (idempotent, so retried) through a client made after this one, so most of the discovery is done. It is
         not a proof: the recorder's ``~/start`` lost its answer once more in a full run after the barrier, so a
         test that can wait on a node's own acknowledgement uses :meth:`send` instead."""
-        client = self.node.create_client(srv_type, service)
+        client = self._ready_client(service, srv_type, timeout)
         try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise AssertionError(f"service {service} not available within {timeout} s")
-            self._discovery_barrier(service, timeout)
             done = threading.Event()
             future = client.call_async(srv_type.Request() if request is None else request)
             future.add_done_callback(lambda _f: done.set())
@@ -564,12 +561,18 @@ class RosSession:
         """Send a request and return its future without waiting for the answer, for a test that waits on the node's
         own acknowledgement instead (its status topic): under load rmw_fastrtps can drop a response ("client will
         not receive response") even after :meth:`_discovery_barrier`."""
-        client = self.node.create_client(srv_type, service)
+        client = self._ready_client(service, srv_type, timeout)
         self._clients.append(client)  # alive until the session closes, so a late answer still lands
+        return client.call_async(srv_type.Request() if request is None else request)
+
+    def _ready_client(self, service: str, srv_type: type, timeout: float) -> Any:
+        """A new client of ``service``, its server available and past :meth:`_discovery_barrier`."""
+        client = self.node.create_client(srv_type, service)
         if not client.wait_for_service(timeout_sec=timeout):
+            self.node.destroy_client(client)
             raise AssertionError(f"service {service} not available within {timeout} s")
         self._discovery_barrier(service, timeout)
-        return client.call_async(srv_type.Request() if request is None else request)
+        return client
 
     def _discovery_barrier(self, service: str, timeout: float) -> None:
         """Wait until the node serving ``service`` answers its ``get_parameters`` (skipped when the service's

@@ -95,7 +95,6 @@ class CommandOutput:
         self.enable_service = node.create_service(SetBool, "~/enable", self._on_enable)
         self.faults = 0
         self.commands = 0  # published for frames (not the watchdog's zeros)
-        self.last_command_ns: int | None = None  # node clock when the latest went out
         self._throttle = Throttle()
         if not self.enabled:
             node.get_logger().warning(
@@ -119,7 +118,6 @@ class CommandOutput:
             self._log("warning", f"{self.input_topic}: {info.event}")
         self._publish(command if self.enabled else self.driver.schema.stop(command.stamp_ns))
         self.commands += 1
-        self.last_command_ns = self.node.get_clock().now().nanoseconds
         self._publish_state()
 
     # -- publishing -------------------------------------------------------------------------------------------------
@@ -199,7 +197,8 @@ class CommandOutput:
         """Enabled or disabled, commands and the latest one's age; ERROR when the latest output was not finite."""
         now = self.node.get_clock().now().nanoseconds
         topic = self.publisher.topic_name
-        age = age_report("command", self.last_command_ns, now, missing=Level.OK)
+        # a command goes out for every input the watchdog is fed with, in the same callback
+        age = age_report("command", self.watchdog.last_ns, now, missing=Level.OK)
         values = {"topic": topic, "enabled": self.enabled, "commands": self.commands, **age.values,
                   "non-finite outputs": self.faults}
         if self.driver.last.fault:
