@@ -536,7 +536,8 @@ class RosSession:
         self.node.create_subscription(msg_type, topic, collector._add_with_info, qos, raw=raw)
         return collector
 
-    def call(self, service: str, srv_type: type, request: Any = None, timeout: float = 15.0) -> Any:
+    def call(self, service: str, srv_type: type, request: Any = None, timeout: float = 15.0, *,
+             idempotent: bool = False) -> Any:
         """Call a service and return its response (AssertionError if it is not there or does not answer).
 
         A new client's request reader and response reader are discovered independently: ``wait_for_service`` says
@@ -545,15 +546,20 @@ class RosSession:
         before the request, :meth:`_discovery_barrier` gets an answer from the same node's ``get_parameters``
         (idempotent, so retried) through a client made after this one, so most of the discovery is done. It is
         not a proof: the recorder's ``~/start`` lost its answer once more in a full run after the barrier, so a
-        test that can wait on a node's own acknowledgement uses :meth:`send` instead."""
+        test that can wait on a node's own acknowledgement uses :meth:`send` instead. An ``idempotent`` request (a
+        read: ``get_parameters``) is sent again every 2 s until answered, which no lost response survives."""
         client = self._ready_client(service, srv_type, timeout)
         try:
-            done = threading.Event()
-            future = client.call_async(srv_type.Request() if request is None else request)
-            future.add_done_callback(lambda _f: done.set())
-            if not done.wait(timeout):
-                raise AssertionError(f"service {service} did not answer within {timeout} s")
-            return future.result()
+            end = time.monotonic() + timeout
+            while True:
+                done = threading.Event()
+                future = client.call_async(srv_type.Request() if request is None else request)
+                future.add_done_callback(lambda _f, done=done: done.set())
+                wait = end - time.monotonic()
+                if done.wait(min(2.0, wait) if idempotent else wait):
+                    return future.result()
+                if not idempotent or time.monotonic() >= end:
+                    raise AssertionError(f"service {service} did not answer within {timeout} s")
         finally:
             self.node.destroy_client(client)
 

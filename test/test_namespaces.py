@@ -49,7 +49,7 @@ def _rate(ros, node: str) -> float:
     from rcl_interfaces.srv import GetParameters
 
     request = GetParameters.Request(names=["rate"])
-    response = ros.call(f"{node}/get_parameters", GetParameters, request, timeout=30.0)
+    response = ros.call(f"{node}/get_parameters", GetParameters, request, timeout=30.0, idempotent=True)
     return response.values[0].double_value
 
 
