@@ -3,10 +3,11 @@
 # the MuJoCo drone in the summer domain + drone_demonstrator_node with its imperfection + command mux +
 # recorder_node, over Fast DDS on this machine only), fly-to-target, one bag per block of seeds.
 #
-#   bash bench/make_drone_data.sh [OUT=runs/drone] [BLOCKS=4] [PER_BLOCK=10]
+#   bash bench/make_drone_data.sh [OUT=runs/drone] [BLOCKS=4] [PER_BLOCK=10] [VAL_BLOCKS=1]
 #
-# Training seeds 100.. (BLOCKS x PER_BLOCK episodes, into OUT/data/train), validation seeds 200.. (PER_BLOCK
-# episodes, into OUT/data/val). Evaluation seeds are 1000 and up: never recorded. The label to train on is the
+# Training seeds 100-199 then 300.. (BLOCKS x PER_BLOCK episodes, into OUT/data/train), validation seeds 200-299
+# (VAL_BLOCKS x PER_BLOCK episodes, into OUT/data/val). Evaluation seeds are 1000 and up: never recorded.
+# PER_BLOCK must divide 100. The label to train on is the
 # demonstrator's clean command (drone_demonstrator_node/label). Blocks already recorded are kept (the script
 # resumes).
 set -euo pipefail
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/drone}
 BLOCKS=${2:-4}
 PER_BLOCK=${3:-10}
+VAL_BLOCKS=${4:-1}
+(( 100 % PER_BLOCK == 0 )) || { echo "PER_BLOCK must divide 100" >&2; exit 2; }
 BIN=.venv/bin/lnn-control
 
 record() {  # first_seed episodes folder
@@ -32,7 +35,12 @@ record() {  # first_seed episodes folder
 }
 
 for ((b = 0; b < BLOCKS; b++)); do
-  record $((100 + b * PER_BLOCK)) "$PER_BLOCK" train
+  seed=$((100 + b * PER_BLOCK))
+  (( seed >= 200 )) && seed=$((seed + 100))  # 200-299 are the validation seeds
+  (( seed >= 1000 )) && { echo "more than 900 training episodes would reach the evaluation seeds" >&2; exit 2; }
+  record "$seed" "$PER_BLOCK" train
 done
-record 200 "$PER_BLOCK" val
+for ((v = 0; v < VAL_BLOCKS && v * PER_BLOCK < 100; v++)); do
+  record $((200 + v * PER_BLOCK)) "$PER_BLOCK" val
+done
 echo "recorded into $OUT/data"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The drone study end to end: demonstrations through ROS, the four policies from three training seeds each on the
+# same budget (config/train_drone.yaml), every policy in every domain, then the table, the plot and the JSON line.
+#
+#   bash bench/drone_study.sh [OUT=runs/drone] [SEEDS="0 1 2"] [EPISODES=50] [STRESS_EPISODES=20]
+#
+# Data: 200 training flights (seeds 100-199, 300-399) and 40 validation flights (200-239), summer only. Training and
+# evaluation run as two streams of one thread each (LTC + CNN, CfC + LSTM), which fills a 2-core machine; the
+# demonstrator runs in the first. Every step keeps what an earlier run finished, so the script resumes. On a 2-core
+# AVX-512 machine the training takes about 80 minutes and the study about 45 more.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/drone}
+SEEDS=${2:-0 1 2}
+EPISODES=${3:-50}
+STRESS_EPISODES=${4:-20}
+PY=.venv/bin/python
+
+bash bench/make_drone_data.sh "$OUT" 20 10 4
+
+stream() {  # cores, extra arguments of the study
+  CONFIG=config/train_drone.yaml THREADS=1 bash bench/train_policies.sh "$OUT/data" "$OUT" "$SEEDS" "$1"
+  # shellcheck disable=SC2086
+  $PY bench/compare_drone_policies.py --runs "$OUT" --cores $1 --episodes "$EPISODES" $2
+  # shellcheck disable=SC2086
+  $PY bench/compare_drone_policies.py --runs "$OUT" --cores $1 --episodes "$EPISODES" $2 --stress --range \
+    --stress-episodes "$STRESS_EPISODES"
+}
+stream "ltc cnn" --expert > "$OUT/stream_ltc_cnn.log" 2>&1 &
+first=$!
+stream "cfc lstm" "" > "$OUT/stream_cfc_lstm.log" 2>&1 &
+second=$!
+wait "$first"
+wait "$second"
+$PY bench/compare_drone_policies.py --runs "$OUT" --report
