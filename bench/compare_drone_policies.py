@@ -175,6 +175,15 @@ def _percent(cell: dict | None, seeds: int) -> str:
     return text + (f" ({cell['n']} seed{'s' if cell['n'] > 1 else ''})" if cell["n"] < seeds else "")
 
 
+def _figure(value: object) -> str:
+    """A goal's figure as the table shows it: rates as percentages, ratios as they are, domain lists joined."""
+    if isinstance(value, list):
+        return "ahead in " + (", ".join(value) if value else "none")
+    if isinstance(value, float) and value <= 1.0:
+        return f"{100 * value:.0f}%"
+    return str(value)
+
+
 def goals(table: dict[str, dict[str, dict]], sizes: dict[str, dict]) -> dict[str, dict]:
     """The study's goals, each with the figure it was judged on and whether it is met (for each NCP; "ahead" is
     judged on the shifted domains measured for both, and its figure lists those where the NCP's mean is higher)."""
@@ -205,7 +214,7 @@ def _ncp_goals(ncp: str, table: dict[str, dict[str, dict]], sizes: dict[str, dic
                                                                       "met": bool(both) and ahead == both}
     if "lstm" in sizes and ncp in sizes:
         ratio = sizes[ncp]["recurrent"] / sizes["lstm"]["recurrent"]
-        out[f"{ncp} recurrent parameters <= 1/10 of lstm's"] = {"value": round(ratio, 3), "met": ratio <= 0.1}
+        out[f"{ncp} recurrent parameters <= 1/10 of lstm's"] = {"value": f"{ratio:.3f} of lstm's", "met": ratio <= 0.1}
     return out
 
 
@@ -239,7 +248,7 @@ def report(root: Path) -> None:
             cells.append("-" if cell is None else f"{100 * cell['collisions']:.0f}% / {time_s}")
         lines.append(f"| {core} | " + " | ".join(cells) + " |")
     judged = goals(table, sizes)
-    lines += ["", "Goals:", ""] + [f"- {name}: {'met' if g['met'] else 'MISSED'} ({g['value']})"
+    lines += ["", "Goals:", ""] + [f"- {name}: {'met' if g['met'] else 'MISSED'} ({_figure(g['value'])})"
                                   for name, g in judged.items()]
     episodes = {label: min(c[label]["episodes"] for c in table.values() if label in c) for label in labels}
     lines += ["", "Episodes per condition and seed: " + ", ".join(f"{k} {v}" for k, v in episodes.items())]
