@@ -111,7 +111,12 @@ def test_profile_is_in_force(node):
     proc, _ = node
     sockets = udp_sockets(proc.pid)
     unicast = 7400 + 250 * DOMAIN + 10  # RTPS metatraffic unicast port of participant 0 (+2 per participant)
-    participant_ports = [(a, p) for a, p in sockets if unicast <= p < unicast + 2 * 120 and p % 2 == unicast % 2]
+    # A participant binds its metatraffic port p and its user-data port p + 1. The extra UDP transport's send sockets
+    # take ports the kernel picks, and one once fell in the window with the right parity (192.0.2.2:41522): only a
+    # port whose p + 1 is also bound is a participant's.
+    ports = {p for _, p in sockets}
+    participant_ports = [(a, p) for a, p in sockets
+                         if unicast <= p < unicast + 2 * 120 and p % 2 == unicast % 2 and p + 1 in ports]
     assert participant_ports, f"no participant port of domain {DOMAIN} among {sockets}"
     assert all(a == "127.0.0.1" for a, _ in participant_ports), participant_ports
     maps = Path(f"/proc/{proc.pid}/maps").read_text()
