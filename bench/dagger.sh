@@ -29,12 +29,8 @@ MODEL=${1:?usage: bash bench/dagger.sh MODEL DATA [OUT] [SEEDS]}
 DATA=${2:?usage: bash bench/dagger.sh MODEL DATA [OUT] [SEEDS]}
 BIN=.venv/bin/lnn-control
 PY=.venv/bin/python
-MODEL=${MODEL%.safetensors}
-MODEL=${MODEL%.json}
-[[ -f "$MODEL.json" && -f "$MODEL.safetensors" ]] || { echo "error: $MODEL.json/.safetensors not found" >&2; exit 2; }
-[[ -d "$DATA/train" && -d "$DATA/val" ]] || { echo "error: $DATA has no train/ and val/ bag folders" >&2; exit 2; }
-read -r CORE SEED < <($PY -c "import json,sys; c=json.load(open(sys.argv[1]))['config']; print(c['core'], c['seed'])" \
-  "$MODEL.json")
+# shellcheck source=bench/dagger_model.sh
+source bench/dagger_model.sh
 OUT=${3:-runs/dagger/${CORE}_s$SEED}
 SEEDS=${4:-100 102}
 ABS_MODEL=$(realpath "$MODEL")
