@@ -13,10 +13,12 @@ The demonstrator (privileged state) runs the same episodes as a reference. Rows 
 skipped on a rerun, so two processes with disjoint ``--cores`` can share the work); ``--report`` then prints the
 tables (success rate per policy: mean and spread over training seeds; collisions and time to target), judges the
 goals, writes ``OUT/table.md`` and ``OUT/success.png``, measures per-step latency (batch 1, one thread) and
-parameters per policy, and ends with one JSON line. bench/drone_study.sh runs the whole recipe.
+parameters per policy, and ends with one JSON line; ``--before RUNS`` adds each cell's change from the study of RUNS
+(the same policies before a DAgger round). bench/drone_study.sh runs the whole recipe.
 
     python bench/compare_drone_policies.py --runs runs/drone --episodes 50 [--cores ltc cfc] [--stress] [--range]
     python bench/compare_drone_policies.py --runs runs/drone --report
+    python bench/compare_drone_policies.py --runs runs/drone_dagger --report --before runs/drone
 """
 
 from __future__ import annotations
@@ -218,11 +220,37 @@ def _ncp_goals(ncp: str, table: dict[str, dict[str, dict]], sizes: dict[str, dic
     return out
 
 
-def report(root: Path) -> None:
+def _table_of(root: Path) -> tuple[dict[str, dict[str, dict]], list[str]]:
+    """The summary of ``root/study/rows.jsonl`` and its conditions in the order first measured."""
+    rows = _largest_rows([json.loads(line) for line in (root / "study" / "rows.jsonl").read_text().splitlines()])
+    return _summary(rows), list(dict.fromkeys(r["condition"] for r in rows))
+
+
+def change_lines(table: dict[str, dict[str, dict]], before: dict[str, dict[str, dict]], labels: list[str],
+                 name: str) -> list[str]:
+    """Markdown lines: each policy's success before (``name``) and now per condition, and the change in points."""
+    cores = [c for c in table if c in before]
+    shared = [label for label in labels if any(label in table[c] and label in before[c] for c in cores)]
+    if not cores or not shared:
+        return []
+    lines = ["", f"Change from {name} (success, mean over training seeds: before -> now, percentage points):", "",
+             "| policy | " + " | ".join(shared) + " |", "|" + "---|" * (len(shared) + 1)]
+    for core in cores:
+        cells = []
+        for label in shared:
+            now, then = table[core].get(label), before[core].get(label)
+            if now is None or then is None:
+                cells.append("-")
+                continue
+            delta = 100 * (now["mean"] - then["mean"])
+            cells.append(f"{100 * then['mean']:.0f}% -> {100 * now['mean']:.0f}% ({delta:+.0f})")
+        lines.append(f"| {core} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(root: Path, before: Path | None = None) -> None:
     out = root / "study"
-    rows = _largest_rows([json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()])
-    labels = list(dict.fromkeys(r["condition"] for r in rows))
-    table = _summary(rows)
+    table, labels = _table_of(root)
     sizes = {}
     for core in table:
         stems = sorted(root.glob(f"{core}_s*/best.safetensors"))
@@ -252,12 +280,19 @@ def report(root: Path) -> None:
                                   for name, g in judged.items()]
     episodes = {label: min(c[label]["episodes"] for c in table.values() if label in c) for label in labels}
     lines += ["", "Episodes per condition and seed: " + ", ".join(f"{k} {v}" for k, v in episodes.items())]
+    change = {}
+    if before is not None:
+        earlier, _ = _table_of(before)
+        lines += change_lines(table, earlier, labels, str(before))
+        change = {core: {label: table[core][label]["mean"] - earlier[core][label]["mean"]
+                         for label in labels if label in table[core] and label in earlier[core]}
+                  for core in table if core in earlier}
     text = "\n".join(lines)
     (out / "table.md").write_text(text + "\n")
     print(text)
     _plot(out / "success.png", table, labels)
     print(json.dumps({"bench": "drone_study", "episodes": episodes, "success": table, "sizes": sizes,
-                      "goals": judged, "cpu_count": os.cpu_count()}))
+                      "goals": judged, "change": change, "cpu_count": os.cpu_count()}))
 
 
 def _plot(path: Path, table: dict, labels: list[str]) -> None:
@@ -296,9 +331,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="episodes of the stress and range conditions (0: --episodes)")
     parser.add_argument("--expert", action="store_true", help="also the demonstrator, as a reference")
     parser.add_argument("--report", action="store_true", help="the table, plot, sizes and JSON line of rows.jsonl")
+    parser.add_argument("--before", type=Path, default=None, metavar="RUNS",
+                        help="--report: also each cell's change from the study of RUNS (e.g. before a DAgger round)")
     args = parser.parse_args(argv)
     if args.report:
-        report(args.runs)
+        report(args.runs, args.before)
     else:
         measure(args.runs, args)
     return 0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One round of DAgger with interventions for a drone policy through the real ROS pipeline, then retraining on the
-# aggregate with the same recipe and budget (config/train_drone.yaml).
+# One round of DAgger with interventions for a drone policy through the real ROS pipeline, then fine-tuning it on the
+# aggregate with the recipe of its own run.
 #
 #   bash bench/drone_dagger.sh MODEL DATA [OUT=runs/drone_dagger/<core>_s<seed>] [FIRST_SEED=100] [EPISODES=20]
 #
@@ -13,8 +13,10 @@
 #    person input) near a trunk, with the target lost from view, or out of the altitude band.
 # 2. Statistics from the bag: frames, frames the demonstrator flew, takeovers (the mux handing over to teleop), and
 #    the flights' outcomes with the interventions helping.
-# 3. Retrain the same core with the same seed on DATA/train + OUT/data/train, validated on DATA/val -> OUT/best.
-#    OUT's parent then holds <core>_s<seed> runs like bench/drone_study.sh's, so
+# 3. Fine-tune MODEL (`train --init`) on DATA/train + OUT/data/train for EPOCHS_DAGGER epochs (2), with the recipe
+#    of MODEL's own run (its config.yaml: core, seed, learning rates, augmentation, precision), validated on DATA/val
+#    -> OUT/best. Every policy gets the same round: its own flights, the same number of epochs. OUT's parent then
+#    holds <core>_s<seed> runs like bench/drone_study.sh's, so
 #    `python bench/compare_drone_policies.py --runs runs/drone_dagger` evaluates them the same way.
 # Ends with one JSON line. Steps already done are kept (the bag, the training), so the script resumes.
 # RECORD_ONLY=1 stops after the statistics of step 2; THREADS=N sets the training's torch threads.
@@ -49,10 +51,12 @@ if [[ -n "${RECORD_ONLY:-}" ]]; then
 elif [[ -f "$OUT/best.safetensors" && -f "$OUT/best.json" ]]; then
   echo "keep $OUT/best"
 else
-  echo "train $OUT ($OUT/train.log)"
-  $BIN train --config config/train_drone.yaml --bags "$DATA"/train/* "$OUT"/data/train/flights/* \
-    --val-bags "$DATA"/val/* --out "$OUT" --set "model.core=$CORE" --set "model.seed=$SEED" \
-    --set "training.seed=$SEED" --set training.progress=false "${THREADS_ARG[@]}" > "$OUT/train.log" 2>&1
+  RECIPE=$(dirname "$MODEL")/config.yaml
+  [[ -f "$RECIPE" ]] || { echo "error: $RECIPE (the recipe of $MODEL's run) not found" >&2; exit 2; }
+  echo "fine-tune $MODEL for ${EPOCHS_DAGGER:-2} epochs with $RECIPE -> $OUT ($OUT/train.log)"
+  $BIN train --config "$RECIPE" --init "$MODEL" --epochs "${EPOCHS_DAGGER:-2}" \
+    --bags "$DATA"/train/* "$OUT"/data/train/flights/* --val-bags "$DATA"/val/* --out "$OUT" \
+    --set training.progress=false "${THREADS_ARG[@]}" > "$OUT/train.log" 2>&1
 fi
 
 $PY - "$OUT" "$DATA" "$MODEL" <<'EOF'

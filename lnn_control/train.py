@@ -174,6 +174,10 @@ class TrainConfig:
     """Stop on the first bad bag instead of skipping it."""
     time_limit_s: float = 0.0
     """End the run after the epoch during which this much training time has passed; 0: no limit."""
+    init_from: str = ""
+    """A checkpoint stem to start from instead of new weights (a fine-tune, e.g. a DAgger round): the optimiser and
+    schedule start fresh, the checkpoint's target statistics are kept, and it must build the model the ``model``
+    section builds; empty: new weights."""
     tensorboard: bool = True
     progress: bool = True
 
@@ -1085,9 +1089,12 @@ class _Run:
 
 def _build_policy(config: RunConfig, train_episodes: Sequence[CachedEpisode], resume_dir: Path | None,
                   dev: torch.device) -> Policy:
-    """The resumed run's last policy, or a new one normalised by the training targets' statistics; in train mode."""
+    """The resumed run's last policy, the ``init_from`` checkpoint, or a new policy normalised by the training targets'
+    statistics; in train mode."""
     if resume_dir is not None:
         policy = _resumed_policy(resume_dir, config, dev)
+    elif config.training.init_from:
+        policy = _initial_policy(Path(config.training.init_from), config, dev)
     else:
         policy = Policy(config.policy_config(*target_statistics(train_episodes))).to(dev)
     return policy.train()
@@ -1099,6 +1106,35 @@ def _resumed_policy(resume_dir: Path, config: RunConfig, dev: torch.device) -> P
     if policy.config.timing != config.timing:
         log.warning("resume: timing %s replaces the checkpoint's %s", config.timing, policy.config.timing)
         policy.config.timing = config.timing
+    return policy
+
+
+# Fields a fine-tune may change: the windows' timing (as a resume does) and the statistics and seed of the first run.
+_INIT_FREE_FIELDS = frozenset({"timing", "target_mean", "target_std", "seed"})
+# Fields that only one core reads (the others ignore them, so they cannot make another model of those).
+_CORE_FIELDS = {"ltc": ("ltc_", "ode_unfolds"), "cfc": ("cfc_",), "lstm": ("lstm_",), "cnn": ("ff_",)}
+
+
+def _read_by(name: str, core: str) -> bool:
+    """Whether the ``core`` model reads PolicyConfig field ``name``."""
+    owners = [c for c, prefixes in _CORE_FIELDS.items() if name.startswith(prefixes)]
+    return not owners or core in owners
+
+
+def _initial_policy(stem: Path, config: RunConfig, dev: torch.device) -> Policy:
+    """The ``training.init_from`` checkpoint, checked against the model the run's config builds."""
+    try:
+        policy = checkpoint.load(stem, device=dev).train()
+    except checkpoint.CheckpointError as exc:
+        raise TrainError(f"training.init_from: {exc}") from exc
+    wanted = config.policy_config()
+    differ = [f.name for f in dataclasses.fields(wanted) if f.name not in _INIT_FREE_FIELDS
+              and _read_by(f.name, wanted.core) and getattr(wanted, f.name) != getattr(policy.config, f.name)]
+    if differ:
+        details = ", ".join(f"{name} {getattr(policy.config, name)!r} (config: {getattr(wanted, name)!r})"
+                            for name in differ)
+        raise TrainError(f"training.init_from: {stem} builds another model than this run's config: {details}")
+    policy.config.timing = config.timing
     return policy
 
 
@@ -1177,7 +1213,8 @@ def _print_start(run: _Run) -> None:
         f"{info['train_windows']} windows from {len(info['bags'])} bag(s), "
         f"{info['val_windows']} validation windows from {len(info['val_bags'])} bag(s); "
         f"{run.steps_per_epoch} steps per epoch on {run.device}"
-        + (f" x {run.dist.world} processes" if run.dist.active else ""),
+        + (f" x {run.dist.world} processes" if run.dist.active else "")
+        + (f"; starts from {run.config.training.init_from}" if run.config.training.init_from else ""),
         file=sys.stderr,
     )
 

@@ -49,3 +49,14 @@ def test_goals_name_the_ncp_and_what_it_missed(study):
     behind_cnn = judged["cfc ahead of cnn in every shifted domain"]
     assert not behind_cnn["met"] and "winter" not in behind_cnn["value"]
     assert judged["cfc recurrent parameters <= 1/10 of lstm's"]["met"]
+
+
+def test_the_change_table_compares_the_same_cells(study):
+    before = study._summary([row("cfc_s0", "summer", 20), row("cfc_s0", "fall", 10), row("lstm_s0", "summer", 25)])
+    now = study._summary([row("cfc_s0", "summer", 35), row("cfc_s0", "fall", 5), row("cnn_s0", "summer", 50)])
+    lines = study.change_lines(now, before, ["summer", "fall"], "runs/drone")
+    assert "runs/drone" in lines[1]
+    body = [line for line in lines if line.startswith("| cfc")]
+    assert body == ["| cfc | 40% -> 70% (+30) | 20% -> 10% (-10) |"]
+    assert not any(line.startswith(("| lstm", "| cnn")) for line in lines)  # only policies measured both times
+    assert study.change_lines(now, study._summary([row("lstm_s0", "summer", 1)]), ["summer"], "x") == []

@@ -225,6 +225,35 @@ def test_cli_resume_reads_the_saved_run(bags, cache, tmp_path):
     assert json.loads((out / "last.json").read_text())["metadata"]["epoch"] == 2
 
 
+def test_init_from_starts_at_the_checkpoint_and_refuses_another_model(bags, cache, tmp_path):
+    """A fine-tune (DAgger) starts from the checkpoint's weights with a fresh schedule and keeps its statistics."""
+    T.train(tiny_config(cache, epochs=1), bags[:2], tmp_path / "first", val_bags=bags[2:])
+    first = checkpoint.load(tmp_path / "first" / "best")
+    # lr 1e-9: one epoch from the checkpoint leaves its weights, so the validation loss is the checkpoint's own
+    still = T.train(tiny_config(cache, epochs=1, lr=1e-9, init_from=str(tmp_path / "first" / "best")), bags[1:2],
+                    tmp_path / "still", val_bags=bags[2:])
+    fresh = T.train(tiny_config(cache, epochs=1, lr=1e-9), bags[1:2], tmp_path / "fresh", val_bags=bags[2:])
+    again = first.config
+    tuned = checkpoint.load(tmp_path / "still" / "best")
+    assert tuned.config.target_mean == again.target_mean and tuned.config.target_std == again.target_std
+    for name, tensor in first.state_dict().items():
+        assert torch.allclose(tuned.state_dict()[name], tensor, atol=1e-6), name
+    assert still.history[0]["val_loss"] != fresh.history[0]["val_loss"]
+    wider = tiny_config(cache, model={"inter_neurons": 6}, epochs=1, init_from=str(tmp_path / "first" / "best"))
+    with pytest.raises(T.TrainError, match=r"first/best builds another model.*inter_neurons 5 \(config: 6\)"):
+        T.train(wider, bags[1:2], tmp_path / "wider", val_bags=bags[2:])
+    # a field only another core reads makes no other model of a CfC; one the CfC reads does
+    init = str(tmp_path / "first" / "best")
+    T.train(tiny_config(cache, model={"ltc_input_norm": False}, epochs=1, init_from=init), bags[1:2],
+            tmp_path / "other_core_field", val_bags=bags[2:])
+    with pytest.raises(T.TrainError, match=r"cfc_input_norm True \(config: False\)"):
+        T.train(tiny_config(cache, model={"cfc_input_norm": False}, epochs=1, init_from=init), bags[1:2],
+                tmp_path / "own_field", val_bags=bags[2:])
+    with pytest.raises(T.TrainError, match=r"init_from: .*nowhere.json"):
+        T.train(tiny_config(cache, epochs=1, init_from=str(tmp_path / "nowhere")), bags[1:2], tmp_path / "x",
+                val_bags=bags[2:])
+
+
 def test_early_stopping_stops_when_validation_does_not_improve(bags, cache, tmp_path):
     config = tiny_config(cache, epochs=6, lr=1e-9, patience=2, min_delta=1.0)
     result = T.train(config, bags[:2], tmp_path / "run", val_bags=bags[2:])

@@ -19,6 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-bags", nargs="+", default=None, metavar="BAG", help="validation bags (by episode)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default with --resume: that folder)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run saved in DIR")
+    parser.add_argument("--init", default=None, metavar="CHECKPOINT",
+                        help="start from this checkpoint's weights (a fine-tune; training.init_from)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu (default) or cuda")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="fp32, bf16 autocast, or auto: whichever a short measurement at the start finds faster")
@@ -40,7 +42,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     """``--set`` items, then the shorthand flags as ``section.key=value`` items."""
     overrides = list(args.overrides)
     for flag, key in (("precision", "training.precision"), ("threads", "training.threads"),
-                      ("epochs", "training.epochs")):
+                      ("epochs", "training.epochs"), ("init", "training.init_from")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.strict:

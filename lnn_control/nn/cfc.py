@@ -35,12 +35,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lnn_control.nn.core import RecurrentCore
+from lnn_control.nn.core import INPUT_NORM_EPS, RecurrentCore
 from lnn_control.nn.wiring import Wiring
 
 MODES = ("default", "pure", "no_gate")
-#: Added to the mean square of the input under ``input_norm``; a zero input stays zero.
-INPUT_NORM_EPS = 1e-12
 
 
 class _Layer(nn.Module):

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+#: Added to the mean square of a cell's input under ``input_norm`` (CfC, LTC); a zero input stays zero.
+INPUT_NORM_EPS = 1e-12
+
 
 def sequence_dt(dt: Tensor | float | None, x: Tensor) -> Tensor:
     """``dt`` as a ``(B, T, 1)`` tensor matching ``x`` (B, T, I); ``None`` means 1.0 every step."""

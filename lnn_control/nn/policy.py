@@ -61,6 +61,9 @@ class PolicyConfig:
     #: CfC: divide the features by their RMS before the first layer (see lnn_control.nn.cfc). A stored config
     #: without this field predates it and loads as False, so older CfC checkpoints compute what they were trained as.
     cfc_input_norm: bool = True
+    #: LTC: the same normalisation of the features (see lnn_control.nn.ltc); a stored config without this field
+    #: predates it and loads as False.
+    ltc_input_norm: bool = True
     lstm_hidden: int = 64
     ff_hidden: int = 64
     #: Seconds per unit of model time: at the nominal frame rate, dt = 1 inside the cell.
@@ -122,7 +125,7 @@ class PolicyConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown policy config field(s): {', '.join(unknown)}")
-        data = {"cfc_input_norm": False, **data}  # absent: a config stored before the field existed
+        data = {"cfc_input_norm": False, "ltc_input_norm": False, **data}  # absent: stored before the field existed
         defaults = cls()
         for name, value in data.items():
             expected = getattr(defaults, name)
@@ -176,7 +179,8 @@ def build_core(config: PolicyConfig) -> RecurrentCore:
     """The recurrent core named by ``config.core``."""
     outputs = len(config.outputs)
     if config.core == "ltc":
-        return LTCCell(config.build_wiring(), ode_unfolds=config.ode_unfolds, seed=config.seed)
+        return LTCCell(config.build_wiring(), ode_unfolds=config.ode_unfolds, seed=config.seed,
+                       input_norm=config.ltc_input_norm)
     if config.core == "cfc":
         return CfCCell(config.build_wiring(), mode=config.cfc_mode, seed=config.seed, input_norm=config.cfc_input_norm)
     if config.core == "lstm":

@@ -1,9 +1,12 @@
-"""The CfC policy survives a growing feature scale, the failure that kept it at the mean on CarRacing.
+"""The liquid policies survive a growing feature scale, the failure that kept the CfC at the mean on CarRacing and
+the LTC behind every other policy in the drone study.
 
-There the conv head's features grew about twofold per AdamW step from step 5 (0.05 -> 280 by epoch 3); every gate of
-the reference CfC's first layer is a tanh or sigmoid of them, so the layer saturated for every frame, the layers
-after it saw a constant, no gradient came back and the policy predicted the mean for the rest of the run. The policy's
-CfC now divides its input by its RMS (``cfc_input_norm``), so its outputs and gradients do not depend on that scale.
+On CarRacing the conv head's features grew about twofold per AdamW step from step 5 (0.05 -> 280 by epoch 3); every
+gate of the reference CfC's first layer is a tanh or sigmoid of them, so the layer saturated for every frame, the
+layers after it saw a constant, no gradient came back and the policy predicted the mean for the rest of the run. The
+LTC's sensory synapses are sigmoids of the same features: a trained drone LTC's features had an RMS of 353 and every
+sensory synapse was saturated. Both cells now divide their input by its RMS (``cfc_input_norm``,
+``ltc_input_norm``), so their outputs and gradients do not depend on that scale.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from lnn_control.vision import PreprocessConfig
 GROWN = 5000.0
 
 
-def cfc_policy(input_norm: bool = True, seed: int = 0) -> Policy:
-    config = PolicyConfig(core="cfc", preprocess=PreprocessConfig(64, 64), seed=seed, cfc_input_norm=input_norm)
+CORES = ("cfc", "ltc")
+
+
+def liquid_policy(core: str, input_norm: bool = True, seed: int = 0) -> Policy:
+    config = PolicyConfig(core=core, preprocess=PreprocessConfig(64, 64), seed=seed,
+                          **{f"{core}_input_norm": input_norm})
     return Policy(config).train()
 
 
@@ -56,9 +63,10 @@ def conv_gradient(policy: Policy) -> tuple[torch.Tensor, float]:
     return y.detach(), float(grad.norm())
 
 
+@pytest.mark.parametrize("core", CORES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_cfc_policy_outputs_and_gradients_do_not_depend_on_the_feature_scale(seed: int) -> None:
-    policy = cfc_policy(seed=seed)
+def test_liquid_policy_outputs_and_gradients_do_not_depend_on_the_feature_scale(core: str, seed: int) -> None:
+    policy = liquid_policy(core, seed=seed)
     assert policy.core.input_norm
     y, grad = conv_gradient(policy)
     assert grad > 0 and y.std(dim=(0, 1)).min() > 0
@@ -68,21 +76,23 @@ def test_cfc_policy_outputs_and_gradients_do_not_depend_on_the_feature_scale(see
         assert grad_f == pytest.approx(grad, rel=1e-2), factor
 
 
-def test_cfc_checkpoints_record_input_norm_and_older_ones_load_without_it(tmp_path) -> None:
-    new = cfc_policy().eval()
+@pytest.mark.parametrize("core", CORES)
+def test_checkpoints_record_input_norm_and_older_ones_load_without_it(core: str, tmp_path) -> None:
+    field = f"{core}_input_norm"
+    new = liquid_policy(core).eval()
     checkpoint.save(new, tmp_path / "new")
     loaded = checkpoint.load(tmp_path / "new")
-    assert loaded.config.cfc_input_norm and loaded.core.input_norm
+    assert getattr(loaded.config, field) and loaded.core.input_norm
     frames, dt, _ = windows()
     with torch.no_grad():
         assert torch.equal(loaded(frames, dt)[0], new(frames, dt)[0])
-    # A checkpoint written before the field existed has no cfc_input_norm in its JSON: it is the reference cell.
-    old = cfc_policy(input_norm=False).eval()
+    # A checkpoint written before the field existed has no such field in its JSON: it is the reference cell.
+    old = liquid_policy(core, input_norm=False).eval()
     _, config_path = checkpoint.save(old, tmp_path / "old")
     document = json.loads(config_path.read_text())
-    del document["config"]["cfc_input_norm"]
+    del document["config"][field]
     config_path.write_text(json.dumps(document))
     loaded = checkpoint.load(tmp_path / "old")
-    assert not loaded.config.cfc_input_norm and not loaded.core.input_norm
+    assert not getattr(loaded.config, field) and not loaded.core.input_norm
     with torch.no_grad():
         assert torch.equal(loaded(frames, dt)[0], old(frames, dt)[0])
