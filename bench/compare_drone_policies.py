@@ -220,37 +220,51 @@ def _ncp_goals(ncp: str, table: dict[str, dict[str, dict]], sizes: dict[str, dic
     return out
 
 
-def _table_of(root: Path) -> tuple[dict[str, dict[str, dict]], list[str]]:
-    """The summary of ``root/study/rows.jsonl`` and its conditions in the order first measured."""
-    rows = _largest_rows([json.loads(line) for line in (root / "study" / "rows.jsonl").read_text().splitlines()])
-    return _summary(rows), list(dict.fromkeys(r["condition"] for r in rows))
+def _rows_of(root: Path) -> list[dict]:
+    """The rows of ``root/study/rows.jsonl``, the largest run of each cell."""
+    return _largest_rows([json.loads(line) for line in (root / "study" / "rows.jsonl").read_text().splitlines()])
 
 
-def change_lines(table: dict[str, dict[str, dict]], before: dict[str, dict[str, dict]], labels: list[str],
-                 name: str) -> list[str]:
-    """Markdown lines: each policy's success before (``name``) and now per condition, and the change in points."""
-    cores = [c for c in table if c in before]
-    shared = [label for label in labels if any(label in table[c] and label in before[c] for c in cores)]
-    if not cores or not shared:
+def change(rows: list[dict], before: list[dict]) -> dict[str, dict[str, dict]]:
+    """core -> condition -> success before and now, means over the training seeds measured both times, and ``n``."""
+    then = {(r["policy"], r["condition"]): r["success"] / r["episodes"] for r in before}
+    pairs: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for r in rows:
+        key = (r["policy"], r["condition"])
+        if key in then:
+            core = r["policy"].split("_s")[0]
+            pairs.setdefault(core, {}).setdefault(r["condition"], []).append((then[key], r["success"] / r["episodes"]))
+    return {core: {label: {"before": float(np.mean([p[0] for p in got])), "now": float(np.mean([p[1] for p in got])),
+                           "n": len(got)} for label, got in by.items()} for core, by in pairs.items()}
+
+
+def change_lines(delta: dict[str, dict[str, dict]], labels: list[str], name: str) -> list[str]:
+    """Markdown lines of :func:`change`: before -> now and the change in points; a cell on fewer seeds says so."""
+    shared = [label for label in labels if any(label in by for by in delta.values())]
+    if not shared:
         return []
-    lines = ["", f"Change from {name} (success, mean over training seeds: before -> now, percentage points):", "",
-             "| policy | " + " | ".join(shared) + " |", "|" + "---|" * (len(shared) + 1)]
-    for core in cores:
+    lines = ["", f"Change from {name} (success before -> now, means over the training seeds measured both times; "
+             "percentage points):", "", "| policy | " + " | ".join(shared) + " |", "|" + "---|" * (len(shared) + 1)]
+    for core, by in delta.items():
+        seeds = max(cell["n"] for cell in by.values())
         cells = []
         for label in shared:
-            now, then = table[core].get(label), before[core].get(label)
-            if now is None or then is None:
+            cell = by.get(label)
+            if cell is None:
                 cells.append("-")
                 continue
-            delta = 100 * (now["mean"] - then["mean"])
-            cells.append(f"{100 * then['mean']:.0f}% -> {100 * now['mean']:.0f}% ({delta:+.0f})")
-        lines.append(f"| {core} | " + " | ".join(cells) + " |")
+            points = 100 * (cell["now"] - cell["before"])
+            text = f"{100 * cell['before']:.0f}% -> {100 * cell['now']:.0f}% ({points:+.0f})"
+            cells.append(text + (f" ({cell['n']} seed{'s' if cell['n'] > 1 else ''})" if cell["n"] < seeds else ""))
+        lines.append(f"| {core} ({seeds} seed{'s' if seeds > 1 else ''}) | " + " | ".join(cells) + " |")
     return lines
 
 
 def report(root: Path, before: Path | None = None) -> None:
     out = root / "study"
-    table, labels = _table_of(root)
+    rows = _rows_of(root)
+    labels = list(dict.fromkeys(r["condition"] for r in rows))
+    table = _summary(rows)
     sizes = {}
     for core in table:
         stems = sorted(root.glob(f"{core}_s*/best.safetensors"))
@@ -280,19 +294,14 @@ def report(root: Path, before: Path | None = None) -> None:
                                   for name, g in judged.items()]
     episodes = {label: min(c[label]["episodes"] for c in table.values() if label in c) for label in labels}
     lines += ["", "Episodes per condition and seed: " + ", ".join(f"{k} {v}" for k, v in episodes.items())]
-    change = {}
-    if before is not None:
-        earlier, _ = _table_of(before)
-        lines += change_lines(table, earlier, labels, str(before))
-        change = {core: {label: table[core][label]["mean"] - earlier[core][label]["mean"]
-                         for label in labels if label in table[core] and label in earlier[core]}
-                  for core in table if core in earlier}
+    delta = {} if before is None else change(rows, _rows_of(before))
+    lines += change_lines(delta, labels, str(before))
     text = "\n".join(lines)
     (out / "table.md").write_text(text + "\n")
     print(text)
     _plot(out / "success.png", table, labels)
     print(json.dumps({"bench": "drone_study", "episodes": episodes, "success": table, "sizes": sizes,
-                      "goals": judged, "change": change, "cpu_count": os.cpu_count()}))
+                      "goals": judged, "change": delta, "cpu_count": os.cpu_count()}))
 
 
 def _plot(path: Path, table: dict, labels: list[str]) -> None:

@@ -51,12 +51,15 @@ def test_goals_name_the_ncp_and_what_it_missed(study):
     assert judged["cfc recurrent parameters <= 1/10 of lstm's"]["met"]
 
 
-def test_the_change_table_compares_the_same_cells(study):
-    before = study._summary([row("cfc_s0", "summer", 20), row("cfc_s0", "fall", 10), row("lstm_s0", "summer", 25)])
-    now = study._summary([row("cfc_s0", "summer", 35), row("cfc_s0", "fall", 5), row("cnn_s0", "summer", 50)])
-    lines = study.change_lines(now, before, ["summer", "fall"], "runs/drone")
+def test_the_change_compares_the_same_training_seeds(study):
+    before = [row("cfc_s0", "summer", 20), row("cfc_s1", "summer", 30), row("cfc_s0", "fall", 10),
+              row("lstm_s0", "summer", 25)]
+    now = [row("cfc_s0", "summer", 35), row("cfc_s0", "fall", 5), row("cnn_s0", "summer", 50)]
+    delta = study.change(now, before)
+    assert set(delta) == {"cfc"}  # only policies measured both times
+    assert delta["cfc"]["summer"] == {"before": 0.4, "now": 0.7, "n": 1}  # cfc_s1 was not measured again
+    lines = study.change_lines(delta, ["summer", "fall"], "runs/drone")
     assert "runs/drone" in lines[1]
     body = [line for line in lines if line.startswith("| cfc")]
-    assert body == ["| cfc | 40% -> 70% (+30) | 20% -> 10% (-10) |"]
-    assert not any(line.startswith(("| lstm", "| cnn")) for line in lines)  # only policies measured both times
-    assert study.change_lines(now, study._summary([row("lstm_s0", "summer", 1)]), ["summer"], "x") == []
+    assert body == ["| cfc (1 seed) | 40% -> 70% (+30) | 20% -> 10% (-10) |"]
+    assert study.change_lines({}, ["summer"], "x") == []
