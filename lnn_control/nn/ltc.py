@@ -15,13 +15,13 @@ product (the synapse activations times a routing matrix holding
 ``w*erev`` and ``w``); a sequence maps its inputs and computes the sensory synapses for all steps at once; in
 inference (no grad) the derived weights are cached until a parameter changes.
 
-Input normalisation (``input_norm=True``, what :class:`~lnn_control.nn.policy.Policy` builds since
-``ltc_input_norm``): the input is divided by its RMS over the inputs before the affine input mapping, as the CfC's is
-(:mod:`lnn_control.nn.cfc` says why). A sensory synapse is ``sigmoid(sigma (w_in x + b_in - mu))`` with ``sigma``
-from 3 to 8 and ``mu`` from 0.3 to 0.8, so it only grades an input of about unit scale; behind a conv head whose
-output scale is free it becomes a switch. In the drone study without it (AdamW at 3e-3), the features of a trained
-LTC had an RMS of 353, every sensory pre-activation was beyond +-3 (median 1,528) and the LTC's validation loss was
-0.54 to 0.79 where the CfC's was 0.46. It adds no parameter.
+Input normalisation (``input_norm=True``, what :class:`~lnn_control.nn.policy.Policy` builds under its
+``ltc_input_norm``, on by default): the input is divided by its RMS over the inputs before the affine input mapping,
+as the CfC's is (:mod:`lnn_control.nn.cfc` says why). A sensory synapse is ``sigmoid(sigma (w_in x + b_in - mu))``
+with ``sigma`` from 3 to 8 and ``mu`` from 0.3 to 0.8, so it only grades an input of about unit scale; behind a conv
+head whose output scale is free it becomes a switch. In the drone study without it (AdamW at 3e-3), the features of
+a trained LTC had an RMS of 353, every sensory pre-activation was beyond +-3 (median 1,528) and the LTC's validation
+loss was 0.54 to 0.79 where the CfC's was 0.46. It adds no parameter.
 
 Parameter count, net of masks (:meth:`LTCCell.recurrent_parameter_count`): 4 per synapse, sensory synapses
 included (``w``, ``mu``, ``sigma``, ``erev``), plus 3 per neuron (``cm``, ``gleak``, ``vleak``). The affine input
