@@ -169,12 +169,17 @@ def _summary(rows: list[dict]) -> dict[str, dict[str, dict]]:
     return table
 
 
+def _seeds(n: int) -> str:
+    """``1 seed``, ``2 seeds``."""
+    return f"{n} seed{'s' if n > 1 else ''}"
+
+
 def _percent(cell: dict | None, seeds: int) -> str:
     """``mean% ± std`` over training seeds; a cell measured on fewer seeds than its row says how many."""
     if cell is None:
         return "-"
     text = f"{100 * cell['mean']:.0f}%" + (f" ± {100 * cell['std']:.0f}" if cell["n"] > 1 else "")
-    return text + (f" ({cell['n']} seed{'s' if cell['n'] > 1 else ''})" if cell["n"] < seeds else "")
+    return text + (f" ({_seeds(cell['n'])})" if cell["n"] < seeds else "")
 
 
 def _figure(value: object) -> str:
@@ -255,8 +260,8 @@ def change_lines(delta: dict[str, dict[str, dict]], labels: list[str], name: str
                 continue
             points = 100 * (cell["now"] - cell["before"])
             text = f"{100 * cell['before']:.0f}% -> {100 * cell['now']:.0f}% ({points:+.0f})"
-            cells.append(text + (f" ({cell['n']} seed{'s' if cell['n'] > 1 else ''})" if cell["n"] < seeds else ""))
-        lines.append(f"| {core} ({seeds} seed{'s' if seeds > 1 else ''}) | " + " | ".join(cells) + " |")
+            cells.append(text + (f" ({_seeds(cell['n'])})" if cell["n"] < seeds else ""))
+        lines.append(f"| {core} ({_seeds(seeds)}) | " + " | ".join(cells) + " |")
     return lines
 
 
