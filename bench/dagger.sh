@@ -16,7 +16,8 @@
 #    (runs of consecutive teleop stamps), frames lost (more than two road half widths off the centreline: a recovery
 #    that failed; their labels are poor), and the episodes' scores (with the interventions helping).
 # 3. Retrain the same core with the same seed (model.seed = training.seed = MODEL's seed) on the aggregate: DATA/train
-#    + OUT/data/train, validated on DATA/val, config/train_carracing.yaml -> OUT/best.
+#    + OUT/data/train, validated on DATA/val, with the recipe of MODEL's run (its config.yaml; CONFIG=file, or
+#    config/train_carracing.yaml for a checkpoint without one, such as models/) -> OUT/best.
 # 4. Reference in the same run: `lnn-control eval` replays DATA/val through MODEL and OUT/best (config/sim.yaml's
 #    limits) and reports their errors against the label; the training val loss of both runs when MODEL's run folder
 #    (its metrics.csv) is known (MODEL's folder, or REF_RUN=folder). Ends with one JSON line.
@@ -34,8 +35,12 @@ source bench/dagger_model.sh
 OUT=${3:-runs/dagger/${CORE}_s$SEED}
 SEEDS=${4:-100 102}
 ABS_MODEL=$(realpath "$MODEL")
+RECIPE=$(dirname "$MODEL")/config.yaml
+[[ -f "$RECIPE" ]] || RECIPE=config/train_carracing.yaml
+CONFIG=${CONFIG:-$RECIPE}
 mkdir -p "$OUT/data/train"
-echo "DAgger round: $MODEL ($CORE, seed $SEED) drives seeds $SEEDS (2 episodes each); data $DATA; out $OUT"
+echo "DAgger round: $MODEL ($CORE, seed $SEED) drives seeds $SEEDS (2 episodes each); data $DATA; recipe $CONFIG;"\
+  "out $OUT"
 
 record() {  # seed: run dagger-sim until the sim reports its episodes done, then stop it cleanly
   local log="$OUT/record_$1.log"
@@ -61,7 +66,7 @@ elif [[ -f "$OUT/state.json" ]]; then
   touch "$OUT/train.done"
 else
   echo "train $OUT ($OUT/train.log)"
-  $BIN train --config config/train_carracing.yaml --bags "$DATA"/train/* "$OUT"/data/train/*/* --val-bags "$DATA"/val/* \
+  $BIN train --config "$CONFIG" --bags "$DATA"/train/* "$OUT"/data/train/*/* --val-bags "$DATA"/val/* \
     --out "$OUT" --set "model.core=$CORE" --set "model.seed=$SEED" --set "training.seed=$SEED" "${THREADS_ARG[@]}" \
     --set training.progress=false > "$OUT/train.log" 2>&1
   touch "$OUT/train.done"

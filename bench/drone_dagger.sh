@@ -20,6 +20,9 @@
 #    `python bench/compare_drone_policies.py --runs runs/drone_dagger` evaluates them the same way.
 # Ends with one JSON line. Steps already done are kept (the bag, the training), so the script resumes.
 # RECORD_ONLY=1 stops after the statistics of step 2; THREADS=N sets the training's torch threads.
+# CONTROL=1 is the round's control: no flights, the same fine-tune (same checkpoint, recipe and epochs) on DATA/train
+# alone, into OUT=runs/drone_control/<core>_s<seed>; its study against the round's separates what the flights add
+# from what 2 more epochs add.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:?usage: bash bench/drone_dagger.sh MODEL DATA [OUT] [FIRST_SEED] [EPISODES]}
@@ -28,15 +31,18 @@ BIN=.venv/bin/lnn-control
 PY=.venv/bin/python
 # shellcheck source=bench/dagger_model.sh
 source bench/dagger_model.sh
-OUT=${3:-runs/drone_dagger/${CORE}_s$SEED}
+ROUND=dagger
+[[ -n "${CONTROL:-}" ]] && ROUND=control
+OUT=${3:-runs/drone_$ROUND/${CORE}_s$SEED}
 FIRST_SEED=${4:-100}
 EPISODES=${5:-20}
 mkdir -p "$OUT/data/train"
-echo "drone DAgger round: $MODEL ($CORE, seed $SEED) flies seeds $FIRST_SEED.. ($EPISODES flights); data $DATA; out $OUT"
-
-if [[ -f "$OUT/record.done" ]]; then
+if [[ -n "${CONTROL:-}" ]]; then
+  echo "control of a drone DAgger round: $MODEL ($CORE, seed $SEED) fine-tuned without flights; data $DATA; out $OUT"
+elif [[ -f "$OUT/record.done" ]]; then
   echo "keep the DAgger bag"
 else
+  echo "drone DAgger round: $MODEL ($CORE, seed $SEED) flies seeds $FIRST_SEED.. ($EPISODES flights); data $DATA; out $OUT"
   rm -rf "$OUT/data/train/flights"  # what an interrupted run left
   bash bench/until_episodes_done.sh "$OUT/record.log" $BIN up drone-dagger-sim --local --processes --duration 1800 \
     --set "drive_node.model=$(realpath "$MODEL")" --set "sim_node.seed=$FIRST_SEED" \
@@ -54,8 +60,10 @@ else
   RECIPE=$(dirname "$MODEL")/config.yaml
   [[ -f "$RECIPE" ]] || { echo "error: $RECIPE (the recipe of $MODEL's run) not found" >&2; exit 2; }
   echo "fine-tune $MODEL for ${EPOCHS_DAGGER:-2} epochs with $RECIPE -> $OUT ($OUT/train.log)"
+  FLIGHTS=("$OUT"/data/train/flights/*)
+  [[ -n "${CONTROL:-}" ]] && FLIGHTS=()
   $BIN train --config "$RECIPE" --init "$MODEL" --epochs "${EPOCHS_DAGGER:-2}" \
-    --bags "$DATA"/train/* "$OUT"/data/train/flights/* --val-bags "$DATA"/val/* --out "$OUT" \
+    --bags "$DATA"/train/* "${FLIGHTS[@]}" --val-bags "$DATA"/val/* --out "$OUT" \
     --set training.progress=false "${THREADS_ARG[@]}" > "$OUT/train.log" 2>&1
 fi
 
@@ -71,7 +79,8 @@ from lnn_control.data.bags import discover_bags, read_records
 out, data, model = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 frames = labels = flown = takeovers = 0
 outcomes = []
-for bag in discover_bags([out / "data" / "train"]):
+flights = out / "data" / "train"
+for bag in discover_bags([flights]) if any(flights.iterdir()) else []:  # none in a control
     frames += sum(1 for _ in read_records(bag, ["/camera/image_raw"]))
     label_stamps = {r.header_ns for r in read_records(bag, ["/drone_demonstrator_node/label"])}
     labels += len(label_stamps)

@@ -19,15 +19,19 @@ SEEDS=${2:-0 1 2}
 EPISODES=${3:-50}
 STRESS_EPISODES=${4:-20}
 PY=.venv/bin/python
+# shellcheck source=bench/side_by_side.sh
+source bench/side_by_side.sh
 
 bash bench/make_drone_data.sh "$OUT" 20 10 4
 
-stream() {  # cores, extra arguments of the study
+stream() {  # cores: train every seed, then the study (with the demonstrator in the stream of the LTC)
+  local expert=""
+  [[ $1 == ltc* ]] && expert=--expert
   CONFIG=config/train_drone.yaml THREADS=1 bash bench/train_policies.sh "$OUT/data" "$OUT" "$SEEDS" "$1"
   # shellcheck disable=SC2086
-  $PY bench/compare_drone_policies.py --runs "$OUT" --cores $1 --episodes "$EPISODES" $2
+  $PY bench/compare_drone_policies.py --runs "$OUT" --cores $1 --episodes "$EPISODES" $expert
   # shellcheck disable=SC2086
-  $PY bench/compare_drone_policies.py --runs "$OUT" --cores $1 --episodes "$EPISODES" $2 --stress --range \
+  $PY bench/compare_drone_policies.py --runs "$OUT" --cores $1 --episodes "$EPISODES" $expert --stress --range \
     --stress-episodes "$STRESS_EPISODES"
 }
 dagger_stream() {  # cores: one DAgger round per run, then the study of the fine-tuned runs
@@ -39,18 +43,8 @@ dagger_stream() {  # cores: one DAgger round per run, then the study of the fine
   # shellcheck disable=SC2086
   $PY bench/compare_drone_policies.py --runs "${OUT}_dagger" --cores $1 --episodes "$EPISODES"
 }
-stream "ltc cnn" --expert > "$OUT/stream_ltc_cnn.log" 2>&1 &
-first=$!
-stream "cfc lstm" "" > "$OUT/stream_cfc_lstm.log" 2>&1 &
-second=$!
-wait "$first"
-wait "$second"
+side_by_side stream "$OUT/stream_ltc_cnn.log" "ltc cnn" "$OUT/stream_cfc_lstm.log" "cfc lstm"
 # Two streams: each DAgger recording's `up --local` runs on a ROS domain of its own (random), so they do not meet.
-dagger_stream "ltc cnn" > "$OUT/dagger_ltc_cnn.log" 2>&1 &
-first=$!
-dagger_stream "cfc lstm" > "$OUT/dagger_cfc_lstm.log" 2>&1 &
-second=$!
-wait "$first"
-wait "$second"
+side_by_side dagger_stream "$OUT/dagger_ltc_cnn.log" "ltc cnn" "$OUT/dagger_cfc_lstm.log" "cfc lstm"
 $PY bench/compare_drone_policies.py --runs "$OUT" --report
 $PY bench/compare_drone_policies.py --runs "${OUT}_dagger" --report --before "$OUT"

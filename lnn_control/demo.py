@@ -16,13 +16,13 @@
    steering overlay, ``timeseries.png`` and ``activity.png``; ``up.log`` holds the nodes' output.
 
 **The drone** (unless ``--no-drone``): the same three steps with ``lnn-control up drone-sim-drive --local``
-(``models/cfc_ncp_drone``, a CfC-NCP trained on ``summer`` flights of seeds 100-209), one ``fly-to-target`` flight
-per domain of ``--drone-domains`` (default ``summer``, its training looks, and ``fog``, a shift it never saw and does
-well in), each its own ``up`` (the domain is sim_node's), all on seed ``--drone-seed`` (1000: the same forest in
-each domain), the observer reading the commands as the model's action (``vx, vy, vz, yaw_rate``). The report goes to
-``OUT/drone``: the episodes' outcome (success, collision or timeout), time to target and final distance in
-``episodes.csv`` and ``summary.json``, a GIF of the first flight with the commands overlaid, ``timeseries.png``,
-``activity.png`` and ``up_<domain>.log``.
+(``models/ltc_ncp_drone``, an LTC-NCP trained on ``summer`` flights only, with one DAgger round), one
+``fly-to-target`` flight per domain of ``--drone-domains`` (default ``summer``, its training looks, and ``winter``,
+a shift it never saw: snow on the ground and the crowns), each its own ``up`` (the domain is sim_node's), all on
+seed ``--drone-seed`` (1000: the same forest in each domain), the observer reading the commands as the model's
+action (``vx, vy, vz, yaw_rate``). The report goes to ``OUT/drone``: the episodes' outcome (success, collision or
+timeout), time to target and final distance in ``episodes.csv`` and ``summary.json``, a GIF of the first flight
+with the commands overlaid, ``timeseries.png``, ``activity.png`` and ``up_<domain>.log``.
 
 ``lnn-control demo --offline`` runs the earlier offline pipeline instead: import the Donkeycar tub (or record the
 demonstrator), train a small LTC-NCP for ``--minutes``, replay the held-out frames, report under ``--out``.
@@ -53,11 +53,11 @@ DEFAULT_MODEL = "ltc_ncp_carracing"
 #: The shipped model trained on seeds 100-103 and was validated on 200: the demo drives from here on.
 FIRST_UNSEEN_SEED = 1000
 SET = "sim-drive"
-#: The shipped drone model (trained on summer flights of seeds 100-199, validated on 200-209).
-DRONE_MODEL = "cfc_ncp_drone"
+#: The shipped drone model (trained on summer flights of seeds 100-199 and 300-399, validated on 200-239).
+DRONE_MODEL = "ltc_ncp_drone"
 DRONE_SET = "drone-sim-drive"
-#: Its training domain, and the shifted one it does best in (models/cfc_ncp_drone.md: 75% and 80% success).
-DRONE_DOMAINS = ("summer", "fog")
+#: Its training domain, and a shifted one it never saw (models/ltc_ncp_drone.md: 94% and 100% success).
+DRONE_DOMAINS = ("summer", "winter")
 #: sim_node's ``max_steps`` for a flight: more than the task's time limit (fly-to-target: 30 s = 429 frames), which
 #: ends it first.
 DRONE_MAX_STEPS = 1000

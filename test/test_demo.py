@@ -102,9 +102,9 @@ def test_demo_flies_the_drone_through_ros_and_writes_its_report(
     summary = json.loads((drone / "summary.json").read_text())
     meta = summary["meta"]
     # the commands were read as the drive node's action: the shipped drone model's fields, and none was bad
-    action = json.loads(model_file("cfc_ncp_drone.json").read_text())["config"]["action"]
+    action = json.loads(model_file("ltc_ncp_drone.json").read_text())["config"]["action"]
     assert meta["action"] == [f["name"] for f in action["fields"]] == ["vx", "vy", "vz", "yaw_rate"]
-    assert meta["controller"] == "cfc_ncp_drone" and meta["domains"] == ["summer"]
+    assert meta["controller"] == "ltc_ncp_drone" and meta["domains"] == ["summer"]
     assert meta["task"] == "fly-to-target"
     assert meta["sim_bad_commands"] == {"summer": 0}
     assert meta["not_seen_over_ros"] == {"summer": {str(DRONE_SEED): {"frames": 0, "commands": 0, "truth": 0}}}

@@ -61,6 +61,28 @@ def test_fast_road_renderer_draws_the_same_pixels(randomize):
             assert t1 == t2 and t1.tiles_visited > 3
 
 
+def test_randomize_domain_recolours_each_track_the_same_way_every_time():
+    """``SimSpec(domain="randomize")`` is CarRacing's domain_randomize: the grass of a track differs from the default
+    palette and from another track's, and the same track gets the same colours again (the colours come from its seed);
+    an unknown car domain or a drone task is refused with the known ones named."""
+    from lnn_control.sim.backends import SimSpec
+
+    def grass(sim, seed):  # the pixel left of the car at the start: grass on every track
+        return tuple(int(v) for v in sim.reset(seed).frame[66, 20])
+
+    with SimSpec("carracing", domain="randomize").build() as randomized, SimSpec("carracing").build() as default:
+        assert randomized.env.unwrapped.domain_randomize and not default.env.unwrapped.domain_randomize
+        first, other, again = grass(randomized, 5), grass(randomized, 6), grass(randomized, 5)
+        assert first == again and first != other
+        assert max(abs(a - b) for a, b in zip(first, grass(default, 5))) > 20
+    assert SimSpec("carracing", domain="randomize").describe()["domain"] == "randomize"
+    assert SimSpec("carracing").describe()["domain"] == "default"
+    with pytest.raises(ValueError, match="default, randomize"):
+        SimSpec("carracing", domain="winter")
+    with pytest.raises(ValueError, match="task is the drone's"):
+        SimSpec("carracing", task="range")
+
+
 def test_stamps_frames_and_sizes():
     with CarRacingSim(CarRacingConfig(frame_size=(120, 160))) as sim:
         assert sim.dt_ns == DT_NS == 20_000_000 and sim.frame_size == (120, 160)

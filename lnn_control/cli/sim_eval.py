@@ -1,7 +1,8 @@
 """``lnn-control sim-eval``: closed-loop evaluation in the simulator (:mod:`lnn_control.sim.closed_loop`).
 
 A learned policy (``--model``), the demonstrator or a constant command drives ``--episodes`` episodes of the
-simulator ``--sim`` (CarRacing, or the MuJoCo drone with ``--task`` and ``--domain``) on seeds from ``--seed``,
+simulator ``--sim`` (CarRacing, with ``--domain randomize`` its random colours; or the MuJoCo drone with ``--task``
+and ``--domain``) on seeds from ``--seed``,
 optionally perturbed; the scores are printed (the car: reward; the drone: success, collisions, time to target) and a
 report folder is written.
 """
@@ -29,7 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the simulator: carracing (the car, default) or drone (MuJoCo quadrotor)")
     parser.add_argument("--task", default=None, help="drone: fly-to-target (default), range, hike, track")
     parser.add_argument("--domain", default=None,
-                        help="drone: summer (default, the training domain), fall, winter, urban, dusk, fog, distractor")
+                        help="drone: summer (default, the training domain), fall, winter, urban, dusk, fog, "
+                             "distractor; carracing: default, or randomize (CarRacing's domain_randomize colours)")
     parser.add_argument("--inference", choices=("torch", "onnxruntime"), default="torch",
                         help="where a --model's network runs (default torch; onnxruntime is checked against it)")
     parser.add_argument("--episodes", type=int, default=5, help="number of episodes (default 5)")
