@@ -10,8 +10,8 @@
 # DAgger rounds (bench/dagger.sh with each run's own recipe): OUT_dagger/<core>_s<seed>. The study:
 # bench/compare_policies.py with every training seed on every track (--assign all), into reports/car_study. Training
 # and the rounds run as two streams of one thread each (LTC + CNN, CfC + LSTM). Measured on a 2-core AVX-512 machine:
-# a training 3.5 minutes, a DAgger round about 6 minutes. Every step keeps what an earlier run finished, so the
-# script resumes.
+# a training 3.5 minutes, a DAgger round 10 to 12 minutes (3 of driving through ROS, the rest retraining on the
+# aggregate). Every step keeps what an earlier run finished, so the script resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/car_aug}
