@@ -9,6 +9,8 @@
 # already exists is kept, so the script resumes after an interruption. Seed S sets model.seed (initial weights) and
 # training.seed (window order, augmentation) to S. THREADS=N sets the training's torch threads (default: the config's
 # 2); two scripts with THREADS=1 and disjoint SEEDS/CORES use a crowded 2-core machine better than one with 2 threads.
+# SET="key=value ..." adds config overrides (e.g. SET=training.precision=fp32); a DAgger round keeps them, as it
+# retrains with the run's own config.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-runs/carracing/data}
@@ -19,6 +21,7 @@ BIN=.venv/bin/lnn-control
 CONFIG=${CONFIG:-config/train_carracing.yaml}
 THREADS_SET=()
 [[ -n "${THREADS:-}" ]] && THREADS_SET=(--set "training.threads=$THREADS")
+for item in ${SET:-}; do THREADS_SET+=(--set "$item"); done
 mkdir -p "$OUT"
 for seed in $SEEDS; do
   for core in $CORES; do

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is in the [dev] and [export] extras")
 
 from lnn_control.driver import Driver, DriverConfig  # noqa: E402
-from lnn_control.inference import OnnxBackend, TorchBackend, cache_dir, make_backend, weights_hash  # noqa: E402
+from lnn_control.inference import (  # noqa: E402
+    OnnxBackend,
+    TorchBackend,
+    cache_dir,
+    make_backend,
+    mismatch,
+    relative_gap,
+    weights_hash,
+)
+from lnn_control.nn import checkpoint  # noqa: E402
 from lnn_control.nn.policy import CORES, Policy, PolicyConfig  # noqa: E402
 from lnn_control.vision import PreprocessConfig  # noqa: E402
 
 MS = 1_000_000
+MODELS = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.safetensors"))
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +58,31 @@ def test_onnxruntime_drives_like_torch_over_an_irregular_sequence(core):
         assert fast.last.dt_s == plain.last.dt_s and fast.last.event == plain.last.event
         assert np.allclose(fast.activity, plain.activity, atol=1e-5, rtol=0)
     assert not [w for w in warnings if "onnxruntime" in w]
+
+
+def test_large_features_are_compared_at_their_own_scale():
+    """A trained conv head's features reach hundreds (both shipped models'), where float32 rounding alone leaves
+    absolute gaps of 1e-4 between the runtimes: the check judges each value against its own scale."""
+    policy = policy_of("ltc")
+    with torch.no_grad():
+        policy.encoder.reduce.weight.mul_(3000.0)
+        policy.encoder.reduce.bias.mul_(3000.0)
+    said: list[str] = []
+    backend = make_backend(policy, "onnxruntime", warn=said.append)
+    assert isinstance(backend, OnnxBackend), said
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert np.abs(TorchBackend(policy).encode(frame)).max() > 100.0
+    assert mismatch(policy, backend) < 1e-5
+    assert relative_gap(np.array([500.5]), np.array([500.0])) == pytest.approx(1e-3)
+    assert relative_gap(np.array([0.25]), np.array([0.5])) == pytest.approx(0.25), "below 1: absolute"
+    assert relative_gap(np.zeros(0), np.zeros(0)) == 0.0
+
+
+@pytest.mark.parametrize("weights", MODELS, ids=lambda p: p.stem)
+def test_the_shipped_models_run_on_onnxruntime(weights):
+    policy = checkpoint.load(weights.with_suffix("")).eval()
+    said: list[str] = []
+    assert isinstance(make_backend(policy, "onnxruntime", warn=said.append), OnnxBackend), said
 
 
 def test_the_graphs_are_cached_by_the_weights_and_a_mismatch_falls_back_to_torch():
