@@ -19,9 +19,9 @@ SEEDS=${3:-0 1 2}
 CORES=${4:-ltc cfc lstm cnn}
 BIN=.venv/bin/lnn-control
 CONFIG=${CONFIG:-config/train_carracing.yaml}
-THREADS_SET=()
-[[ -n "${THREADS:-}" ]] && THREADS_SET=(--set "training.threads=$THREADS")
-for item in ${SET:-}; do THREADS_SET+=(--set "$item"); done
+OVERRIDES=()
+[[ -n "${THREADS:-}" ]] && OVERRIDES=(--set "training.threads=$THREADS")
+for item in ${SET:-}; do OVERRIDES+=(--set "$item"); done
 mkdir -p "$OUT"
 for seed in $SEEDS; do
   for core in $CORES; do
@@ -30,6 +30,6 @@ for seed in $SEEDS; do
     echo "train $run"
     $BIN train --config "$CONFIG" --bags "$DATA"/train/* --val-bags "$DATA"/val/* --out "$run" \
       --set "model.core=$core" --set "model.seed=$seed" --set "training.seed=$seed" --set training.progress=false \
-      "${THREADS_SET[@]}" > "$OUT/train_${core}_s$seed.log" 2>&1
+      "${OVERRIDES[@]}" > "$OUT/train_${core}_s$seed.log" 2>&1
   done
 done

@@ -184,9 +184,11 @@ def test_up_drone_dagger_sim_takes_over_from_a_policy_and_records_both(ros, tmp_
         up.wait_until(acknowledged, 180, f"the recorder acknowledging {wanted}")
         # the mux's own log of its source changes, not a late-joining subscriber to mux/active_source (latched with
         # depth 1, it may see only the last change of the first second: "teleop", never the "policy" before it)
-        up.wait_until(lambda: all(f"active source: {a} -> {b}" in up.output() for a, b in
-                                  (("none", "policy"), ("policy", "teleop"))), 120,
-                      "the mux handing the drone to the policy, then to the demonstrator")
+        def handed_over() -> bool:
+            out = up.output()  # one read of the log per poll
+            return "active source: none -> policy" in out and "active source: policy -> teleop" in out
+
+        up.wait_until(handed_over, 120, "the mux handing the drone to the policy, then to the demonstrator")
         assert up.stop(signal.SIGINT) == 0, up.tail(80)
     out = up.output()
     assert "Traceback" not in out and "takeover 1 at" in out
