@@ -112,6 +112,9 @@ class AugmentConfig:
     """Colour cast: each channel of a window multiplied by a factor drawn from [1 - this, 1 + this]; 0: off."""
     grayscale_probability: float = 0.0
     """Share of windows turned to grey (luma in all three channels); 0: off."""
+    hue: float = 0.0
+    """Hue rotation: each window's colours turned about the grey axis by up to this fraction of a full turn, either
+    way (0.5: any hue, so colour alone no longer tells the target from the scene); 0: off."""
 
     def __post_init__(self) -> None:
         self.shadow_darkness = tuple(float(v) for v in self.shadow_darkness)  # type: ignore[assignment]
@@ -126,6 +129,8 @@ class AugmentConfig:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.max_shift < 0:
             raise ValueError(f"augment.max_shift must be >= 0, got {self.max_shift}")
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError(f"augment.hue must be in [0, 0.5] (a fraction of a turn), got {self.hue}")
 
 
 @dataclass
@@ -370,9 +375,10 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
 
     In order: a shift of up to ``max_shift`` pixels (edges replicated), contrast about mid-grey and a brightness
     offset, a shadow (pixels on one side of a random line through the frame darkened) with probability
-    ``shadow_probability``, a colour cast (``channel_gain``), grey with probability ``grayscale_probability``, and
-    Gaussian noise of a std drawn per window. Returns a new uint8 tensor of the same shape; the same generator state
-    gives the same result (and an option at 0 draws nothing, so it leaves the others' draws as they were).
+    ``shadow_probability``, a colour cast (``channel_gain``), a hue rotation (``hue``), grey with probability
+    ``grayscale_probability``, and Gaussian noise of a std drawn per window. Returns a new uint8 tensor of the same
+    shape; the same generator state gives the same result (and an option at 0 draws nothing, so it leaves the others'
+    draws as they were).
     """
     if frames.dtype != torch.uint8 or frames.dim() != 5 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 windows (B, T, H, W, 3), got {tuple(frames.shape)} {frames.dtype}")
@@ -416,6 +422,8 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
         gain = uniform(1 - config.channel_gain, 1 + config.channel_gain, b, 1, 1, 1, 3)
         scale, bias = scale * gain, bias * gain
     out = torch.addcmul(bias + 0.5, x.float(), scale)  # + 0.5: the truncating cast below then rounds
+    if config.hue > 0:
+        out = torch.einsum("bthwc,bdc->bthwd", out, hue_rotations(uniform(-config.hue, config.hue, b) * 2 * math.pi))
     if config.grayscale_probability > 0:
         grey = torch.rand(b, generator=generator, device=dev) < config.grayscale_probability
         luma = (out * torch.tensor([0.299, 0.587, 0.114], device=dev)).sum(-1, keepdim=True)
@@ -424,6 +432,14 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
         sigma = uniform(0, config.noise_std, b, 1, 1, 1, 1) * 255.0
         out.addcmul_(torch.empty_like(out).normal_(generator=generator), sigma)
     return out.clamp_(0, 255.49).to(torch.uint8)
+
+
+def hue_rotations(angles: Tensor) -> Tensor:
+    """Rotation matrices ``(B, 3, 3)`` about the grey axis (1, 1, 1) of RGB by ``angles`` (radians, ``(B,)``)."""
+    cos, sin = torch.cos(angles)[:, None, None], torch.sin(angles)[:, None, None]
+    eye = torch.eye(3, device=angles.device)
+    cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], device=angles.device) / math.sqrt(3)
+    return cos * eye + sin * cross + (1 - cos) * torch.full((3, 3), 1 / 3, device=angles.device)
 
 
 def weighted_mse(

@@ -135,6 +135,22 @@ def test_augmentation_keeps_dtype_and_shape_is_seeded_and_consistent_within_a_wi
         T.augment_windows(frames.float(), config, torch.Generator())
 
 
+def test_hue_rotation_turns_colours_about_the_grey_axis_and_keeps_greys():
+    third = T.hue_rotations(torch.tensor([2 * math.pi / 3, 0.0]))
+    red, grey = torch.tensor([200.0, 0.0, 0.0]), torch.tensor([90.0, 90.0, 90.0])
+    assert torch.allclose(third[0] @ red, torch.tensor([0.0, 200.0, 0.0]), atol=1e-4)  # a third of a turn: red -> green
+    assert torch.allclose(third[0] @ grey, grey, atol=1e-4) and torch.allclose(third[1], torch.eye(3))
+    frames = torch.zeros(64, 2, 4, 4, 3, dtype=torch.uint8)
+    frames[..., 0], frames[:, :, 0, 0] = 200, 120  # red windows, one grey pixel in each
+    cfg = T.AugmentConfig(brightness=0, contrast=0, shadow_probability=0, noise_std=0, max_shift=0, hue=0.5)
+    out = T.augment_windows(frames, cfg, torch.Generator().manual_seed(0)).int()
+    assert torch.equal(out[:, :, 0, 0], torch.full_like(out[:, :, 0, 0], 120))  # greys stay grey
+    assert (out[:, :, 1:, 1:, 1] > 100).any() and (out[:, :, 1:, 1:, 2] > 100).any()  # some windows turn green, blue
+    assert torch.equal(out[:, 0], out[:, 1])  # one draw per window
+    with pytest.raises(ValueError, match="augment.hue"):
+        T.AugmentConfig(hue=0.6)
+
+
 def test_loss_weighting_matches_a_hand_computation():
     torch.manual_seed(0)
     pred, target = torch.randn(2, 3, 2), torch.randn(2, 3, 2)
