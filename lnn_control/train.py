@@ -625,36 +625,43 @@ def batch_loader(
 
 
 def step_seconds(
-    policy: Policy, batch: tuple[Tensor, Tensor, Tensor], precision: str, device: torch.device, steps: int = 2
-) -> float:
-    """Median seconds of a forward and backward pass of ``policy`` over ``batch`` at ``precision`` (after one
-    warm-up pass); the weights, gradients and random state are left as they were."""
+    policy: Policy, batch: tuple[Tensor, Tensor, Tensor], precisions: Sequence[str], device: torch.device,
+    rounds: int = 3,
+) -> dict[str, float]:
+    """The fastest seconds of a forward and backward pass of ``policy`` over ``batch`` at each of ``precisions``.
+
+    One warm-up pass each, then ``rounds`` rounds that take the precisions in turn, in reversed order every other
+    round, so a load that comes and goes or a cost paid once falls on all alike; the minimum, since other work on
+    the machine only adds time. The weights, gradients and random state are left as they were."""
     model = copy.deepcopy(policy).train()
     frames, dt, targets = (t.to(device) for t in batch)
-    times = []
+    times: dict[str, list[float]] = {p: [] for p in precisions}
+    order = list(precisions)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for _ in range(steps + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            started = time.perf_counter()
-            with autocast(device, precision):
-                pred, _ = model(frames, dt, None, True)
-            (pred.float() - model.normalise_targets(targets)).square().mean().backward()
-            model.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - started)
-    return float(np.median(times[1:]))
+        for r in range(rounds + 1):
+            for precision in order if r % 2 == 0 else order[::-1]:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                started = time.perf_counter()
+                with autocast(device, precision):
+                    pred, _ = model(frames, dt, None, True)
+                (pred.float() - model.normalise_targets(targets)).square().mean().backward()
+                model.zero_grad(set_to_none=True)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if r > 0:
+                    times[precision].append(time.perf_counter() - started)
+    return {p: min(t) for p, t in times.items()}
 
 
 def choose_precision(
     policy: Policy, batch: tuple[Tensor, Tensor, Tensor], device: torch.device, dist: Dist | None = None,
-    steps: int = 2,
+    rounds: int = 3,
 ) -> tuple[str, dict[str, float]]:
     """``bf16`` if a short measurement (:func:`step_seconds` on ``batch``) finds it :data:`BF16_MARGIN` times
     faster than fp32 here, else ``fp32``; and the seconds measured. Under torchrun the processes' times are summed,
     so all choose the same."""
-    seconds = {p: step_seconds(policy, batch, p, device, steps) for p in ("fp32", "bf16")}
+    seconds = step_seconds(policy, batch, ("fp32", "bf16"), device, rounds)
     if dist is not None and dist.active:
         reduced = torch.tensor([seconds["fp32"], seconds["bf16"]], dtype=torch.float64, device=device)
         torch.distributed.all_reduce(reduced)

@@ -102,7 +102,7 @@ def test_precision_auto_measures_and_leaves_the_model_and_random_state_alone() -
     expected = torch.rand(3)
     torch.manual_seed(11)
     choice, seconds = T.choose_precision(policy, (windows.frames, windows.dt, windows.targets), torch.device("cpu"),
-                                         steps=1)
+                                         rounds=1)
     assert torch.equal(torch.rand(3), expected)
     assert choice in ("fp32", "bf16") and set(seconds) == {"fp32", "bf16"} and min(seconds.values()) > 0
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
