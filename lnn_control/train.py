@@ -624,6 +624,21 @@ def batch_loader(
     return batches, loader
 
 
+def _pass_seconds(model: Policy, batch: tuple[Tensor, Tensor, Tensor], precision: str, device: torch.device) -> float:
+    """Seconds of one forward and backward pass of ``model`` over ``batch`` (on ``device``) at ``precision``."""
+    frames, dt, targets = batch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    with autocast(device, precision):
+        pred, _ = model(frames, dt, None, True)
+    (pred.float() - model.normalise_targets(targets)).square().mean().backward()
+    model.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
 def step_seconds(
     policy: Policy, batch: tuple[Tensor, Tensor, Tensor], precisions: Sequence[str], device: torch.device,
     rounds: int = 3,
@@ -636,21 +651,12 @@ def step_seconds(
     model = copy.deepcopy(policy).train()
     frames, dt, targets = (t.to(device) for t in batch)
     times: dict[str, list[float]] = {p: [] for p in precisions}
-    order = list(precisions)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for r in range(rounds + 1):
-            for precision in order if r % 2 == 0 else order[::-1]:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                started = time.perf_counter()
-                with autocast(device, precision):
-                    pred, _ = model(frames, dt, None, True)
-                (pred.float() - model.normalise_targets(targets)).square().mean().backward()
-                model.zero_grad(set_to_none=True)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                if r > 0:
-                    times[precision].append(time.perf_counter() - started)
+            for precision in precisions if r % 2 == 0 else precisions[::-1]:
+                seconds = _pass_seconds(model, (frames, dt, targets), precision, device)
+                if r > 0:  # round 0 is the warm-up
+                    times[precision].append(seconds)
     return {p: min(t) for p, t in times.items()}
 
 
