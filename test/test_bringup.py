@@ -235,6 +235,29 @@ def test_dagger_sim_is_record_sim_with_the_policy_driving_and_the_demonstrator_i
     topics = [entry.split()[0] for entry in dagger.params["recorder_node"]["topics"]]
     assert set(record.params["recorder_node"]["topics"]) <= set(dagger.params["recorder_node"]["topics"])
     assert "demonstrator_node/label" in topics and "lnn/cmd_vel" in topics
+    # each frame waits for the demonstrator's label, and the label reaches a recorder that matches late
+    assert dagger.params["sim_node"]["lockstep_with"] == ["demonstrator_node/label"]
+    assert "demonstrator_node/label geometry_msgs/msg/TwistStamped latched" in dagger.params["recorder_node"]["topics"]
+    assert not record.params["sim_node"].get("lockstep_with")  # there the demonstrator drives
+
+
+def test_the_sim_waits_for_the_sets_nodes_that_take_its_topics():
+    for name, wanted in [
+        ("sim-drive", ["drive_node"]),
+        ("record-sim", ["demonstrator_node", "recorder_node"]),
+        ("dagger-sim", ["drive_node", "demonstrator_node", "recorder_node"]),
+        ("drone-dagger-sim", ["drive_node", "drone_demonstrator_node", "recorder_node"]),
+        ("teleop-sim", ["recorder_node"]),
+    ]:
+        plan = up_verb.plan_from_args(args(name))
+        assert sorted(plan.params["sim_node"]["wait_for"]) == sorted(wanted), name
+    # a node left out is not waited for; --set has the last word
+    plan = up_verb.plan_from_args(args("dagger-sim", "--without", "recorder_node"))
+    assert sorted(plan.params["sim_node"]["wait_for"]) == ["demonstrator_node", "drive_node"]
+    plan = up_verb.plan_from_args(args("dagger-sim", "--set", "sim_node.wait_for=[drive_node]"))
+    assert plan.params["sim_node"]["wait_for"] == ["drive_node"]
+    plan = up_verb.plan_from_args(args("teleop-sim", "--without", "recorder_node"))
+    assert not plan.params["sim_node"].get("wait_for")
 
 
 def _children(pid: int) -> list[int]:

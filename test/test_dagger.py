@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
+import re
 
 import pytest
 
@@ -28,7 +27,7 @@ pytest.importorskip("gymnasium")
 pytest.importorskip("Box2D")
 
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
-from ros_harness import NodeProcess, RosSession, free_domain_id, node_env  # noqa: E402
+from ros_harness import NodeProcess, RosSession, free_domain_id  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 
 from lnn_control.nn.checkpoint import save  # noqa: E402
@@ -191,6 +190,8 @@ def model(tmp_path_factory):
 
 
 def test_up_dagger_sim_runs_and_records_labels(ros, model, tmp_path):
+    """One process per node, so each starts when it is ready: sim_node waits for the slow ones (drive_node loads its
+    model for seconds), then steps every frame on the policy's answer and the demonstrator's label (lockstep_with)."""
     from rosbags.rosbag2 import Reader
 
     from lnn_control.bringup import read_params
@@ -200,22 +201,29 @@ def test_up_dagger_sim_runs_and_records_labels(ros, model, tmp_path):
     cap = read_params(config_file("sim.yaml"))["demonstrator_node"]["intervene_speed"]
 
     bags = tmp_path / "bags"
-    command = [sys.executable, "-m", "lnn_control.cli", "up", "dagger-sim", "--local", "--duration", "8",
-               "--set", f"drive_node.model={model}", "--set", f"recorder_node.output_dir={bags}"]
-    done = subprocess.run(command, env=node_env(DOMAIN), cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out
+    args = ["up", "dagger-sim", "--local", "--processes", "--duration", "600", "--set", f"drive_node.model={model}",
+            "--set", "sim_node.episodes=1", "--set", "sim_node.max_steps=40",
+            "--set", f"recorder_node.output_dir={bags}"]
+    with NodeProcess("lnn_control.cli", domain_id=DOMAIN, log_dir=tmp_path, args=args, cwd=tmp_path) as up:
+        up.wait_for_output(r"episode\(s\) done", timeout=180)
+        assert up.stop(timeout=60) == 0, up.tail()
+        out = up.output()
     assert "Traceback" not in out, out
     assert "intervention mode" in out and "labels; drove" in out, out
 
     (bag,) = [p.parent for p in bags.rglob("metadata.yaml")]
     with Reader(bag) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
-    assert counts["/camera/image_raw"] >= 10 and counts["/lnn/cmd_vel"] >= 10, counts
+    assert counts["/camera/image_raw"] >= 41 and counts["/lnn/cmd_vel"] >= 10, counts
     frames = {r.header_ns for r in read_records(bag, ["/sim/pose"])}
     labels = {r.header_ns: r.msg for r in read_records(bag, ["/demonstrator_node/label"])}
-    # every frame labelled, from the first on, up to the last label (the frames after it were in flight at the end)
-    assert len(labels) >= 10 and {f for f in frames if f <= max(labels)} <= set(labels), "a frame without a label"
+    # every frame labelled from the episode's first (nobody missed the start, nothing fell behind), up to the last
+    # label (the one of the final frame may be in flight at the end)
+    assert len(frames) == 41 and len(labels) >= 40 and min(frames) in labels, sorted(frames - set(labels))
+    assert {f for f in frames if f <= max(labels)} <= set(labels), sorted(frames - set(labels))
+    # and the policy saw them all, frame 0 included (it would have missed those stepped while it loaded its model)
+    received = int(re.search(r"drive_node\]: /camera/image_raw: (\d+) frames received", out).group(1))
+    assert received >= len(frames), out
     for r in read_records(bag, ["/teleop/cmd_vel"]):  # interventions, if any, are the labels of their frames
         if r.header_ns > max(labels):
             continue  # its label was published after it, in flight at the end

@@ -19,6 +19,7 @@ from lnn_control.sim.lockstep import (
     Held,
     LockstepConfig,
     LockstepRules,
+    waiting_for,
 )
 
 MS = 1_000_000
@@ -262,3 +263,91 @@ def test_free_running_ticks_with_the_held_command_and_nothing_is_pending():
     rules.on_frame(frame(26), 20 * MS)
     assert rules.on_free_tick() == Decision(tick_with=SAFE_COMMAND, stale=True)
     assert rules.answered == 0 and rules.timeouts == 0
+
+
+# -- waiting for the set's nodes (wait_for) ---------------------------------------------------------------------------
+
+
+def test_before_the_nodes_are_there_commands_answer_nothing_and_nothing_times_out():
+    rules = LockstepRules(LockstepConfig(lockstep_timeout=0.5, wait_at_start=True))
+    rules.on_frame(frame(0), 0)
+    zero = car(0.0, 0.0, frame(0))  # the mux's zero, up before everyone
+    assert rules.on_command(zero, stamped=True) == Decision(early=True)
+    decided = [rules.on_check(wall, True, ready=False) for wall in range(0, 5 * S, 50 * MS)]
+    assert not any(d.timeout or d.tick_with for d in decided) and rules.pending_ns == frame(0)
+    assert sum(d == Decision(republish=True, waiting=True) for d in decided) == 4  # every REPUBLISH_S
+    # the nodes are there: frame 0 is shown at once, then a command answers it
+    assert rules.on_check(5 * S, True, ready=True) == Decision(republish=True)
+    command = car(0.2, 5.0, frame(0))
+    assert rules.on_command(command, stamped=True) == Decision(tick_with=command)
+    assert rules.early_commands == 1 and rules.answered == 1 and rules.timeouts == 0
+    # once started, a run never waits again
+    rules.on_frame(frame(1), 5 * S)
+    assert rules.on_check(6 * S, True, ready=False).timeout
+
+
+def test_a_free_running_sim_does_not_tick_before_the_nodes_are_there():
+    rules = LockstepRules(LockstepConfig(lockstep=False, wait_at_start=True))
+    rules.on_frame(frame(0), 0)
+    assert rules.on_free_tick(ready=False) == Decision()
+    assert rules.on_free_tick(ready=True).tick_with == SAFE_COMMAND
+    assert rules.on_free_tick(ready=False).tick_with == SAFE_COMMAND
+
+
+def test_waiting_for_needs_each_node_subscribed_and_its_subscriptions_matched():
+    camera, pose = "/camera/image_raw", "/sim/pose"
+    wanted = ["drive_node", "recorder_node"]
+    assert waiting_for(wanted, {camera: [], pose: []}, {}) == [
+        "drive_node (subscribes nothing yet)", "recorder_node (subscribes nothing yet)"]
+    graph = {camera: ["/recorder_node", "/ros2_topic_echo"], pose: ["/recorder_node"]}
+    assert waiting_for(wanted, graph, {camera: 2, pose: 1}) == ["drive_node (subscribes nothing yet)"]
+    graph[camera].append("/drive_node")
+    # seen in the graph, not matched yet: the echo's match does not stand in for a wanted node's
+    assert waiting_for(wanted, graph, {camera: 1, pose: 1}) == [f"{camera} (1 of 2 matched)"]
+    assert waiting_for(wanted, graph, {camera: 2, pose: 1}) == []
+    # a namespace: a bare name matches in any, a full name only there
+    assert waiting_for(["drive_node"], {camera: ["/car1/drive_node"]}, {camera: 1}) == []
+    assert waiting_for(["/car2/drive_node"], {camera: ["/car1/drive_node"]}, {camera: 1}) == [
+        "/car2/drive_node (subscribes nothing yet)"]
+
+
+# -- companions (lockstep_with) ---------------------------------------------------------------------------------------
+
+LABEL = "/demonstrator_node/label"
+
+
+def test_a_frame_steps_once_its_answer_and_every_companion_are_in_in_either_order():
+    rules = rules_with_controller(LockstepConfig(companions=(LABEL,)))
+    first, second = car(0.1, 5.0, frame(0)), car(0.3, 9.0, frame(0))
+    assert rules.on_command(first, stamped=True) == Decision(), "the label is not in yet"
+    assert rules.on_command(second, stamped=True) == Decision()
+    assert rules.on_companion(LABEL, frame(0), stamped=True) == Decision(tick_with=first), "the first answer steps"
+    rules.on_frame(frame(1), 10 * MS)
+    assert rules.on_companion(LABEL, frame(0), stamped=True) == Decision(), "a label of the last frame counts nothing"
+    assert rules.on_companion(LABEL, frame(1), stamped=True) == Decision()
+    assert rules.on_command(second, stamped=True).late  # stamped before frame 1
+    later = car(0.0, 1.0, frame(1))
+    assert rules.on_command(later, stamped=True) == Decision(tick_with=later)
+    assert rules.answered == 2 and rules.timeouts == 0
+
+
+def test_a_silent_companion_times_out_with_the_answer_and_is_named():
+    rules = rules_with_controller(LockstepConfig(lockstep_timeout=0.5, companions=(LABEL, "/other")))
+    command = car(0.1, 5.0, frame(0))
+    rules.on_companion("/other", 0, stamped=False)  # unstamped: counts for the pending frame
+    assert rules.on_command(command, stamped=True) == Decision()
+    decision = rules.on_check(500 * MS, True)
+    assert decision.timeout and decision.tick_with == command and decision.missing == (LABEL,)
+    # nothing at all: the held command, and both named
+    rules.on_frame(frame(1), 500 * MS)
+    decision = rules.on_check(1 * S, True)
+    assert decision.timeout and decision.tick_with == command and decision.missing == (LABEL, "/other")
+
+
+def test_the_startup_republish_runs_until_a_frame_is_complete():
+    rules = rules_with_controller(LockstepConfig(lockstep_timeout=5.0, companions=(LABEL,)))
+    rules.on_command(car(0.1, 5.0, frame(0)), stamped=True)
+    assert rules.on_check(250 * MS, True) == Decision(republish=True), "answered, not labelled: shown again"
+    assert rules.on_companion(LABEL, frame(0), stamped=True).tick_with is not None
+    rules.on_frame(frame(1), 300 * MS)
+    assert checks(rules, 300 * MS, 2 * S) == []

@@ -17,10 +17,14 @@ teleop_keyboard_node, so the command mux and the recorder treat it as a person. 
 the command answers (which is the camera frame's stamp, so a lockstep sim counts it as the answer to that frame).
 ``~/label`` carries the clean expert command (same type and stamp) beside the executed one: with imperfection on,
 record it as the training target (noise injection as in DART: the data shows drifting off and coming back, while
-the label is always the expert's correction).
+the label is always the expert's correction). It is transient local (keep last 50, ``LABELS`` in
+:mod:`lnn_control.ros.qos`): a recorder that subscribes it ``latched`` and matches a moment late still gets the first
+labels.
 
 **When it publishes** (``rate``): ``0`` (default): one command per vehicle state, as soon as the pose and velocity
-of one stamp have both arrived, which keeps a lockstep sim stepping at full speed. ``> 0``: a timer at that rate on
+of one stamp have both arrived, which keeps a lockstep sim stepping at full speed. A state shown again (the same
+stamp: a lockstep sim's start-up re-publication) gets the same messages again, so a sim waiting for ``~/label``
+(``lockstep_with``) sees the label even if its subscription matched after the first. ``> 0``: a timer at that rate on
 the node clock (sim time under ``use_sim_time``) publishes the command for the latest state, the way a keyboard
 teleop repeats; nothing is published while the state is older than ``state_timeout`` (the sim stopped), so the mux
 falls back as it would for a person who let go.
@@ -71,7 +75,7 @@ from lnn_control.nodes.simulator import EPISODE_QOS, EPISODE_TOPIC, POSE_TOPIC, 
 from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
-from lnn_control.ros.qos import COMMAND
+from lnn_control.ros.qos import COMMAND, LABELS
 from lnn_control.ros.stamps import stamp_to_ns
 from lnn_control.sim.base import Truth
 from lnn_control.sim.expert import Expert, ExpertConfig
@@ -232,7 +236,7 @@ class DemonstratorNode(Node):
         self.locator: TrackLocator | None = None
         msg_type = twist_type(c.stamped)
         self.publisher = self.create_publisher(msg_type, TELEOP_TOPIC, COMMAND)
-        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, COMMAND)
+        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, LABELS)
         self.create_subscription(String, EPISODE_TOPIC, self._on_episode, EPISODE_QOS)
         self.create_subscription(PoseStamped, POSE_TOPIC, self._on_pose, COMMAND)
         self.create_subscription(TwistStamped, VELOCITY_TOPIC, self._on_velocity, COMMAND)
@@ -242,6 +246,7 @@ class DemonstratorNode(Node):
         self.velocity: tuple[int, float, float] | None = None  # stamp_ns, speed, yaw rate
         self.state_received_ns: int | None = None  # node clock
         self.acted_ns: int | None = None  # stamp of the last state acted on (rate 0)
+        self.sent: list[tuple[Any, Any]] = []  # (publisher, message) of the last act
         self.commands = 0
         self.drifting_commands = 0
         if c.rate > 0:
@@ -297,7 +302,12 @@ class DemonstratorNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         q = msg.pose.orientation
         heading = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-        self.pose = (stamp_to_ns(msg.header.stamp), msg.pose.position.x, msg.pose.position.y, heading)
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns == self.acted_ns:  # the sim shows the state again (start-up): so do we, the same messages
+            for publisher, sent in self.sent:
+                publisher.publish(sent)
+            return
+        self.pose = (stamp_ns, msg.pose.position.x, msg.pose.position.y, heading)
         self._on_state()
 
     def _on_velocity(self, msg: TwistStamped) -> None:
@@ -325,6 +335,7 @@ class DemonstratorNode(Node):
     # -- output -------------------------------------------------------------------------------------------------------
 
     def _act(self, stamp_ns: int) -> None:
+        self.sent = []
         if self.expert.track is None:
             self._warn("no_track", f"no track yet on {self.resolve_topic_name(EPISODE_TOPIC)}: not driving")
             return
@@ -364,7 +375,9 @@ class DemonstratorNode(Node):
 
     def _send(self, publisher: Any, command: Command, stamp_ns: int) -> None:
         stamped = command.restamped(stamp_ns)
-        publisher.publish(command_to_twist(stamped, stamped=self.config.stamped, frame_id=self.config.frame_id))
+        msg = command_to_twist(stamped, stamped=self.config.stamped, frame_id=self.config.frame_id)
+        publisher.publish(msg)
+        self.sent.append((publisher, msg))
 
     # -- diagnostics --------------------------------------------------------------------------------------------------
 

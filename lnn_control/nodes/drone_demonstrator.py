@@ -11,7 +11,8 @@ altitude hold); this node feeds it the privileged state sim_node publishes and s
 ``vx, vy, vz`` (m/s, body FLU), ``angular.z`` = yaw rate (rad/s, counter-clockwise), stamped with the sim time of
 the state it answers (so a lockstep sim_node counts it as the answer to that frame). ``~/label`` carries the clean
 command beside it: with ``imperfect: true`` the executed command has Ornstein-Uhlenbeck noise and drifts (as in
-DART) while the label stays the expert's; record the label as the training target. ``label_only: true`` publishes
+DART) while the label stays the expert's; record the label as the training target (it is transient local, as the
+car demonstrator's, so a recorder matching late still gets the first labels). ``label_only: true`` publishes
 only ``~/label`` (a policy flies, the demonstrator labels every state it reaches: DAgger). ``intervene: true``
 (DAgger with interventions, config/drone_dagger.yaml) labels every state and flies, with the clean label, only while
 it takes over (:mod:`lnn_control.sim.drone.takeover`: near an obstacle, target lost, too low or too high), so the
@@ -43,7 +44,7 @@ from lnn_control.nodes.simulator import EPISODE_QOS, EPISODE_TOPIC, TRUTH_TOPIC,
 from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
-from lnn_control.ros.qos import COMMAND
+from lnn_control.ros.qos import COMMAND, LABELS
 from lnn_control.sim.drone.expert import DroneExpert, DroneExpertConfig
 from lnn_control.sim.drone.state import state_from_row
 from lnn_control.sim.drone.takeover import DroneTakeover, TakeoverConfig
@@ -96,7 +97,7 @@ class DroneDemonstratorNode(Node):
         self.takeover = DroneTakeover(c.takeover())
         msg_type = twist_type(c.stamped)
         self.publisher = self.create_publisher(msg_type, TELEOP_TOPIC, COMMAND)
-        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, COMMAND)
+        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, LABELS)
         self.create_subscription(String, EPISODE_TOPIC, self._on_episode, EPISODE_QOS)
         self.create_subscription(Float64MultiArray, TRUTH_TOPIC, self._on_truth, COMMAND)
         self._throttle = Throttle(5.0)

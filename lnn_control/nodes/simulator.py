@@ -59,6 +59,20 @@ the truth, the pose, the velocity and, last, the frame of the final step.
   the first then answer the next ticks early. Only at start-up, and only unstamped.)
   Use ``stamped: true`` whenever something between controller and sim repeats commands on a timer (the command mux
   does, while its input is quiet), or such repeats can answer frames.
+- ``lockstep_with`` (topics, default none; config/dagger.yaml and config/drone_dagger.yaml name the demonstrator's
+  ``~/label``): in lockstep, a frame steps only once its answer on ``cmd_vel`` *and* a message on each of these
+  topics stamped at or after it (same type as ``cmd_vel``; unstamped counts at once) are in; the first answer waits
+  for them. A node that watches every state without driving, a DAgger demonstrator, then can never fall behind the
+  policy: behind, it loses states from its queue and takes over on a state long gone (the drone demonstrator, 0.6 s
+  behind, lost 9 states of a 60-frame flight). A timeout steps all the same and names the silent topics.
+- ``wait_for`` (node names, default none; ``lnn-control up`` and the launch files fill it with the set's nodes that
+  take this node's topics: drive_node, the demonstrators, the recorder): the run starts only when every named node
+  subscribes one of this node's topics and each publisher has matched (DDS, not just the graph) as many subscriptions
+  as those nodes hold. Until then frame 0 of the first episode is held and shown again every second, no timeout
+  runs, commands answer nothing (they are held; ``early`` in the summary) and a free-running sim does not tick, with
+  a throttled warning saying what is missing. So a policy that takes seconds to load its model gets frame 0, and a
+  demonstrator or recorder that starts late misses nothing (without it the command mux, up first, answers the first
+  frames with zeros while drive_node loads). Once started, the run never waits again.
 - ``lockstep: false`` (free-running): a steady-clock timer ticks at ``rate`` Hz with the latest command (held as
   above), so sim time runs ``rate * steps_per_frame * dt`` seconds per wall second while the machine keeps up.
 
@@ -104,7 +118,7 @@ from lnn_control.ros.diagnostics import Diagnostics  # noqa: E402
 from lnn_control.ros.msgs import image_msg, twist_to_command, twist_type  # noqa: E402
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node  # noqa: E402
 from lnn_control.ros.qos import COMMAND, SENSOR  # noqa: E402
-from lnn_control.ros.stamps import ns_to_stamp  # noqa: E402
+from lnn_control.ros.stamps import ns_to_stamp, stamp_to_ns  # noqa: E402
 from lnn_control.sim.base import Observation, Simulator, Truth  # noqa: E402
 from lnn_control.sim.closed_loop import episode_outcome  # noqa: E402
 from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-exported for their importers
@@ -114,6 +128,7 @@ from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-ex
     Decision,
     LockstepConfig,
     LockstepRules,
+    waiting_for,
 )
 from lnn_control.sim.truth_rows import CAR_FIELDS, truth_row  # noqa: E402
 
@@ -206,6 +221,12 @@ class SimNodeConfig:
     episode_gap: float = param(2.0, "sim seconds between the end of an episode and the start of the next",
                                min=0.0, max=3600.0)
     publish_privileged: bool = param(True, "publish sim/pose, sim/velocity and the track (for a demonstrator)")
+    lockstep_with: list[str] = param(
+        [], "lockstep: topics (Twist or TwistStamped as cmd_vel) that must also answer every frame before it steps"
+    )
+    wait_for: list[str] = param(
+        [], "nodes (names, or /ns/name) that must subscribe this node's topics, matched, before the run starts"
+    )
 
 
 def quaternion(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
@@ -321,6 +342,10 @@ class SimNode(Node):
         self.tf = TransformOutput(self, c) if c.publish_tf and c.publish_privileged else None
         self.cmd_sub = self.create_subscription(twist_type(c.stamped), CMD_TOPIC, self._on_command, COMMAND)
         self.cmd_topic = self.cmd_sub.topic_name
+        self.companion_subs = [
+            self.create_subscription(twist_type(c.stamped), topic, self._companion(topic), COMMAND)
+            for topic in c.lockstep_with
+        ]
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._throttle = Throttle(5.0)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -337,12 +362,15 @@ class SimNode(Node):
         self.episodes_done = 0
         self.ticks = 0
         self.commands = 0  # received on cmd_vel
+        self.missing: list[str] = []  # what the run waits for (wait_for), as of the last check
         self.frame_rate = RateMeter(FRAME_RATE_WINDOW_S, what="frames", start_ns=time.monotonic_ns())
         self.rules = LockstepRules(
             LockstepConfig(
                 lockstep=c.lockstep,
                 lockstep_timeout=c.lockstep_timeout,
                 command_timeout=c.command_timeout,
+                wait_at_start=bool(c.wait_for),
+                companions=tuple(c.lockstep_with),
             ),
             self.sim.schema,
             getattr(self.sim, "command_bounds", None),
@@ -521,23 +549,50 @@ class SimNode(Node):
         self.commands += 1
         self._apply(self.rules.on_command(twist_to_command(msg, self.sim.schema), stamped=hasattr(msg, "header")))
 
+    def _companion(self, topic: str) -> Callable[[Any], None]:
+        def on_message(msg: Any) -> None:
+            stamp = stamp_to_ns(msg.header.stamp) if hasattr(msg, "header") else 0
+            self._apply(self.rules.on_companion(topic, stamp, stamped=hasattr(msg, "header")))
+
+        return on_message
+
     def _on_check(self) -> None:
         """Lockstep: wait for a controller, re-publish for a new one, step with the held command on a timeout."""
         if not self.running or self.rules.pending_ns is None:
             return
         present = self.count_publishers(self.cmd_topic) > 0
-        self._apply(self.rules.on_check(time.monotonic_ns(), present))
+        self._apply(self.rules.on_check(time.monotonic_ns(), present, self._ready()))
 
     def _on_tick(self) -> None:
         """Free-running: one tick per timer period with the held command."""
         if self.running:
-            self._apply(self.rules.on_free_tick())
+            ready = self._ready()
+            if not ready:
+                self._warn("nodes", f"waiting for {', '.join(self.missing)} before the first tick (wait_for)")
+            self._apply(self.rules.on_free_tick(ready))
+
+    def _ready(self) -> bool:
+        """The nodes of ``wait_for`` all subscribe this node's topics, matched (checked until the run starts)."""
+        if self.rules.started:
+            return True
+        publishers = [self.image_pub, self.truth_pub, self.pose_pub, self.velocity_pub, self.episode_pub,
+                      self.odom_pub]
+        subscribers = {
+            p.topic_name: [f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                           for i in self.get_subscriptions_info_by_topic(p.topic_name)]
+            for p in publishers
+        }
+        matched = {p.topic_name: p.get_subscription_count() for p in publishers}
+        self.missing = waiting_for(self.config.wait_for, subscribers, matched)
+        return not self.missing
 
     def _apply(self, decision: Decision) -> None:
         """Re-publish, log and step as the lockstep rules decided."""
         rules = self.rules
         if decision.republish:
-            if decision.waiting:
+            if decision.waiting and not self.rules.started:
+                self._warn("nodes", f"waiting for {', '.join(self.missing)} before the first step (wait_for)")
+            elif decision.waiting:
                 self._warn("nobody", f"{self.cmd_topic}: no publisher: waiting for a controller")
             self._send(self.last_messages)
         if decision.problem is not None:
@@ -548,9 +603,11 @@ class SimNode(Node):
                                 "sim time: applying the stop command")
         command = decision.tick_with
         if decision.timeout and command is not None and decision.unanswered_ns is not None:
+            silent = (f"{', '.join(decision.missing)} (lockstep_with): nothing for" if decision.missing
+                      else f"{self.cmd_topic}: no command answered")
             self._warn(
                 "timeout",
-                f"{self.cmd_topic}: no command answered the frame at {decision.unanswered_ns / 1e9:.3f} s within "
+                f"{silent} the frame at {decision.unanswered_ns / 1e9:.3f} s within "
                 f"{self.config.lockstep_timeout:g} s: stepping with {command.describe()} ({rules.timeouts} timeouts "
                 "so far)",
             )
@@ -600,10 +657,13 @@ class SimNode(Node):
             "answered": rules.answered,
             "lockstep timeouts": rules.timeouts,
             "late commands": rules.late_commands,
+            "early commands": rules.early_commands,
             "bad commands": rules.bad_commands,
         }
         if not self.running:
             return Report.ok(f"idle after {self.episodes_done} episode(s): call ~/reset for the next", **values)
+        if not self.rules.started:
+            return Report.warn(f"episode {self.episode}: waiting for {', '.join(self.missing)} (wait_for)", **values)
         if self._waiting():
             return Report.warn(f"episode {self.episode}: waiting for a controller on {self.cmd_topic}", **values)
         return Report.ok(f"episode {self.episode} (seed {self.episode_seed}) at step {self.steps}", **values)
@@ -618,7 +678,8 @@ class SimNode(Node):
         if not self.running:
             return Report.ok("idle", **report.values)
         if report.level == Level.ERROR:  # a stalled sim is not broken: lockstep waits, a controller may be slow
-            return Report.warn(report.message + (" (waiting for a controller)" if self._waiting() else ""),
+            waiting = " (waiting for nodes)" if not self.rules.started else " (waiting for a controller)"
+            return Report.warn(report.message + (waiting if self._waiting() else ""),
                                **report.values)
         return report
 
@@ -637,7 +698,8 @@ class SimNode(Node):
         rules = self.rules
         return (
             f"{self.ticks} frames in {self.episode + 1} episode(s); {rules.answered} answered, {rules.timeouts} "
-            f"lockstep timeouts, {rules.late_commands} late and {rules.bad_commands} bad commands"
+            f"lockstep timeouts, {rules.late_commands} late, {rules.early_commands} early and {rules.bad_commands} bad "
+            "commands"
         )
 
     def close(self) -> None:

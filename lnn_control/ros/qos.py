@@ -23,3 +23,12 @@ LATCHED = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+#: A demonstrator's labels: reliable and transient local, keep last 50 (the recorder's ``qos_depth``), so a recorder
+#: whose subscription matches a moment after the first labels went out (the start of a run) still gets them.
+LABELS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=50,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)

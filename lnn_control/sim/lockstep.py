@@ -20,12 +20,21 @@ The rules (see ``sim_node``'s docstring for why):
   answer;
 - with a controller there, a frame nobody answered within ``lockstep_timeout`` (wall) is stepped with the held
   command, and the timeout counts;
-- free-running (no lockstep): each tick steps with the held command.
+- *companions* (``companions``, lockstep only): topics that must carry a message stamped at or after the pending
+  frame (or unstamped, or zero) before its answer steps the sim, so a node that watches every state without driving
+  (a DAgger demonstrator's label) never falls behind the one that drives. The first answer waits for them; a timeout
+  steps with it (or the held command) all the same, saying which companions were missing; the start-up
+  re-publication runs until the first frame is complete;
+- free-running (no lockstep): each tick steps with the held command;
+- with ``wait_at_start`` the run starts only once the node reports the nodes it waits for ready (``ready`` in the
+  checks and free-running ticks; :func:`waiting_for` decides it from the graph): until then a lockstep sim treats the
+  controller as absent (the pending frame is shown again every :data:`REPUBLISH_S`, no timeout runs, a command is
+  held and answers nothing) and a free-running one does not tick. Once started, a run never waits again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lnn_control.command import CAR, ActionSchema, Command
@@ -46,6 +55,10 @@ class LockstepConfig:
     lockstep: bool = True
     lockstep_timeout: float = 0.5
     command_timeout: float = 0.5
+    wait_at_start: bool = False
+    companions: tuple[str, ...] = ()
+    """Lockstep: names of the topics that must also answer each frame (see the module docstring)."""
+    """The node names nodes to wait for (``wait_for``): the run starts once the node reports them ready."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +73,13 @@ class Decision:
     """Nobody publishes on ``cmd_vel``: the re-publication is a wait for a controller."""
     late: bool = False
     """The command was stamped before the pending frame: it is held and answers nothing."""
+    early: bool = False
+    """The run has not started (its nodes are not all there): the command is held and answers nothing."""
     timeout: bool = False
     """Nobody answered the frame stamped ``unanswered_ns`` within ``lockstep_timeout``: ``tick_with`` is held."""
     unanswered_ns: int | None = None
+    missing: tuple[str, ...] = ()
+    """On a timeout: the companions that sent nothing for the frame."""
     stale: bool = False
     """``tick_with`` is the schema's stop command because the held command is too old."""
     problem: str | None = None
@@ -99,11 +116,15 @@ class LockstepRules:
         self.sim_now_ns = 0  # sim time of the latest frame
         self.controller_present = False  # cmd_vel had a publisher at the last check
         self.awaiting_first_answer = True  # no answer since the controller appeared
+        self.started = not config.wait_at_start  # the nodes waited for were all there once
         self.held = self.safe
         self.held_ns: int | None = None  # sim time at which ``held`` arrived
+        self.answer: Command | None = None  # the pending frame's answer, waiting for the companions
+        self.companion_ns: dict[str, int] = dict.fromkeys(config.companions, -1)  # latest stamp from each
         self.answered = 0
         self.timeouts = 0
         self.late_commands = 0
+        self.early_commands = 0
         self.bad_commands = 0
 
     # -- what the node did --------------------------------------------------------------------------------------------
@@ -113,6 +134,7 @@ class LockstepRules:
         self.sim_now_ns = int(stamp_ns)
         self.last_sent = self.pending_since = now_wall
         self.pending_ns = self.sim_now_ns if self.config.lockstep else None
+        self.answer = None
 
     def on_episode_start(self) -> None:
         """A new episode: nothing is held from the last one (call before its first frame)."""
@@ -143,19 +165,45 @@ class LockstepRules:
         self.held_ns = self.sim_now_ns
         if self.pending_ns is None:
             return Decision(problem=problem)
+        if not self.started:
+            self.early_commands += 1
+            return Decision(early=True, problem=problem)
         if stamped and command.stamp_ns != 0 and command.stamp_ns < self.pending_ns:
             self.late_commands += 1
             return Decision(late=True, problem=problem)
+        if self.answer is None:  # the first answer steps (once the companions are in)
+            self.answer = safe
+        return self._complete(problem)
+
+    def on_companion(self, topic: str, stamp_ns: int, stamped: bool) -> Decision:
+        """A message arrived on companion ``topic`` (``stamped``: its ``stamp_ns`` counts; else it counts for the
+        pending frame)."""
+        if not stamped or stamp_ns == 0:
+            stamp_ns = self.pending_ns if self.pending_ns is not None else self.sim_now_ns
+        self.companion_ns[topic] = max(self.companion_ns.get(topic, -1), int(stamp_ns))
+        return self._complete(None)
+
+    def _missing(self) -> tuple[str, ...]:
+        """The companions with nothing for the pending frame yet."""
+        pending = self.pending_ns if self.pending_ns is not None else 0
+        return tuple(t for t, ns in self.companion_ns.items() if ns < pending)
+
+    def _complete(self, problem: str | None) -> Decision:
+        """Step with the pending frame's answer once every companion has answered it too."""
+        if self.pending_ns is None or self.answer is None or not self.started or self._missing():
+            return Decision(problem=problem)
+        answer, self.answer, self.pending_ns = self.answer, None, None
         self.answered += 1
         self.awaiting_first_answer = False
-        self.pending_ns = None
-        return Decision(tick_with=safe, problem=problem)
+        return Decision(tick_with=answer, problem=problem)
 
-    def on_check(self, now_wall: int, controller_present: bool) -> Decision:
-        """The periodic lockstep check at ``now_wall``; ``controller_present``: ``cmd_vel`` has a publisher."""
+    def on_check(self, now_wall: int, controller_present: bool, ready: bool = True) -> Decision:
+        """The periodic lockstep check at ``now_wall``; ``controller_present``: ``cmd_vel`` has a publisher;
+        ``ready``: the nodes the run waits for are all there (see ``wait_at_start``)."""
         if self.pending_ns is None:
             return Decision()
-        if not controller_present:
+        self.started = self.started or ready
+        if not controller_present or not self.started:
             # Nobody drives: show the tick again now and then rather than run the car without a controller.
             self.controller_present = False
             if now_wall - self.last_sent < _ns(REPUBLISH_S):
@@ -175,12 +223,44 @@ class LockstepRules:
         if now_wall - self.pending_since < self.lockstep_timeout_ns:
             return Decision(republish=republish)
         self.timeouts += 1
+        missing = self._missing()
         unanswered, self.pending_ns = self.pending_ns, None
+        if self.answer is not None:  # answered, but a companion is missing
+            answer, self.answer = self.answer, None
+            return Decision(tick_with=answer, republish=republish, timeout=True, unanswered_ns=unanswered,
+                            missing=missing)
         held = self.held_command()
         return Decision(tick_with=held.command, republish=republish, timeout=True, unanswered_ns=unanswered,
-                        stale=held.stale)
+                        stale=held.stale, missing=missing)
 
-    def on_free_tick(self) -> Decision:
-        """Free-running: a timer tick steps with the held command."""
+    def on_free_tick(self, ready: bool = True) -> Decision:
+        """Free-running: a timer tick steps with the held command, once the run started (``ready``)."""
+        self.started = self.started or ready
+        if not self.started:
+            return Decision()
         held = self.held_command()
         return Decision(tick_with=held.command, stale=held.stale)
+
+
+def _is(wanted: str, node: str) -> bool:
+    """``wanted`` names ``node`` (a full name, ``/ns/name``): by its full name, or by its last part."""
+    return node == "/" + wanted.strip("/") if "/" in wanted else node.rsplit("/", 1)[-1] == wanted
+
+
+def waiting_for(
+    wanted: Iterable[str], subscribers: Mapping[str, Sequence[str]], matched: Mapping[str, int]
+) -> list[str]:
+    """What the run still waits for, [] when every node of ``wanted`` is there.
+
+    ``subscribers``: topic -> full names of the nodes subscribing it (the graph, one entry per subscription);
+    ``matched``: topic -> subscriptions its publisher has matched (DDS). A wanted node is there once it subscribes
+    one of the topics, and each topic's publisher has matched at least as many subscriptions as the wanted nodes hold.
+    """
+    wanted = list(wanted)
+    missing = [f"{w} (subscribes nothing yet)" for w in wanted
+               if not any(_is(w, n) for names in subscribers.values() for n in names)]
+    for topic, names in subscribers.items():
+        need = sum(any(_is(w, n) for w in wanted) for n in names)
+        if matched.get(topic, 0) < need:
+            missing.append(f"{topic} ({matched.get(topic, 0)} of {need} matched)")
+    return missing
