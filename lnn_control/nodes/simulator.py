@@ -63,8 +63,9 @@ the truth, the pose, the velocity and, last, the frame of the final step.
   ``~/label``): in lockstep, a frame steps only once its answer on ``cmd_vel`` *and* a message on each of these
   topics stamped at or after it (same type as ``cmd_vel``; unstamped counts at once) are in; the first answer waits
   for them. A node that watches every state without driving, a DAgger demonstrator, then can never fall behind the
-  policy: behind, it loses states from its queue and takes over on a state long gone (the drone demonstrator, 0.6 s
-  behind, lost 9 states of a 60-frame flight). A timeout steps all the same and names the silent topics.
+  policy: behind, it would take over on states already gone and, once its queue overflows, lose states (seen here
+  once: the drone demonstrator 0.6 s behind, 9 states of a 60-frame flight unlabelled). A timeout steps all the
+  same and names the silent topics.
 - ``wait_for`` (node names, default none; ``lnn-control up`` and the launch files fill it with the set's nodes that
   take this node's topics: drive_node, the demonstrators, the recorder): the run starts only when every named node
   subscribes one of this node's topics and each publisher has matched (DDS, not just the graph) as many subscriptions
