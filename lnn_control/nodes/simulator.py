@@ -71,7 +71,8 @@ the truth, the pose, the velocity and, last, the frame of the final step.
   subscribes one of this node's topics and each publisher has matched (DDS, not just the graph) as many subscriptions
   as those nodes hold. Until then frame 0 of the first episode is held and shown again every second, no timeout
   runs, commands answer nothing (they are held; ``early`` in the summary) and a free-running sim does not tick, with
-  a throttled warning saying what is missing. So a policy that takes seconds to load its model gets frame 0, and a
+  a throttled warning saying what is missing (a subscription whose QoS cannot match, say a reliable one on the
+  camera, shows as never matched). So a policy that takes seconds to load its model gets frame 0, and a
   demonstrator or recorder that starts late misses nothing (without it the command mux, up first, answers the first
   frames with zeros while drive_node loads). Once started, the run never waits again.
 - ``lockstep: false`` (free-running): a steady-clock timer ticks at ``rate`` Hz with the latest command (held as
@@ -343,10 +344,12 @@ class SimNode(Node):
         self.tf = TransformOutput(self, c) if c.publish_tf and c.publish_privileged else None
         self.cmd_sub = self.create_subscription(twist_type(c.stamped), CMD_TOPIC, self._on_command, COMMAND)
         self.cmd_topic = self.cmd_sub.topic_name
-        self.companion_subs = [
-            self.create_subscription(twist_type(c.stamped), topic, self._companion(topic), COMMAND)
-            for topic in c.lockstep_with
-        ]
+        self.companion_subs = []  # lockstep_with, under their full names
+        for topic in c.lockstep_with:
+            name = self.resolve_topic_name(topic)
+            self.companion_subs.append(
+                self.create_subscription(twist_type(c.stamped), name, self._companion(name), COMMAND)
+            )
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._throttle = Throttle(5.0)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -371,7 +374,7 @@ class SimNode(Node):
                 lockstep_timeout=c.lockstep_timeout,
                 command_timeout=c.command_timeout,
                 wait_at_start=bool(c.wait_for),
-                companions=tuple(c.lockstep_with),
+                companions=tuple(s.topic_name for s in self.companion_subs),
             ),
             self.sim.schema,
             getattr(self.sim, "command_bounds", None),
