@@ -9,10 +9,10 @@ The node sets are described once, in ``config/node_sets.yaml`` (:data:`NODE_SETS
 through :mod:`lnn_control.launching` and :func:`resolve_set`, as ``up`` does, and a test holds the file to the
 console scripts in ``setup.py`` and the files in ``config/``. Parameters: the set's config files
 (``config/<name>.yaml``, in the standard ``node_name: ros__parameters:`` form; ``/**:`` gives every node), then
-``use_sim_time: true`` and sim_node's ``wait_for`` (the set's nodes that take its topics) for the simulator sets,
-then every ``--config FILE`` in order, then every ``--set``; later wins, and a later ``/**`` value wins over an
-earlier one given to a single node. They are merged into one parameter file whose keys match the nodes in any
-namespace (``/**`` first, then ``/**/node_name``). When the command mux is
+``use_sim_time: true`` and sim_node's ``wait_for`` and ``wait_for_recorders`` (the set's nodes that take its topics)
+for the simulator sets, then every ``--config FILE`` in order, then every ``--set``; later wins, and a later ``/**``
+value wins over an earlier one given to a single node. They are merged into one parameter file whose keys match the
+nodes in any namespace (``/**`` first, then ``/**/node_name``). When the command mux is
 part of the set, the node that drives (policy_node or drive_node) is remapped from ``cmd_vel`` to ``lnn/cmd_vel``,
 the mux's input, and is ``enabled`` (the mux arms autonomy). A set without sim_node drives a real vehicle: its
 model-loading nodes must be given a ``model`` explicitly (:func:`check_model_given`).
@@ -81,6 +81,8 @@ SIM_NODE = "sim_node"
 #: Nodes that take sim_node's topics (camera, state, episodes): sim_node's ``wait_for`` in a set, so the run starts
 #: when they are all there (a policy loading its model gets frame 0, a late demonstrator or recorder misses nothing).
 SIM_CONSUMERS = ("drive_node", "perception_node", "demonstrator_node", "drone_demonstrator_node", "recorder_node")
+#: Of those, the ones that report their matched publishers (sim_node's ``wait_for_recorders``).
+RECORDERS = ("recorder_node",)
 WILDCARD = "*"
 
 
@@ -401,7 +403,8 @@ def resolve_set(
         params = merge(params, {WILDCARD: {"use_sim_time": True}})
     consumers = [n for n in nodes if n in SIM_CONSUMERS]
     if SIM_NODE in nodes and consumers:
-        params = merge(params, {SIM_NODE: {"wait_for": consumers}})
+        recorders = [n for n in consumers if n in RECORDERS]
+        params = merge(params, {SIM_NODE: {"wait_for": consumers, "wait_for_recorders": recorders}})
     for extra in extra_configs:
         path = Path(extra).expanduser()
         configs.append(path)

@@ -187,7 +187,8 @@ class RateMeter:
             if seen_window:
                 return Report.error(f"no {self.what} for {self.window_ns / NS_PER_S:g} s", **values)
             return Report.warn(f"no {self.what} yet", **values)
-        assert rate is not None
+        if rate is None:  # events, but the clock has not moved since the meter started (a sim holding its frame)
+            return Report.ok(f"{self.total} {self.what}, no time passed yet", **values)
         if self.min_hz is not None and rate < self.min_hz and seen_window:
             return Report.warn(f"{self.what} at {rate:.3g} Hz, below {self.min_hz:g} Hz", **values)
         if self.max_hz is not None and rate > self.max_hz:

@@ -251,6 +251,8 @@ def test_the_sim_waits_for_the_sets_nodes_that_take_its_topics():
     ]:
         plan = up_verb.plan_from_args(args(name))
         assert sorted(plan.params["sim_node"]["wait_for"]) == sorted(wanted), name
+        recorders = plan.params["sim_node"]["wait_for_recorders"]
+        assert recorders == (["recorder_node"] if "recorder_node" in wanted else []), name
     # a node left out is not waited for; --set has the last word
     plan = up_verb.plan_from_args(args("dagger-sim", "--without", "recorder_node"))
     assert sorted(plan.params["sim_node"]["wait_for"]) == ["demonstrator_node", "drive_node"]

@@ -39,6 +39,14 @@ def test_a_meter_that_stops_ticking_warns_then_errors():
     assert "no frames for 1 s" in meter.report(2200 * MS).message
 
 
+def test_events_before_the_clock_moves_are_no_rate_and_no_error():
+    meter = RateMeter(1.0, min_hz=10.0, what="commands", start_ns=2 * S)
+    meter.tick(2 * S)  # a lockstep sim holds its first frame: sim time stands still
+    report = meter.report(2 * S)
+    assert meter.rate(2 * S) is None
+    assert report.level == Level.OK and report.message == "1 commands, no time passed yet"
+
+
 def test_bounds_warn_and_a_low_rate_waits_for_a_whole_window():
     meter = RateMeter(1.0, min_hz=10.0, max_hz=30.0, start_ns=0)
     meter.tick(100 * MS)

@@ -19,6 +19,7 @@ from lnn_control.sim.lockstep import (
     Held,
     LockstepConfig,
     LockstepRules,
+    unmatched_recorders,
     waiting_for,
 )
 
@@ -309,6 +310,22 @@ def test_waiting_for_needs_each_node_subscribed_and_its_subscriptions_matched():
     assert waiting_for(["drive_node"], {camera: ["/car1/drive_node"]}, {camera: 1}) == []
     assert waiting_for(["/car2/drive_node"], {camera: ["/car1/drive_node"]}, {camera: 1}) == [
         "/car2/drive_node (subscribes nothing yet)"]
+
+
+def test_a_recorder_is_waited_for_until_it_matched_every_publisher_the_graph_shows():
+    cmd, label = "/lnn/cmd_vel", "/demonstrator_node/label"
+    assert unmatched_recorders({"recorder_node": None}, {}) == [
+        "recorder_node (no ~/status with matched_publishers yet)"]
+    # drive_node's publisher is in the graph, the recorder has not matched it: its first commands would be lost
+    report = {cmd: 0, label: 1}
+    assert unmatched_recorders({"recorder_node": report}, {cmd: 1, label: 1}) == [
+        "recorder_node: /lnn/cmd_vel (0 of 1 publishers matched)"]
+    report[cmd] = 1
+    assert unmatched_recorders({"recorder_node": report}, {cmd: 1, label: 1}) == []
+    # a topic nobody publishes (a person's teleop not started) is not waited for; a report without counts (an
+    # rclpy that cannot count) is taken as it is
+    assert unmatched_recorders({"recorder_node": {"/teleop/cmd_vel": 0}}, {"/teleop/cmd_vel": 0}) == []
+    assert unmatched_recorders({"recorder_node": {}}, {cmd: 1}) == []
 
 
 # -- companions (lockstep_with) ---------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ teleop_keyboard_node, so the command mux and the recorder treat it as a person. 
 the command answers (which is the camera frame's stamp, so a lockstep sim counts it as the answer to that frame).
 ``~/label`` carries the clean expert command (same type and stamp) beside the executed one: with imperfection on,
 record it as the training target (noise injection as in DART: the data shows drifting off and coming back, while
-the label is always the expert's correction). It is transient local (keep last 50, ``LABELS`` in
+the label is always the expert's correction). It is transient local (keep last 50, ``KEPT`` in
 :mod:`lnn_control.ros.qos`): a recorder that subscribes it ``latched`` and matches a moment late still gets the first
 labels.
 
@@ -75,7 +75,7 @@ from lnn_control.nodes.simulator import EPISODE_QOS, EPISODE_TOPIC, POSE_TOPIC, 
 from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
-from lnn_control.ros.qos import COMMAND, LABELS
+from lnn_control.ros.qos import COMMAND, KEPT
 from lnn_control.ros.stamps import stamp_to_ns
 from lnn_control.sim.base import Truth
 from lnn_control.sim.expert import Expert, ExpertConfig
@@ -236,7 +236,7 @@ class DemonstratorNode(Node):
         self.locator: TrackLocator | None = None
         msg_type = twist_type(c.stamped)
         self.publisher = self.create_publisher(msg_type, TELEOP_TOPIC, COMMAND)
-        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, LABELS)
+        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, KEPT)
         self.create_subscription(String, EPISODE_TOPIC, self._on_episode, EPISODE_QOS)
         self.create_subscription(PoseStamped, POSE_TOPIC, self._on_pose, COMMAND)
         self.create_subscription(TwistStamped, VELOCITY_TOPIC, self._on_velocity, COMMAND)

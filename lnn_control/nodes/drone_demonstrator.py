@@ -44,7 +44,7 @@ from lnn_control.nodes.simulator import EPISODE_QOS, EPISODE_TOPIC, TRUTH_TOPIC,
 from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, param, run_node
-from lnn_control.ros.qos import COMMAND, LABELS
+from lnn_control.ros.qos import COMMAND, KEPT
 from lnn_control.sim.drone.expert import DroneExpert, DroneExpertConfig
 from lnn_control.sim.drone.state import state_from_row
 from lnn_control.sim.drone.takeover import DroneTakeover, TakeoverConfig
@@ -97,7 +97,7 @@ class DroneDemonstratorNode(Node):
         self.takeover = DroneTakeover(c.takeover())
         msg_type = twist_type(c.stamped)
         self.publisher = self.create_publisher(msg_type, TELEOP_TOPIC, COMMAND)
-        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, LABELS)
+        self.label_publisher = self.create_publisher(msg_type, LABEL_TOPIC, KEPT)
         self.create_subscription(String, EPISODE_TOPIC, self._on_episode, EPISODE_QOS)
         self.create_subscription(Float64MultiArray, TRUTH_TOPIC, self._on_truth, COMMAND)
         self._throttle = Throttle(5.0)

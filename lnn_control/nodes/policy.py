@@ -11,7 +11,10 @@ Publishes on ``cmd_vel`` (remapped to ``lnn/cmd_vel`` when the command mux runs)
 header stamp is the camera stamp (with ``stamped:=false`` a Twist), each field of the action in the Twist field
 its schema names (:mod:`lnn_control.command`). The car: ``linear.x`` = velocity in m/s, ``angular.z`` = steering,
 normalised to [-1, 1] with **positive turning left** (REP 103), a steering command rather than a yaw rate; the drone:
-``linear`` = body FLU velocity, ``angular.z`` = yaw rate. Everything else in the Twist is zero.
+``linear`` = body FLU velocity, ``angular.z`` = yaw rate. Everything else in the Twist is zero. The publisher is
+reliable and transient local, keep last 50 (``KEPT`` in :mod:`lnn_control.ros.qos`): a recorder that subscribes it
+``latched`` and matches a moment late still gets the first commands; volatile subscribers (the mux, twist_mux,
+controllers) get only new ones.
 
 Safety, all on the node clock (so ``use_sim_time`` applies to stamps and timers alike):
 
@@ -67,7 +70,7 @@ from lnn_control.nodes.perception import FEATURES_TOPIC, features_from_msg
 from lnn_control.ros.diagnostics import Diagnostics
 from lnn_control.ros.msgs import command_to_twist, twist_type
 from lnn_control.ros.node_util import Throttle, declare_config, run_node
-from lnn_control.ros.qos import COMMAND, SENSOR
+from lnn_control.ros.qos import COMMAND, KEPT, SENSOR
 from lnn_control.ros.stamps import stamp_to_ns
 
 CMD_TOPIC = "cmd_vel"
@@ -88,7 +91,7 @@ class CommandOutput:
         self.enabled = self.params.enabled
         self.watchdog = Watchdog(self.params.timeout)
         self.stopped = False  # the watchdog is holding zero velocity
-        self.publisher = node.create_publisher(twist_type(self.params.stamped), CMD_TOPIC, COMMAND)
+        self.publisher = node.create_publisher(twist_type(self.params.stamped), CMD_TOPIC, KEPT)
         self.state_publisher = node.create_publisher(Float32MultiArray, "~/state", COMMAND)
         self.timer = node.create_timer(1.0 / self.params.watchdog_rate, self._check_watchdog)
         self.reset_service = node.create_service(Trigger, "~/reset", self._on_reset)

@@ -63,7 +63,9 @@ received, dropped, lost; WARN on drops, losses or a topic still waiting for a pu
 
 It warns when a topic's rate over ``rate_window`` seconds falls below its expected RATE by more than
 ``rate_tolerance``, and publishes its state as JSON on ``~/status`` (std_msgs/String)
-every ``status_period`` seconds.
+every ``status_period`` seconds and, within ``graph_period``, whenever a subscription matches or loses a publisher:
+``matched_publishers`` gives each topic's matched publishers, so a sim_node that waits for this recorder
+(``wait_for``) starts only once it has matched every publisher the graph shows on its topics.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -281,17 +284,21 @@ class RecorderNode(Node):
         if cfg.record_only_when_human:
             self.create_subscription(String, cfg.active_source_topic, self._on_active_source, LATCHED)
         self.status_publisher = self.create_publisher(String, "~/status", 10)
+        self._reported_matches: dict[str, int] | None = None  # matched_publishers() as last published
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Trigger, "~/discard", self._on_discard)
-        self.create_timer(cfg.status_period, self._publish_status)
+        # on the steady clock: under use_sim_time a sim holding its first frame (waiting for this recorder's
+        # matches) stops sim time, and timers on it would never report the matches it waits for
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(cfg.status_period, self._publish_status, clock=steady)
         self.diagnostics = Diagnostics(self, hardware_id=str(output_dir))
         self.diagnostics.add("episode", self._episode_report)
         self.diagnostics.add("topics", self._topics_report)
         self.diagnostics.add("disk", lambda: disk_report(output_dir, error_free_bytes=cfg.min_free_mb << 20))
         if any(spec.expected_rate for spec in specs):
-            self.create_timer(cfg.rate_window, self._check_rates)
-        self.create_timer(cfg.graph_period, self.check_graph)
+            self.create_timer(cfg.rate_window, self._check_rates, clock=steady)
+        self.create_timer(cfg.graph_period, self.check_graph, clock=steady)
         self._closed = False
         described = ", ".join(f"{s.topic} [{s.msgtype or 'type from the graph'}, {s.qos or 'matching'}]" for s in specs)
         info = "" if self.message_info else "; no message info in callbacks (Humble's rclpy): lost is a lower bound"
@@ -434,6 +441,20 @@ class RecorderNode(Node):
         for index, spec in enumerate(self.specs):
             if spec.msgtype and index not in self._pending:
                 self._check_type(index, spec)
+        if self.matched_publishers() != self._reported_matches:  # a sim's start gate waits on this (wait_for)
+            self._publish_status()
+
+    def matched_publishers(self) -> dict[str, int] | None:
+        """Topic -> publishers its subscription has matched (DDS; 0 while an untyped topic waits for its type), or
+        None where this rclpy cannot count them."""
+        matched = {}
+        for index, spec in enumerate(self.specs):
+            reader = self._readers.get(index)
+            count = getattr(reader[0], "get_publisher_count", None) if reader is not None else (lambda: 0)
+            if count is None:
+                return None
+            matched[spec.topic] = count()
+        return matched
 
     def _publishers_of(self, topic: str) -> list[Any]:
         try:
@@ -538,6 +559,9 @@ class RecorderNode(Node):
         status = self.engine.status()
         status["active_source"] = self.active_source
         status["message_info"] = self.message_info
+        matched = self.matched_publishers()
+        if matched is not None:
+            status["matched_publishers"] = self._reported_matches = matched
         self.status_publisher.publish(String(data=json.dumps(status, sort_keys=True)))
         for topic, stats in status["topics"].items():
             dropped = stats["queue_full"] + stats["write_error"]

@@ -75,6 +75,12 @@ the truth, the pose, the velocity and, last, the frame of the final step.
   camera, shows as never matched). So a policy that takes seconds to load its model gets frame 0, and a
   demonstrator or recorder that starts late misses nothing (without it the command mux, up first, answers the first
   frames with zeros while drive_node loads). Once started, the run never waits again.
+- ``wait_for_recorders`` (recorder node names, default none; filled like ``wait_for`` with the set's recorder_node):
+  the run also waits until each recorder's ``~/status`` reports every publisher the graph shows on its topics
+  matched (without it a recorder that discovered drive_node late was seen to miss all 41 commands of an episode).
+  That is the recorder's side of each match; the publisher's may follow a moment later, so what must be recorded
+  from the first message is published transient local (``KEPT``: the policy's commands, the labels) and recorded
+  ``latched`` (once, with the recorder matched, 24 of 41 commands were still lost without it).
 - ``lockstep: false`` (free-running): a steady-clock timer ticks at ``rate`` Hz with the latest command (held as
   above), so sim time runs ``rate * steps_per_frame * dt`` seconds per wall second while the machine keeps up.
 
@@ -130,6 +136,7 @@ from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-ex
     Decision,
     LockstepConfig,
     LockstepRules,
+    unmatched_recorders,
     waiting_for,
 )
 from lnn_control.sim.truth_rows import CAR_FIELDS, truth_row  # noqa: E402
@@ -228,6 +235,10 @@ class SimNodeConfig:
     )
     wait_for: list[str] = param(
         [], "nodes (names, or /ns/name) that must subscribe this node's topics, matched, before the run starts"
+    )
+    wait_for_recorders: list[str] = param(
+        [], "recorders (names, or /ns/name) whose ~/status must show every publisher of their topics matched before "
+        "the run starts"
     )
 
 
@@ -350,6 +361,11 @@ class SimNode(Node):
             self.companion_subs.append(
                 self.create_subscription(twist_type(c.stamped), name, self._companion(name), COMMAND)
             )
+        self.recorders: dict[str, dict[str, int] | None] = {}  # wait_for_recorders: name -> matched_publishers
+        for name in c.wait_for_recorders:
+            topic = f"/{name.strip('/')}/status" if "/" in name else f"{name}/status"
+            self.recorders[name] = None
+            self.create_subscription(String, topic, self._recorder_status(name), 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._throttle = Throttle(5.0)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -373,7 +389,7 @@ class SimNode(Node):
                 lockstep=c.lockstep,
                 lockstep_timeout=c.lockstep_timeout,
                 command_timeout=c.command_timeout,
-                wait_at_start=bool(c.wait_for),
+                wait_at_start=bool(c.wait_for or c.wait_for_recorders),
                 companions=tuple(s.topic_name for s in self.companion_subs),
             ),
             self.sim.schema,
@@ -560,6 +576,16 @@ class SimNode(Node):
 
         return on_message
 
+    def _recorder_status(self, name: str) -> Callable[[String], None]:
+        def on_status(msg: String) -> None:
+            try:
+                matched = json.loads(msg.data).get("matched_publishers", {})  # absent: this rclpy cannot count
+                self.recorders[name] = {str(t): int(n) for t, n in matched.items()}
+            except (ValueError, AttributeError, TypeError) as exc:
+                self._warn("status", f"{name}/status: not a recorder status ({exc}); still waiting for it")
+
+        return on_status
+
     def _on_check(self) -> None:
         """Lockstep: wait for a controller, re-publish for a new one, step with the held command on a timeout."""
         if not self.running or self.rules.pending_ns is None:
@@ -576,7 +602,8 @@ class SimNode(Node):
             self._apply(self.rules.on_free_tick(ready))
 
     def _ready(self) -> bool:
-        """The nodes of ``wait_for`` all subscribe this node's topics, matched (checked until the run starts)."""
+        """The nodes of ``wait_for`` all subscribe this node's topics, matched, and the recorders of
+        ``wait_for_recorders`` have matched every publisher of theirs (checked until the run starts)."""
         if self.rules.started:
             return True
         publishers = [self.image_pub, self.truth_pub, self.pose_pub, self.velocity_pub, self.episode_pub,
@@ -587,7 +614,9 @@ class SimNode(Node):
             for p in publishers
         }
         matched = {p.topic_name: p.get_subscription_count() for p in publishers}
-        self.missing = waiting_for(self.config.wait_for, subscribers, matched)
+        topics = {t for report in self.recorders.values() for t in report or ()}
+        self.missing = waiting_for(self.config.wait_for, subscribers, matched) + unmatched_recorders(
+            self.recorders, {t: self.count_publishers(t) for t in topics})
         return not self.missing
 
     def _apply(self, decision: Decision) -> None:

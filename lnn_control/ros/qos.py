@@ -24,9 +24,12 @@ LATCHED = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
-#: A demonstrator's labels: reliable and transient local, keep last 50 (the recorder's ``qos_depth``), so a recorder
-#: whose subscription matches a moment after the first labels went out (the start of a run) still gets them.
-LABELS = QoSProfile(
+#: What a recorder must have from the first message although it may match a moment late (the start of a run): a
+#: demonstrator's labels and the policy's commands. Reliable and transient local, keep last 50 (the recorder's
+#: ``qos_depth``): a subscriber asking for transient local gets up to 50 earlier messages when it matches; the usual
+#: volatile ones (the command mux, twist_mux, controllers, sim_node) get only new messages, so none acts on old
+#: commands.
+KEPT = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=50,
     reliability=ReliabilityPolicy.RELIABLE,

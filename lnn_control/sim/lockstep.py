@@ -29,7 +29,8 @@ The rules (see ``sim_node``'s docstring for why):
 - with ``wait_at_start`` the run starts only once the node reports the nodes it waits for ready (``ready`` in the
   checks and free-running ticks; :func:`waiting_for` decides it from the graph): until then a lockstep sim treats the
   controller as absent (the pending frame is shown again every :data:`REPUBLISH_S`, no timeout runs, a command is
-  held and answers nothing) and a free-running one does not tick. Once started, a run never waits again.
+  held and answers nothing) and a free-running one does not tick. Once started, a run never waits again. A recorder
+  among them is ready once it also reports every publisher of its topics matched (:func:`unmatched_recorders`).
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ class LockstepConfig:
     lockstep_timeout: float = 0.5
     command_timeout: float = 0.5
     wait_at_start: bool = False
+    """The node names nodes to wait for (``wait_for``): the run starts once the node reports them ready."""
     companions: tuple[str, ...] = ()
     """Lockstep: names of the topics that must also answer each frame (see the module docstring)."""
-    """The node names nodes to wait for (``wait_for``): the run starts once the node reports them ready."""
 
 
 @dataclass(frozen=True)
@@ -263,4 +264,23 @@ def waiting_for(
         need = sum(any(_is(w, n) for w in wanted) for n in names)
         if matched.get(topic, 0) < need:
             missing.append(f"{topic} ({matched.get(topic, 0)} of {need} matched)")
+    return missing
+
+
+def unmatched_recorders(
+    reports: Mapping[str, Mapping[str, int] | None], publishers: Mapping[str, int]
+) -> list[str]:
+    """What the run still waits for among the recorders, [] when each has matched every publisher of its topics.
+
+    ``reports``: recorder -> its latest ``matched_publishers`` (topic -> publishers its subscription matched), None
+    before its first report; ``publishers``: topic -> publishers the graph shows. A recorder behind on one topic
+    would miss that topic's first messages (a policy's commands, a demonstrator's takeovers).
+    """
+    missing = []
+    for name, report in reports.items():
+        if report is None:
+            missing.append(f"{name} (no ~/status with matched_publishers yet)")
+            continue
+        missing.extend(f"{name}: {topic} ({count} of {publishers[topic]} publishers matched)"
+                       for topic, count in report.items() if count < publishers.get(topic, 0))
     return missing
