@@ -598,7 +598,7 @@ class SimNode(Node):
         if self.running:
             ready = self._ready()
             if not ready:
-                self._warn("nodes", f"waiting for {', '.join(self.missing)} before the first tick (wait_for)")
+                self._warn_waiting("tick")
             self._apply(self.rules.on_free_tick(ready))
 
     def _ready(self) -> bool:
@@ -624,7 +624,7 @@ class SimNode(Node):
         rules = self.rules
         if decision.republish:
             if decision.waiting and not self.rules.started:
-                self._warn("nodes", f"waiting for {', '.join(self.missing)} before the first step (wait_for)")
+                self._warn_waiting("step")
             elif decision.waiting:
                 self._warn("nobody", f"{self.cmd_topic}: no publisher: waiting for a controller")
             self._send(self.last_messages)
@@ -662,6 +662,9 @@ class SimNode(Node):
             self._warn("clocks", f"{clocks} publishers on {CLOCK_TOPIC} (ROS_DOMAIN_ID="
                                  f"{os.environ.get('ROS_DOMAIN_ID', '0')}): is another simulator running? Nodes on "
                                  "sim time then see two clocks")
+
+    def _warn_waiting(self, first: str) -> None:
+        self._warn("nodes", f"waiting for {', '.join(self.missing)} before the first {first} (wait_for)")
 
     def _warn(self, key: str, message: str) -> None:
         if self._throttle(key):
