@@ -65,7 +65,8 @@ It warns when a topic's rate over ``rate_window`` seconds falls below its expect
 ``rate_tolerance``, and publishes its state as JSON on ``~/status`` (std_msgs/String)
 every ``status_period`` seconds and, within ``graph_period``, whenever a subscription matches or loses a publisher:
 ``matched_publishers`` gives each topic's matched publishers, so a sim_node that waits for this recorder
-(``wait_for``) starts only once it has matched every publisher the graph shows on its topics.
+(``wait_for_recorders``) starts only once it has matched every publisher the graph shows on its topics. These
+timers run on the steady clock, also under ``use_sim_time``.
 """
 
 from __future__ import annotations
