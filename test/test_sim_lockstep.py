@@ -10,6 +10,8 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from lnn_control.command import CAR, DRONE, Command, car
 from lnn_control.sim.base import SAFE_COMMAND
 from lnn_control.sim.lockstep import (
@@ -19,6 +21,7 @@ from lnn_control.sim.lockstep import (
     Held,
     LockstepConfig,
     LockstepRules,
+    matched_from_status,
     unmatched_recorders,
     waiting_for,
 )
@@ -326,6 +329,15 @@ def test_a_recorder_is_waited_for_until_it_matched_every_publisher_the_graph_sho
     # rclpy that cannot count) is taken as it is
     assert unmatched_recorders({"recorder_node": {"/teleop/cmd_vel": 0}}, {"/teleop/cmd_vel": 0}) == []
     assert unmatched_recorders({"recorder_node": {}}, {cmd: 1}) == []
+
+
+
+def test_a_recorder_status_gives_its_matches_and_anything_else_is_a_clear_error():
+    assert matched_from_status('{"matched_publishers": {"/lnn/cmd_vel": 1}, "topics": {}}') == {"/lnn/cmd_vel": 1}
+    assert matched_from_status('{"topics": {}}') == {}  # a recorder whose rclpy cannot count
+    for bad in ("not json", "[1, 2]", '{"matched_publishers": [1]}', '{"matched_publishers": {"/a": "x"}}'):
+        with pytest.raises(ValueError, match="not a recorder status with matched_publishers"):
+            matched_from_status(bad)
 
 
 # -- companions (lockstep_with) ---------------------------------------------------------------------------------------

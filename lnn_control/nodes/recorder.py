@@ -451,7 +451,10 @@ class RecorderNode(Node):
         matched = {}
         for index, spec in enumerate(self.specs):
             reader = self._readers.get(index)
-            count = getattr(reader[0], "get_publisher_count", None) if reader is not None else (lambda: 0)
+            if reader is None:  # not subscribed yet: its type comes from the graph
+                matched[spec.topic] = 0
+                continue
+            count = getattr(reader[0], "get_publisher_count", None)
             if count is None:
                 return None
             matched[spec.topic] = count()

@@ -136,6 +136,7 @@ from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-ex
     Decision,
     LockstepConfig,
     LockstepRules,
+    matched_from_status,
     unmatched_recorders,
     waiting_for,
 )
@@ -579,10 +580,9 @@ class SimNode(Node):
     def _recorder_status(self, name: str) -> Callable[[String], None]:
         def on_status(msg: String) -> None:
             try:
-                matched = json.loads(msg.data).get("matched_publishers", {})  # absent: this rclpy cannot count
-                self.recorders[name] = {str(t): int(n) for t, n in matched.items()}
-            except (ValueError, AttributeError, TypeError) as exc:
-                self._warn("status", f"{name}/status: not a recorder status ({exc}); still waiting for it")
+                self.recorders[name] = matched_from_status(msg.data)
+            except ValueError as exc:
+                self._warn("status", f"{name}/status: {exc}; still waiting for it")
 
         return on_status
 

@@ -35,6 +35,7 @@ The rules (see ``sim_node``'s docstring for why):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -265,6 +266,16 @@ def waiting_for(
         if matched.get(topic, 0) < need:
             missing.append(f"{topic} ({matched.get(topic, 0)} of {need} matched)")
     return missing
+
+
+def matched_from_status(text: str) -> dict[str, int]:
+    """A recorder's ``~/status`` JSON -> its ``matched_publishers`` ({} when it has none: an rclpy that cannot
+    count); ValueError naming what is wrong for anything else."""
+    try:
+        matched = json.loads(text).get("matched_publishers", {})
+        return {str(topic): int(count) for topic, count in matched.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ValueError(f"not a recorder status with matched_publishers ({exc})") from exc
 
 
 def unmatched_recorders(
