@@ -115,6 +115,14 @@ class AugmentConfig:
     hue: float = 0.0
     """Hue rotation: each window's colours turned about the grey axis by up to this fraction of a full turn, either
     way (0.5: any hue, so colour alone no longer tells the target from the scene); 0: off."""
+    colour_shear: float = 0.0
+    """Colour shear that keeps ``colour_anchor``: each window's colours move within the plane of grey and the anchor
+    (toward or away from the anchor's hue, and lighter or darker) by their component along the one direction at right
+    angles to both, times draws in [-this, this]; greys and the anchor's colours stay, so surfaces change colour
+    against one another (a green ground turns brown beside brown trunks) while the anchor still marks what it marked;
+    0: off."""
+    colour_anchor: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    """The RGB direction the shear keeps (red: the drone's target); not grey."""
 
     def __post_init__(self) -> None:
         self.shadow_darkness = tuple(float(v) for v in self.shadow_darkness)  # type: ignore[assignment]
@@ -131,6 +139,12 @@ class AugmentConfig:
             raise ValueError(f"augment.max_shift must be >= 0, got {self.max_shift}")
         if not 0 <= self.hue <= 0.5:
             raise ValueError(f"augment.hue must be in [0, 0.5] (a fraction of a turn), got {self.hue}")
+        if self.colour_shear < 0:
+            raise ValueError(f"augment.colour_shear must be >= 0, got {self.colour_shear}")
+        self.colour_anchor = tuple(float(v) for v in self.colour_anchor)  # type: ignore[assignment]
+        anchor = np.asarray(self.colour_anchor)
+        if anchor.shape != (3,) or np.ptp(anchor) < 1e-3:
+            raise ValueError(f"augment.colour_anchor must be an RGB direction off grey, got {self.colour_anchor}")
 
 
 @dataclass
@@ -375,7 +389,8 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
 
     In order: a shift of up to ``max_shift`` pixels (edges replicated), contrast about mid-grey and a brightness
     offset, a shadow (pixels on one side of a random line through the frame darkened) with probability
-    ``shadow_probability``, a colour cast (``channel_gain``), a hue rotation (``hue``), grey with probability
+    ``shadow_probability``, a colour cast (``channel_gain``), a hue rotation (``hue``), a colour shear that keeps
+    one colour (``colour_shear``), grey with probability
     ``grayscale_probability``, and Gaussian noise of a std drawn per window. Returns a new uint8 tensor of the same
     shape; the same generator state gives the same result (and an option at 0 draws nothing, so it leaves the others'
     draws as they were).
@@ -424,6 +439,9 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
     out = torch.addcmul(bias + 0.5, x.float(), scale)  # + 0.5: the truncating cast below then rounds
     if config.hue > 0:
         out = torch.einsum("bthwc,bdc->bthwd", out, hue_rotations(uniform(-config.hue, config.hue, b) * 2 * math.pi))
+    if config.colour_shear > 0:
+        shear = colour_shears(uniform(-config.colour_shear, config.colour_shear, b, 2), config.colour_anchor)
+        out = torch.einsum("bthwc,bdc->bthwd", out, shear)
     if config.grayscale_probability > 0:
         grey = torch.rand(b, generator=generator, device=dev) < config.grayscale_probability
         luma = (out * torch.tensor([0.299, 0.587, 0.114], device=dev)).sum(-1, keepdim=True)
@@ -440,6 +458,19 @@ def hue_rotations(angles: Tensor) -> Tensor:
     eye = torch.eye(3, device=angles.device)
     cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], device=angles.device) / math.sqrt(3)
     return cos * eye + sin * cross + (1 - cos) * torch.full((3, 3), 1 / 3, device=angles.device)
+
+
+def colour_shears(draws: Tensor, anchor: tuple[float, float, float]) -> Tensor:
+    """Matrices ``(B, 3, 3)`` ``I + u w^T``: ``w`` the unit RGB direction at right angles to grey and ``anchor``,
+    ``u = draws[:, 0] grey + draws[:, 1] anchor'`` (unit grey, and the anchor's unit part off grey). Since ``u`` is
+    at right angles to ``w``, every matrix is invertible (determinant 1) and leaves grey and the anchor as they are."""
+    grey = torch.full((3,), 1 / math.sqrt(3), device=draws.device)
+    a = torch.tensor(anchor, dtype=torch.float32, device=draws.device)
+    off_grey = a - (a @ grey) * grey
+    off_grey = off_grey / off_grey.norm()
+    w = torch.linalg.cross(grey, off_grey)
+    u = draws[:, :1] * grey + draws[:, 1:] * off_grey
+    return torch.eye(3, device=draws.device) + u[:, :, None] * w[None, None, :]
 
 
 def weighted_mse(

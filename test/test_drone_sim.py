@@ -8,6 +8,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless; read when mujoco is impor
 
 import logging
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from lnn_control.command import CAR, DRONE
 from lnn_control.sim.base import Simulator
 from lnn_control.sim.drone import DOMAINS, TASKS, DroneSim, DroneSimConfig, DroneTruth
+from lnn_control.sim.drone.domains import domain_style
 from lnn_control.sim.drone.scene import generate_scene
 
 SMALL = (32, 32)
@@ -120,6 +122,26 @@ def test_domains_change_looks_not_geometry():
     np.testing.assert_array_equal(distractor.mat_rgba[d.matid[0]], distractor.mat_rgba[t.matid[0]])
     target = np.array(sims["distractor"].targets[0])
     assert np.linalg.norm(np.array(sims["distractor"].distractor)[:2] - target[:2]) > 2.5
+
+
+def test_a_domain_mix_takes_only_the_named_parts_and_bad_mixes_are_named():
+    mix = domain_style("summer+fall.ground+winter.trunks")
+    summer, fall, winter = DOMAINS["summer"], DOMAINS["fall"], DOMAINS["winter"]
+    assert mix.name == "summer+fall.ground+winter.trunks"
+    assert (mix.ground, mix.ground_rgb, mix.trunk_rgb) == (fall.ground, fall.ground_rgb, winter.trunk_rgb)
+    assert (mix.canopy_rgbs, mix.sky_top, mix.sun_dir) == (summer.canopy_rgbs, summer.sky_top, summer.sun_dir)
+    assert domain_style("fall") is fall
+    frames = {}
+    for name in ("summer", "summer+fall.ground", "fall"):
+        sim = DroneSim(DroneSimConfig(frame_size=SMALL, domain=name))
+        frames[name] = sim.reset(4).frame[-4:].astype(int)  # the bottom rows: ground
+        sim.close()
+    near_fall = np.abs(frames["summer+fall.ground"] - frames["fall"]).mean()
+    assert near_fall < np.abs(frames["summer"] - frames["fall"]).mean() / 3
+    for bad, message in (("autumn", "unknown drone domain 'autumn'"), ("summer+fall", "<domain>.<part>"),
+                         ("summer+fall.leaves", "ground, trunks"), ("summer+mars.sky", "'mars' in 'summer+mars.sky'")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            DroneSimConfig(domain=bad)
 
 
 def test_bad_commands_hover_or_clamp_with_a_warning(caplog):

@@ -151,6 +151,31 @@ def test_hue_rotation_turns_colours_about_the_grey_axis_and_keeps_greys():
         T.AugmentConfig(hue=0.6)
 
 
+def test_colour_shear_keeps_grey_and_the_anchor_and_moves_other_colours_against_them():
+    shears = T.colour_shears(torch.tensor([[0.0, 1.5], [0.7, -1.5], [0.0, 0.0]]), (1.0, 0.0, 0.0))
+    assert torch.allclose(torch.linalg.det(shears), torch.ones(3), atol=1e-5)  # always invertible
+    assert torch.allclose(shears[2], torch.eye(3))
+    red, grey = torch.tensor([0.85, 0.05, 0.05]), torch.tensor([0.4, 0.4, 0.4])
+    grass, trunk = torch.tensor([0.28, 0.45, 0.18]), torch.tensor([0.36, 0.25, 0.15])
+    for m in shears:
+        assert torch.allclose(m @ red, red, atol=1e-6) and torch.allclose(m @ grey, grey, atol=1e-6)
+    brown = shears[0] @ grass  # toward red: the green ground turns brown (red above green above blue) ...
+    assert brown[0] > brown[1] > brown[2] and brown[0] > grass[0] + 0.2
+    assert (shears[0] @ trunk - trunk).abs().max() < 0.1  # ... while a brown trunk barely moves
+    frames = torch.zeros(16, 2, 4, 4, 3, dtype=torch.uint8)
+    frames[..., 0], frames[..., 1], frames[..., 2] = 71, 115, 46  # green windows, one red pixel in each
+    frames[:, :, 0, 0] = torch.tensor([217, 13, 13], dtype=torch.uint8)
+    cfg = T.AugmentConfig(brightness=0, contrast=0, shadow_probability=0, noise_std=0, max_shift=0, colour_shear=1.5)
+    out = T.augment_windows(frames, cfg, torch.Generator().manual_seed(0)).int()
+    assert ((out[:, :, 0, 0] - frames[:, :, 0, 0].int()).abs() <= 1).all()  # the anchor's red stays
+    assert (out[:, :, 1:, 1:, 0] > out[:, :, 1:, 1:, 1]).any()  # some green windows turn red-brown
+    assert torch.equal(out[:, 0], out[:, 1])  # one draw per window
+    with pytest.raises(ValueError, match="colour_anchor"):
+        T.AugmentConfig(colour_anchor=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="colour_shear"):
+        T.AugmentConfig(colour_shear=-1)
+
+
 def test_loss_weighting_matches_a_hand_computation():
     torch.manual_seed(0)
     pred, target = torch.randn(2, 3, 2), torch.randn(2, 3, 2)

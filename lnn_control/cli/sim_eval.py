@@ -31,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default=None, help="drone: fly-to-target (default), range, hike, track")
     parser.add_argument("--domain", default=None,
                         help="drone: summer (default, the training domain), fall, winter, urban, dusk, fog, "
-                             "distractor; carracing: default, or randomize (CarRacing's domain_randomize colours)")
+                             "distractor, or a mix such as summer+fall.ground (summer on fall's ground); carracing: "
+                             "default, or randomize (CarRacing's domain_randomize colours)")
     parser.add_argument("--inference", choices=("torch", "onnxruntime"), default="torch",
                         help="where a --model's network runs (default torch; onnxruntime is checked against it)")
     parser.add_argument("--episodes", type=int, default=5, help="number of episodes (default 5)")

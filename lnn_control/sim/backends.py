@@ -43,12 +43,13 @@ class SimSpec:
             if self.domain is not None and self.domain not in CAR_DOMAINS:
                 raise ValueError(f"unknown carracing domain {self.domain!r} (known: {', '.join(CAR_DOMAINS)})")
         if self.backend == "drone":
-            from lnn_control.sim.drone import DOMAINS, TASKS
+            from lnn_control.sim.drone import TASKS
+            from lnn_control.sim.drone.domains import domain_style
 
             if self.task is not None and self.task not in TASKS:
                 raise ValueError(f"unknown task {self.task!r} (known: {', '.join(TASKS)})")
-            if self.domain is not None and self.domain not in DOMAINS:
-                raise ValueError(f"unknown domain {self.domain!r} (known: {', '.join(DOMAINS)})")
+            if self.domain is not None:
+                domain_style(self.domain)
 
     @property
     def node_set(self) -> str:

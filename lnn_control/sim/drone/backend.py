@@ -45,7 +45,8 @@ class DroneSimConfig:
     task: str = "fly-to-target"
     """``fly-to-target``, ``range``, ``hike`` or ``track`` (:data:`~lnn_control.sim.drone.tasks.TASKS`)."""
     domain: str = "summer"
-    """``summer``, ``fall``, ``winter``, ``urban``, ``dusk``, ``fog`` or ``distractor``."""
+    """``summer``, ``fall``, ``winter``, ``urban``, ``dusk``, ``fog`` or ``distractor``, or a mix of them
+    (``summer+fall.ground``: :func:`~lnn_control.sim.drone.domains.domain_style`)."""
     steps_per_frame: int = 14
     """Physics steps per camera frame (and per command)."""
     physics_dt_ns: int = 5_000_000

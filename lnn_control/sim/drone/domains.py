@@ -9,11 +9,15 @@
 - ``fog``: the summer forest in grey fog;
 - ``distractor``: the summer forest plus a red sphere (the target's colour, another shape) away from the target.
 
+A mix names a domain and parts of others, ``summer+fall.ground`` (the summer forest on fall's ground) or
+``summer+fall.ground+fall.trunks``, to find which part of a shifted domain a policy fails on (:data:`PARTS`).
+
 Textures are generated here with numpy from a seed of the domain's own, so they are the same every episode.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -88,14 +92,43 @@ DOMAINS: dict[str, DomainStyle] = {
 }
 
 
+PARTS: dict[str, tuple[str, ...]] = {
+    "ground": ("ground", "ground_rgb", "ground_repeat"),
+    "trunks": ("trunk_rgb",),
+    "crowns": ("canopy_rgbs",),
+    "sky": ("sky_top", "sky_horizon"),
+    "light": ("sun_dir", "sun_diffuse", "ambient"),
+    "fog": ("fog", "fog_rgb"),
+    "buildings": ("urban", "building_rgbs"),
+    "distractor": ("distractor",),
+}
+"""The parts a mix (``base+other.part``) takes from another domain, and the style fields each one is."""
+
+
 def domain_style(name: str | DomainStyle) -> DomainStyle:
-    """The domain called ``name`` (or ``name`` itself if it is a style); ``ValueError`` naming the known ones."""
+    """The domain called ``name``, or the mix it names (``summer+fall.ground``), or ``name`` itself if it is a
+    style; ``ValueError`` naming the known domains and parts."""
     if isinstance(name, DomainStyle):
         return name
+    base, *swaps = name.split("+")
+    style = _named(base, name)
+    for swap in swaps:
+        other, _, part = swap.partition(".")
+        if part not in PARTS:
+            raise ValueError(f"drone domain {name!r}: {swap!r} is not <domain>.<part> with a part out of "
+                             f"{', '.join(PARTS)}")
+        source = _named(other, name)
+        style = dataclasses.replace(style, **{f: getattr(source, f) for f in PARTS[part]})
+    return dataclasses.replace(style, name=name) if swaps else style
+
+
+def _named(domain: str, name: str) -> DomainStyle:
     try:
-        return DOMAINS[name]
+        return DOMAINS[domain]
     except KeyError:
-        raise ValueError(f"unknown drone domain {name!r} (known: {', '.join(DOMAINS)})") from None
+        where = "" if domain == name else f" in {name!r}"
+        raise ValueError(f"unknown drone domain {domain!r}{where} (known: {', '.join(DOMAINS)}; a mix: "
+                         f"summer+fall.ground)") from None
 
 
 def _noise(rng: np.random.Generator, size: int, scales: tuple[int, ...]) -> np.ndarray:
