@@ -103,7 +103,8 @@ def test_the_demonstrator_flies_to_the_target_over_dds(ros, tmp_path):
     episodes = ros.collect("sim/episode", String, DEEP_EPISODES)
     labels = ros.collect("drone_demonstrator_node/label", TwistStamped, DEEP)
     sim = NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path / "sim",
-                      params={**SIM_PARAMS, "seed": 4, "episodes": 1, "auto_reset": False})
+                      params={**SIM_PARAMS, "seed": 4, "episodes": 1, "auto_reset": False,
+                              "domain": "summer+fall.trunks"})
     expert = NodeProcess("lnn_control.nodes.drone_demonstrator", domain_id=DOMAIN, log_dir=tmp_path / "expert",
                          params={"stamped": True, "use_sim_time": True}, remaps={"teleop/cmd_vel": "cmd_vel"})
     with expert:
@@ -114,6 +115,7 @@ def test_the_demonstrator_flies_to_the_target_over_dds(ros, tmp_path):
     start = next(e for e in events if e["event"] == "start")
     end = next(e for e in events if e["event"] == "end")
     assert start["backend"] == "drone" and start["task"] == "fly-to-target" and len(start["obstacles"]) > 10
+    assert start["domain"] == "summer+fall.trunks", "a domain mix travels as the node's parameter"
     assert end["reason"] == "success" and end["success"] is True and end["collided"] is False, end
     assert 2.0 < end["time_to_target_s"] < 30.0 and end["final_distance_m"] <= 2.0
     assert labels.messages, "the clean label goes out beside the executed command"

@@ -200,8 +200,8 @@ class SimNodeConfig:
                          choices=("carracing", "drone"))
     task: str = param("fly-to-target", "drone: the task (fly-to-target, range, hike, track)",
                       choices=("fly-to-target", "range", "hike", "track"))
-    domain: str = param("summer", "drone: the scene's looks (summer, fall, winter, urban, dusk, fog, distractor)",
-                        choices=("summer", "fall", "winter", "urban", "dusk", "fog", "distractor"))
+    domain: str = param("summer", "drone: the scene's looks (summer, fall, winter, urban, dusk, fog, distractor), "
+                        "or a mix of one with parts of others (summer+fall.ground)")
     seed: int = param(0, "seed of the first episode; episode k uses seed + k", min=0, max=2**31 - 1)
     episodes: int = param(0, "episodes to run before idling (0: forever)", min=0, max=2**31 - 1)
     max_steps: int = param(1000, "ticks (published frames) per episode before it is cut (reason max_steps)",
