@@ -437,11 +437,14 @@ def augment_windows(frames: Tensor, config: AugmentConfig, generator: torch.Gene
         gain = uniform(1 - config.channel_gain, 1 + config.channel_gain, b, 1, 1, 1, 3)
         scale, bias = scale * gain, bias * gain
     out = torch.addcmul(bias + 0.5, x.float(), scale)  # + 0.5: the truncating cast below then rounds
+    colour = None  # the hue rotation, then the shear: one (B, 3, 3) matrix per window, applied to the pixels once
     if config.hue > 0:
-        out = torch.einsum("bthwc,bdc->bthwd", out, hue_rotations(uniform(-config.hue, config.hue, b) * 2 * math.pi))
+        colour = hue_rotations(uniform(-config.hue, config.hue, b) * 2 * math.pi)
     if config.colour_shear > 0:
         shear = colour_shears(uniform(-config.colour_shear, config.colour_shear, b, 2), config.colour_anchor)
-        out = torch.einsum("bthwc,bdc->bthwd", out, shear)
+        colour = shear if colour is None else shear @ colour
+    if colour is not None:
+        out = torch.einsum("bthwc,bdc->bthwd", out, colour)
     if config.grayscale_probability > 0:
         grey = torch.rand(b, generator=generator, device=dev) < config.grayscale_probability
         luma = (out * torch.tensor([0.299, 0.587, 0.114], device=dev)).sum(-1, keepdim=True)
