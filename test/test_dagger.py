@@ -221,8 +221,8 @@ def test_up_dagger_sim_runs_and_records_labels(ros, model, tmp_path):
     # label (the one of the final frame may be in flight at the end)
     assert len(frames) == 41 and len(labels) >= 40 and min(frames) in labels, sorted(frames - set(labels))
     assert {f for f in frames if f <= max(labels)} <= set(labels), sorted(frames - set(labels))
-    # the recorder has what the policy asked for from frame 0 on (it had matched drive_node before the start: once
-    # it recorded none of the 41)
+    # the recorder has what the policy asked for from frame 0 on (it received the answer to the held frame 0 before
+    # the start, wait_for_recorded: twice, matching only what the graph showed, it recorded none of the 41)
     asked = {r.header_ns for r in read_records(bag, ["/lnn/cmd_vel"])}
     assert min(frames) in asked and len(asked & frames) >= 40, sorted(frames - asked)
     # and the policy saw them all, frame 0 included (it would have missed those stepped while it loaded its model)

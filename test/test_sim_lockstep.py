@@ -21,7 +21,8 @@ from lnn_control.sim.lockstep import (
     Held,
     LockstepConfig,
     LockstepRules,
-    matched_from_status,
+    RecorderReport,
+    recorder_report,
     unmatched_recorders,
     waiting_for,
 )
@@ -320,24 +321,40 @@ def test_a_recorder_is_waited_for_until_it_matched_every_publisher_the_graph_sho
     assert unmatched_recorders({"recorder_node": None}, {}) == [
         "recorder_node (no ~/status with matched_publishers yet)"]
     # drive_node's publisher is in the graph, the recorder has not matched it: its first commands would be lost
-    report = {cmd: 0, label: 1}
+    report = RecorderReport({cmd: 0, label: 1}, {})
     assert unmatched_recorders({"recorder_node": report}, {cmd: 1, label: 1}) == [
         "recorder_node: /lnn/cmd_vel (0 of 1 publishers matched)"]
-    report[cmd] = 1
+    report.matched[cmd] = 1
     assert unmatched_recorders({"recorder_node": report}, {cmd: 1, label: 1}) == []
     # a topic nobody publishes (a person's teleop not started) is not waited for; a report without counts (an
     # rclpy that cannot count) is taken as it is
-    assert unmatched_recorders({"recorder_node": {"/teleop/cmd_vel": 0}}, {"/teleop/cmd_vel": 0}) == []
-    assert unmatched_recorders({"recorder_node": {}}, {cmd: 1}) == []
+    teleop = "/teleop/cmd_vel"
+    assert unmatched_recorders({"recorder_node": RecorderReport({teleop: 0}, {})}, {teleop: 0}) == []
+    assert unmatched_recorders({"recorder_node": RecorderReport({}, {})}, {cmd: 1}) == []
 
 
+def test_a_recorder_is_waited_for_until_it_received_what_must_be_recorded_from_the_first_frame():
+    """Nobody's graph shows drive_node's publisher yet: nothing to match, so only a message received proves it."""
+    cmd, label = "/lnn/cmd_vel", "/demonstrator_node/label"
+    report = RecorderReport({cmd: 0, label: 1}, {cmd: 0, label: 2})
+    assert unmatched_recorders({"recorder_node": report}, {cmd: 0, label: 1}) == []
+    assert unmatched_recorders({"recorder_node": report}, {cmd: 0, label: 1}, [cmd, label]) == [
+        "recorder_node: /lnn/cmd_vel (nothing received yet)"]
+    report.received[cmd] = 1
+    assert unmatched_recorders({"recorder_node": report}, {cmd: 0, label: 1}, [cmd, label]) == []
+    # a topic the recorder does not record at all is never received: waited for, and named
+    assert unmatched_recorders({"recorder_node": report}, {}, ["/odom"]) == [
+        "recorder_node: /odom (nothing received yet)"]
 
-def test_a_recorder_status_gives_its_matches_and_anything_else_is_a_clear_error():
-    assert matched_from_status('{"matched_publishers": {"/lnn/cmd_vel": 1}, "topics": {}}') == {"/lnn/cmd_vel": 1}
-    assert matched_from_status('{"topics": {}}') == {}  # a recorder whose rclpy cannot count
-    for bad in ("not json", "[1, 2]", '{"matched_publishers": [1]}', '{"matched_publishers": {"/a": "x"}}'):
-        with pytest.raises(ValueError, match="not a recorder status with matched_publishers"):
-            matched_from_status(bad)
+
+def test_a_recorder_status_gives_its_matches_and_receipts_and_anything_else_is_a_clear_error():
+    text = '{"matched_publishers": {"/lnn/cmd_vel": 1}, "topics": {"/lnn/cmd_vel": {"received": 3, "queue_full": 0}}}'
+    assert recorder_report(text) == RecorderReport({"/lnn/cmd_vel": 1}, {"/lnn/cmd_vel": 3})
+    assert recorder_report('{"topics": {}}') == RecorderReport({}, {})  # a recorder whose rclpy cannot count
+    for bad in ("not json", "[1, 2]", '{"matched_publishers": [1]}', '{"matched_publishers": {"/a": "x"}}',
+                '{"topics": {"/a": {}}}', '{"topics": {"/a": {"received": "many"}}}'):
+        with pytest.raises(ValueError, match="not a recorder status with matched_publishers and topics"):
+            recorder_report(bad)
 
 
 # -- companions (lockstep_with) ---------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ pytest.importorskip("Box2D")
 
 from geometry_msgs.msg import TwistStamped  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from ros_harness import Collector, NodeProcess, RosSession, free_domain_id  # noqa: E402
+from ros_harness import Collector, NodeProcess, RosSession, free_domain_id, publish_until  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
@@ -353,6 +353,32 @@ def test_free_running_steps_on_its_own(ros, tmp_path):
         assert round(r["time"] * 1e9) == t0 + int(r["step"]) * 2 * DT_NS  # two 20 ms steps per tick
     assert max(abs(r["speed"]) for r in rows) < 0.5
     assert rows[-1]["timeouts"] == 0 and rows[-1]["bad_commands"] == 0
+
+
+def test_the_run_waits_until_the_recorder_received_what_it_must_record_from_the_first_frame(ros, tmp_path):
+    """wait_for_recorded: nobody publishes lnn/cmd_vel yet, so no graph shows a publisher the recorder could still
+    have to match (the gap that once lost all 41 commands of a DAgger episode). The free-running sim holds its first
+    frame, saying what it waits for, until the recorder received a command (this process publishes them); then it
+    ticks, and the bag has the command."""
+    from lnn_control.data.bags import read_records
+    from lnn_control.ros.qos import KEPT
+
+    rec = Recording(ros)
+    recorder = {"output_dir": str(tmp_path / "bags"), "status_period": 0.2, "min_free_mb": 1, "autostart": True,
+                "topics": ["sim/truth std_msgs/msg/Float64MultiArray reliable",
+                           "lnn/cmd_vel geometry_msgs/msg/TwistStamped latched"]}
+    params = {"lockstep": False, "rate": 20.0, "seed": 3, "wait_for_recorders": ["recorder_node"],
+              "wait_for_recorded": ["lnn/cmd_vel"]}
+    with NodeProcess("lnn_control.nodes.recorder", domain_id=DOMAIN, log_dir=tmp_path, name="recorder_node",
+                     params=recorder) as recorder_node:
+        with NodeProcess("lnn_control.nodes.simulator", domain_id=DOMAIN, log_dir=tmp_path, params=params) as sim:
+            sim.wait_for_output(r"waiting for recorder_node: /lnn/cmd_vel \(nothing received yet\)", timeout=60)
+            assert {truth_values(m)["step"] for m in rec.truth.messages} <= {0.0}, "it ticked before the gate"
+            commands = ros.publisher("lnn/cmd_vel", TwistStamped, KEPT)
+            publish_until(commands, TwistStamped, rec.truth, lambda m: truth_values(m)["step"] >= 3, timeout=60)
+        assert recorder_node.stop() == 0, recorder_node.tail()
+    (bag,) = [p.parent for p in (tmp_path / "bags").rglob("metadata.yaml")]
+    assert list(read_records(bag, ["/lnn/cmd_vel"])), "the command that opened the gate is not in the bag"
 
 
 def test_a_second_clock_is_named(ros, tmp_path):

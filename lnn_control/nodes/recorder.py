@@ -63,9 +63,11 @@ received, dropped, lost; WARN on drops, losses or a topic still waiting for a pu
 
 It warns when a topic's rate over ``rate_window`` seconds falls below its expected RATE by more than
 ``rate_tolerance``, and publishes its state as JSON on ``~/status`` (std_msgs/String)
-every ``status_period`` seconds and, within ``graph_period``, whenever a subscription matches or loses a publisher:
-``matched_publishers`` gives each topic's matched publishers, so a sim_node that waits for this recorder
-(``wait_for_recorders``) starts only once it has matched every publisher the graph shows on its topics. These
+every ``status_period`` seconds and, within ``graph_period``, whenever a subscription matches or loses a publisher
+or a topic receives its first message of the episode: ``matched_publishers`` gives each topic's matched publishers
+and ``topics`` what each received, so a sim_node that waits for this recorder (``wait_for_recorders``) starts only
+once it has matched every publisher the graph shows on its topics (and received a message on those of
+``wait_for_recorded``). These
 timers run on the steady clock, also under ``use_sim_time``.
 """
 
@@ -285,7 +287,7 @@ class RecorderNode(Node):
         if cfg.record_only_when_human:
             self.create_subscription(String, cfg.active_source_topic, self._on_active_source, LATCHED)
         self.status_publisher = self.create_publisher(String, "~/status", 10)
-        self._reported_matches: dict[str, int] | None = None  # matched_publishers() as last published
+        self._reported_gate: tuple[dict[str, int] | None, list[str]] | None = None  # _gate_view(), last published
         self.create_service(Trigger, "~/start", self._on_start)
         self.create_service(Trigger, "~/stop", self._on_stop)
         self.create_service(Trigger, "~/discard", self._on_discard)
@@ -442,8 +444,13 @@ class RecorderNode(Node):
         for index, spec in enumerate(self.specs):
             if spec.msgtype and index not in self._pending:
                 self._check_type(index, spec)
-        if self.matched_publishers() != self._reported_matches:  # a sim's start gate waits on this (wait_for)
+        if self._gate_view() != self._reported_gate:  # a sim's start gate waits on this (wait_for_recorders)
             self._publish_status()
+
+    def _gate_view(self) -> tuple[dict[str, int] | None, list[str]]:
+        """What a sim's start gate reads in ``~/status``: the matched publishers, and the topics heard from."""
+        heard = sorted(t for t, stats in self.engine.status()["topics"].items() if stats["received"])
+        return self.matched_publishers(), heard
 
     def matched_publishers(self) -> dict[str, int] | None:
         """Topic -> publishers its subscription has matched (DDS; 0 while an untyped topic waits for its type), or
@@ -563,9 +570,10 @@ class RecorderNode(Node):
         status = self.engine.status()
         status["active_source"] = self.active_source
         status["message_info"] = self.message_info
-        matched = self.matched_publishers()
+        self._reported_gate = self._gate_view()
+        matched = self._reported_gate[0]
         if matched is not None:
-            status["matched_publishers"] = self._reported_matches = matched
+            status["matched_publishers"] = matched
         self.status_publisher.publish(String(data=json.dumps(status, sort_keys=True)))
         for topic, stats in status["topics"].items():
             dropped = stats["queue_full"] + stats["write_error"]

@@ -81,6 +81,11 @@ the truth, the pose, the velocity and, last, the frame of the final step.
   That is the recorder's side of each match; the publisher's may follow a moment later, so what must be recorded
   from the first message is published transient local (``KEPT``: the policy's commands, the labels) and recorded
   ``latched`` (once, with the recorder matched, 24 of 41 commands were still lost without it).
+- ``wait_for_recorded`` (topics, default none; config/dagger.yaml and config/drone_dagger.yaml name the policy's
+  commands and the demonstrator's label): the run also waits until each recorder of ``wait_for_recorders`` has
+  received a message on each of these topics, published while frame 0 is held (the policy's answer to it, its
+  label). A graph that shows no publisher yet passes the check above with nothing to match: once a run started
+  so, most likely before drive_node's publisher was in the graph, and its bag got none of the 41 commands.
 - ``lockstep: false`` (free-running): a steady-clock timer ticks at ``rate`` Hz with the latest command (held as
   above), so sim time runs ``rate * steps_per_frame * dt`` seconds per wall second while the machine keeps up.
 
@@ -136,7 +141,8 @@ from lnn_control.sim.lockstep import (  # noqa: E402, F401 - the constants re-ex
     Decision,
     LockstepConfig,
     LockstepRules,
-    matched_from_status,
+    RecorderReport,
+    recorder_report,
     unmatched_recorders,
     waiting_for,
 )
@@ -240,6 +246,10 @@ class SimNodeConfig:
     wait_for_recorders: list[str] = param(
         [], "recorders (names, or /ns/name) whose ~/status must show every publisher of their topics matched before "
         "the run starts"
+    )
+    wait_for_recorded: list[str] = param(
+        [], "topics each recorder of wait_for_recorders must have received a message on before the run starts (what "
+        "must be in the bag from the first frame and is published while it is held)"
     )
 
 
@@ -362,7 +372,8 @@ class SimNode(Node):
             self.companion_subs.append(
                 self.create_subscription(twist_type(c.stamped), name, self._companion(name), COMMAND)
             )
-        self.recorders: dict[str, dict[str, int] | None] = {}  # wait_for_recorders: name -> matched_publishers
+        self.recorders: dict[str, RecorderReport | None] = {}  # wait_for_recorders: name -> its latest report
+        self.recorded = [self.resolve_topic_name(topic) for topic in c.wait_for_recorded]
         for name in c.wait_for_recorders:
             topic = f"/{name.strip('/')}/status" if "/" in name else f"{name}/status"
             self.recorders[name] = None
@@ -580,7 +591,7 @@ class SimNode(Node):
     def _recorder_status(self, name: str) -> Callable[[String], None]:
         def on_status(msg: String) -> None:
             try:
-                self.recorders[name] = matched_from_status(msg.data)
+                self.recorders[name] = recorder_report(msg.data)
             except ValueError as exc:
                 self._warn("status", f"{name}/status: {exc}; still waiting for it")
 
@@ -614,9 +625,9 @@ class SimNode(Node):
             for p in publishers
         }
         matched = {p.topic_name: p.get_subscription_count() for p in publishers}
-        topics = {t for report in self.recorders.values() for t in report or ()}
+        topics = {t for report in self.recorders.values() if report is not None for t in report.matched}
         self.missing = waiting_for(self.config.wait_for, subscribers, matched) + unmatched_recorders(
-            self.recorders, {t: self.count_publishers(t) for t in topics})
+            self.recorders, {t: self.count_publishers(t) for t in topics}, self.recorded)
         return not self.missing
 
     def _apply(self, decision: Decision) -> None:

@@ -30,7 +30,8 @@ The rules (see ``sim_node``'s docstring for why):
   checks and free-running ticks; :func:`waiting_for` decides it from the graph): until then a lockstep sim treats the
   controller as absent (the pending frame is shown again every :data:`REPUBLISH_S`, no timeout runs, a command is
   held and answers nothing) and a free-running one does not tick. Once started, a run never waits again. A recorder
-  among them is ready once it also reports every publisher of its topics matched (:func:`unmatched_recorders`).
+  among them is ready once it also reports every publisher of its topics matched and a message received on each
+  topic that must be recorded from the first frame (:func:`unmatched_recorders`).
 """
 
 from __future__ import annotations
@@ -268,24 +269,39 @@ def waiting_for(
     return missing
 
 
-def matched_from_status(text: str) -> dict[str, int]:
-    """A recorder's ``~/status`` JSON -> its ``matched_publishers`` ({} when it has none: an rclpy that cannot
-    count); ValueError naming what is wrong for anything else."""
+@dataclass(frozen=True)
+class RecorderReport:
+    """What a recorder's ``~/status`` says that a sim's start gate needs."""
+
+    #: topic -> publishers its subscription matched (DDS); {} from an rclpy that cannot count
+    matched: dict[str, int]
+    #: topic -> messages received in its current (or last) episode
+    received: dict[str, int]
+
+
+def recorder_report(text: str) -> RecorderReport:
+    """A recorder's ``~/status`` JSON -> its :class:`RecorderReport`; ValueError naming what is wrong otherwise."""
     try:
-        matched = json.loads(text).get("matched_publishers", {})
-        return {str(topic): int(count) for topic, count in matched.items()}
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ValueError(f"not a recorder status with matched_publishers ({exc})") from exc
+        status = json.loads(text)
+        matched = {str(topic): int(count) for topic, count in status.get("matched_publishers", {}).items()}
+        received = {str(topic): int(stats["received"]) for topic, stats in status.get("topics", {}).items()}
+    except (ValueError, AttributeError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a recorder status with matched_publishers and topics ({exc!r})") from exc
+    return RecorderReport(matched, received)
 
 
 def unmatched_recorders(
-    reports: Mapping[str, Mapping[str, int] | None], publishers: Mapping[str, int]
+    reports: Mapping[str, RecorderReport | None], publishers: Mapping[str, int], recorded: Sequence[str] = ()
 ) -> list[str]:
-    """What the run still waits for among the recorders, [] when each has matched every publisher of its topics.
+    """What the run still waits for among the recorders, [] when each has matched every publisher of its topics
+    and received a message on each topic of ``recorded``.
 
-    ``reports``: recorder -> its latest ``matched_publishers`` (topic -> publishers its subscription matched), None
-    before its first report; ``publishers``: topic -> publishers the graph shows. A recorder behind on one topic
-    would miss that topic's first messages (a policy's commands, a demonstrator's takeovers).
+    ``reports``: recorder -> its latest report, None before its first; ``publishers``: topic -> publishers the graph
+    shows. A recorder behind on one topic would miss that topic's first messages (a policy's commands, a
+    demonstrator's takeovers). The graph can miss a publisher for seconds (its discovery lost on the way, once: all
+    41 commands of an episode unrecorded), so ``recorded`` names what must be in the bag from the first frame and is
+    published while it is held (the policy's answer to it, the demonstrator's label): only a message received
+    proves that path whole.
     """
     missing = []
     for name, report in reports.items():
@@ -293,5 +309,7 @@ def unmatched_recorders(
             missing.append(f"{name} (no ~/status with matched_publishers yet)")
             continue
         missing.extend(f"{name}: {topic} ({count} of {publishers[topic]} publishers matched)"
-                       for topic, count in report.items() if count < publishers.get(topic, 0))
+                       for topic, count in report.matched.items() if count < publishers.get(topic, 0))
+        missing.extend(f"{name}: {topic} (nothing received yet)" for topic in recorded
+                       if report.received.get(topic, 0) < 1)
     return missing
