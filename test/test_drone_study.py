@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "compare_drone_policies.py"
+from bench_scripts import bench_module
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("compare_drone_policies", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    yield from bench_module("compare_drone_policies")
 
 
 def row(policy: str, condition: str, success: int, episodes: int = 50, collisions: int = 0) -> dict:
