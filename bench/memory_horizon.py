@@ -24,7 +24,7 @@ from lnn_control.data.bags import discover_bags
 from lnn_control.data.dataset import CachedEpisode, DatasetConfig, load_episodes
 from lnn_control.nn import checkpoint
 from lnn_control.nn.policy import Policy
-from lnn_control.timing import frame_dts
+from lnn_control.timing import segments as timing_segments
 
 BANDS = (0, 8, 16, 32, 64, 128, 1 << 30)
 
@@ -33,9 +33,8 @@ def segments(episodes: list[CachedEpisode], config: DatasetConfig) -> list[tuple
     """Every segment (a run of frames without a timing reset) as (episode, its dts, first frame, end)."""
     out = []
     for episode in episodes:
-        dt, starts = frame_dts(episode.stamps, config.timing)
-        ends = np.append(starts[1:], len(episode.stamps))
-        out.extend((episode, dt, int(a), int(b)) for a, b in zip(starts, ends, strict=True))
+        dt, bounds = timing_segments(episode.stamps, config.timing)
+        out.extend((episode, dt, a, b) for a, b in bounds)
     return out
 
 

@@ -99,3 +99,10 @@ def frame_dts(stamps_ns: np.ndarray, timing: TimingConfig) -> tuple[np.ndarray, 
     dt[resets] = timing.nominal_dt
     starts = np.concatenate([[0], resets]).astype(np.int64)
     return dt.astype(np.float32), starts
+
+
+def segments(stamps_ns: np.ndarray, timing: TimingConfig) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """:func:`frame_dts`'s dts, and each segment (a run of frames without a reset) as (first frame, end)."""
+    dt, starts = frame_dts(stamps_ns, timing)
+    ends = np.append(starts[1:], len(dt))
+    return dt, list(zip(starts.tolist(), ends.tolist(), strict=True))

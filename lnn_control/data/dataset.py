@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from lnn_control.data.bags import Bag, BagError, bag_files
 from lnn_control.data.pairing import PairingConfig, PairReport, pair_frames
-from lnn_control.timing import TimingConfig, frame_dts
+from lnn_control.timing import TimingConfig, frame_dts, segments  # noqa: F401 (frame_dts: re-exported)
 from lnn_control.vision import ImageDecodeError, PreprocessConfig, preprocess
 
 log = logging.getLogger(__name__)
@@ -367,10 +367,9 @@ class WindowDataset(Dataset):
         self.short_segments = 0
         index: list[tuple[int, int]] = []
         for e, episode in enumerate(self.episodes):
-            dt, starts = frame_dts(episode.stamps, self.timing)
+            dt, bounds = segments(episode.stamps, self.timing)
             self.dts.append(dt)
-            ends = np.append(starts[1:], len(episode))
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            for a, b in bounds:
                 if b - a < window:
                     self.short_segments += 1
                     continue
